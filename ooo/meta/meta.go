@@ -1,0 +1,112 @@
+// Package meta holds the stored object format of ooo: the envelope that wraps every
+// value with its creation and update stamps, index and path.
+package meta
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+)
+
+// Object is one stored entry. Created is the stamp of the first write and never changes
+// afterwards; Updated is 0 until the entry is written again. Both are nanosecond stamps
+// from the storage's hybrid logical clock. Index is the last path segment of Path.
+type Object struct {
+	Created int64           `json:"created"`
+	Updated int64           `json:"updated"`
+	Index   string          `json:"index"`
+	Path    string          `json:"path"`
+	Data    json.RawMessage `json:"data"`
+}
+
+// Version is the entry's position in time: the later of Created and Updated.
+func (o Object) Version() int64 {
+	if o.Updated > o.Created {
+		return o.Updated
+	}
+	return o.Created
+}
+
+// EmptyObject is what a read of a missing key yields on the wire. Handlers and clients
+// compare against it byte for byte, so its spacing is part of the format.
+const EmptyObject = `{ "created": 0, "updated": 0, "index": "", "data": {} }`
+
+// New encodes o the way storages keep it: compact JSON followed by a newline.
+func New(o *Object) []byte {
+	var buf bytes.Buffer
+	// Encoding an Object cannot fail unless Data is not valid JSON; storages validate
+	// data before they call New, so an error here is a programming error.
+	if err := json.NewEncoder(&buf).Encode(o); err != nil {
+		panic(fmt.Sprintf("meta: encode object %q: %v", o.Path, err))
+	}
+	return buf.Bytes()
+}
+
+// Encode marshals v to JSON.
+func Encode(v any) ([]byte, error) {
+	return json.Marshal(v)
+}
+
+// Decode parses one stored object.
+func Decode(data []byte) (Object, error) {
+	var o Object
+	if err := json.Unmarshal(data, &o); err != nil {
+		return Object{}, fmt.Errorf("meta: decode object: %w", err)
+	}
+	return o, nil
+}
+
+// DecodeFromReader parses one stored object from r.
+func DecodeFromReader(r io.Reader) (Object, error) {
+	var o Object
+	if err := json.NewDecoder(r).Decode(&o); err != nil {
+		return Object{}, fmt.Errorf("meta: decode object: %w", err)
+	}
+	return o, nil
+}
+
+// DecodeList parses a JSON array of stored objects.
+func DecodeList(data []byte) ([]Object, error) {
+	var list []Object
+	if err := json.Unmarshal(data, &list); err != nil {
+		return nil, fmt.Errorf("meta: decode list: %w", err)
+	}
+	return list, nil
+}
+
+// DecodeListFromReader parses a JSON array of stored objects from r.
+func DecodeListFromReader(r io.Reader) ([]Object, error) {
+	var list []Object
+	if err := json.NewDecoder(r).Decode(&list); err != nil {
+		return nil, fmt.Errorf("meta: decode list: %w", err)
+	}
+	return list, nil
+}
+
+// SortAsc orders a list by Created, oldest first; equal stamps fall back to Path so the
+// order is the same on every replica.
+func SortAsc(list []Object) func(i, j int) bool {
+	return func(i, j int) bool {
+		if list[i].Created != list[j].Created {
+			return list[i].Created < list[j].Created
+		}
+		return list[i].Path < list[j].Path
+	}
+}
+
+// SortDesc orders a list by Created, newest first, with Path as the tie-break.
+func SortDesc(list []Object) func(i, j int) bool {
+	return func(i, j int) bool {
+		if list[i].Created != list[j].Created {
+			return list[i].Created > list[j].Created
+		}
+		return list[i].Path > list[j].Path
+	}
+}
+
+// Sort orders list in place with SortAsc.
+func Sort(list []Object) {
+	sort.Slice(list, SortAsc(list))
+}

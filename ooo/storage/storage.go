@@ -1,0 +1,178 @@
+// Package storage defines what an ooo storage is and ships two of them: MemoryStorage,
+// held in memory, and BoltStorage, persisted in a bbolt file. Package ooo re-exports the
+// names users touch (ooo.Database, ooo.MemoryStorage, ooo.StorageOpt, ...).
+//
+// Beyond the upstream ooo Database methods, a storage built for replication implements
+// Replica: every write is stamped by a hybrid logical clock, deletes leave tombstones,
+// every write and tombstone gets a local sequence number in a change feed, and remote
+// entries are applied atomically under a caller-supplied order (pivot's last-write-wins).
+//
+// Events: each successful write yields exactly one Event on the Watch channel, in the
+// order of the writes. Writes never block on a slow reader: events wait in an unbounded
+// queue until the channel is drained. Close closes the channel; events still queued
+// then are dropped.
+package storage
+
+import (
+	"encoding/json"
+	"errors"
+
+	"github.com/benitogf/pivot/ooo/clock"
+	"github.com/benitogf/pivot/ooo/meta"
+)
+
+// Errors returned by storages. Test for them with errors.Is.
+var (
+	ErrInvalidPath    = errors.New("ooo: invalid path")
+	ErrNotFound       = errors.New("ooo: not found")
+	ErrNoop           = errors.New("ooo: noop")
+	ErrEmptyData      = errors.New("ooo: invalid storage data (empty)")
+	ErrInvalidData    = errors.New("ooo: invalid storage data (not JSON)")
+	ErrInvalidPattern = errors.New("ooo: invalid pattern")
+	ErrInvalidRange   = errors.New("ooo: invalid range")
+	ErrInvalidLimit   = errors.New("ooo: invalid limit")
+	ErrGlobLock       = errors.New("ooo: can't lock a glob pattern path")
+	ErrLockNotFound   = errors.New("ooo: lock not found can't unlock")
+	ErrNotActive      = errors.New("ooo: storage is not active")
+	ErrLocked         = errors.New("ooo: storage file is locked by another process")
+	ErrCorrupt        = errors.New("ooo: storage file is corrupt")
+)
+
+// Operation names carried by events.
+const (
+	OpSet = "set"
+	OpDel = "del"
+)
+
+// Event tells that a key was written ("set") or deleted ("del"). For a glob delete, Key
+// is the glob.
+type Event struct {
+	Key       string
+	Operation string
+}
+
+// EventChan is the channel a storage hands out from Watch.
+type EventChan chan Event
+
+// Options are passed to Start. Each Start replaces the options of the previous one.
+type Options struct {
+	// NoBroadcastKeys lists keys and globs whose writes produce no event.
+	NoBroadcastKeys []string
+	// BeforeRead, when set, is called with the key or glob as given before every read
+	// (Get, GetDescending, GetN, GetNAscending, GetNRange, GetAndLock), on the caller's
+	// goroutine.
+	BeforeRead func(key string)
+	// DbOpt is opaque and storage specific; kept for compatibility with older servers.
+	DbOpt any
+}
+
+// Database is an ooo storage. Implementations are safe for concurrent use.
+type Database interface {
+	// Active reports whether the storage was started and not closed.
+	Active() bool
+	// Start opens the storage. It may be called again after Close; data survives.
+	Start(Options) error
+	// Close stops the storage and closes the Watch channel. A second Close is a no-op.
+	Close()
+	// Keys returns {"keys":[...]}: every live key, sorted case-insensitively.
+	Keys() ([]byte, error)
+	// KeysRange returns the live keys matching a glob whose Created is in [from, to].
+	KeysRange(path string, from, to int64) ([]string, error)
+	// Get returns the stored bytes of a key (ErrNotFound when missing), or for a glob a
+	// JSON array of the matching objects sorted by Created ascending ("[]" when none).
+	Get(key string) ([]byte, error)
+	// GetDescending is Get with lists sorted by Created descending.
+	GetDescending(key string) ([]byte, error)
+	// GetN returns the newest limit objects matching a glob, newest first.
+	GetN(path string, limit int) ([]meta.Object, error)
+	// GetNAscending returns the oldest limit objects matching a glob, oldest first.
+	GetNAscending(path string, limit int) ([]meta.Object, error)
+	// GetNRange returns up to limit objects matching a glob whose last segment, read as
+	// hex, is in [from, to], newest first.
+	GetNRange(path string, limit int, from, to int64) ([]meta.Object, error)
+	// Set stores data (a JSON value) at key and returns the key's index. A glob is a
+	// no-op that returns (key, nil).
+	Set(key string, data json.RawMessage) (string, error)
+	// Patch merges a JSON object into the stored object's data. ErrNotFound when the key
+	// is missing, ErrNoop when nothing changes. Returns the key.
+	Patch(key string, data json.RawMessage) (string, error)
+	// SetWithMeta stores data with the given stamps, as they are.
+	SetWithMeta(key string, data json.RawMessage, created, updated int64) (string, error)
+	// GetAndLock locks a key (not a glob) and reads it.
+	GetAndLock(key string) ([]byte, error)
+	// SetAndUnlock writes a key locked by GetAndLock and unlocks it.
+	SetAndUnlock(key string, data json.RawMessage) (string, error)
+	// Unlock releases a key locked by GetAndLock.
+	Unlock(key string) error
+	// Del deletes a key (ErrNotFound when missing) or every key matching a glob.
+	Del(key string) error
+	// Clear removes every key and tombstone and starts a new epoch. No events.
+	Clear()
+	// Watch returns the event channel; nil before Start and after Close.
+	Watch() EventChan
+}
+
+// Entry is the replicated state of one key: a live object, or a tombstone that records
+// when the key was deleted. A tombstone has Deleted set, Updated holding the delete
+// stamp and no Data.
+type Entry struct {
+	Key     string          `json:"key"`
+	Created int64           `json:"created"`
+	Updated int64           `json:"updated"`
+	Deleted bool            `json:"deleted,omitempty"`
+	Data    json.RawMessage `json:"data,omitempty"`
+}
+
+// Version is the entry's position in time: the later of Created and Updated.
+func (e Entry) Version() int64 {
+	if e.Updated > e.Created {
+		return e.Updated
+	}
+	return e.Created
+}
+
+// Change is an Entry as it stands in a storage's change feed.
+type Change struct {
+	Entry
+	// Seq is the local sequence number of the write that produced this state.
+	Seq uint64 `json:"seq"`
+	// Remote is true when the state was applied from a peer through Apply rather than
+	// written locally. Replication uses it to avoid echoing a peer's writes back.
+	Remote bool `json:"remote,omitempty"`
+}
+
+// Wins decides a conflict for Apply: it reports whether incoming must replace current.
+// current is the zero Entry when the key has never been seen. Pivot passes its
+// last-write-wins order (pivot.Wins); the storage never decides on its own.
+type Wins func(incoming, current Entry) bool
+
+// Replica is implemented by storages that can be replicated.
+type Replica interface {
+	// Epoch identifies this storage's data set. It is random, kept with the data, and
+	// changes only when the data is reset (Clear). A peer whose cursor was taken in
+	// another epoch must resynchronise.
+	Epoch() string
+	// Changes returns, in sequence order, the current state of every key matching
+	// pattern that changed after sequence since, at most limit of them, and the cursor
+	// to pass next time. Each key appears once, at its latest sequence. The cost is
+	// proportional to the changes scanned, not to the data held. When fewer than limit
+	// changes are returned the feed is exhausted and next is its head.
+	Changes(pattern string, since uint64, limit int) (changes []Change, next uint64, err error)
+	// Horizon is the highest sequence of a tombstone that was collected. A cursor below
+	// it may have missed deletes and must resynchronise from a full snapshot.
+	Horizon() uint64
+	// Apply stores each remote entry for which wins(entry, current) is true, atomically
+	// per key with respect to local writes, marks it Remote, emits the usual event and
+	// returns the entries it stored. Entries stamped further ahead than the clock's max
+	// skew are refused: they are skipped and reported in err (errors.As a
+	// *clock.SkewError); the rest of the batch is still applied.
+	Apply(entries []Entry, wins Wins) (applied []Entry, err error)
+	// Clock returns the clock that stamps this storage's writes.
+	Clock() *clock.Clock
+	// LoadCursor returns a value saved by SaveCursor, or nil when there is none.
+	// Cursors live beside the data (persistent storages keep them across restarts) but
+	// are not part of it: they have no events and no change feed entries.
+	LoadCursor(name string) ([]byte, error)
+	// SaveCursor stores a small value under name.
+	SaveCursor(name string, value []byte) error
+}
