@@ -1,0 +1,247 @@
+package storage
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/benitogf/pivot/ooo/key"
+)
+
+// Epoch returns the id of this storage's data set: random hex made at the first Start,
+// kept across Close and Start (and, for BoltStorage, across processes) and replaced by
+// Clear. "" before the first Start.
+func (e *engine) Epoch() string {
+	ep, _ := e.epochID.Load().(string)
+	return ep
+}
+
+// Horizon returns the highest sequence of a collected tombstone (0 when none was
+// collected, or when the storage is not active).
+func (e *engine) Horizon() uint64 {
+	if e.enter() != nil {
+		return 0
+	}
+	defer e.mu.RUnlock()
+	var h uint64
+	_ = e.be.view(func(r reader) error {
+		h = r.horizon()
+		return nil
+	})
+	return h
+}
+
+// Changes returns, in sequence order, the current state of every key matching pattern
+// that changed after sequence since: live objects and tombstones, each key once at its
+// latest sequence, at most limit of them. pattern is a key or a glob matched with
+// key.Match ("*" alone matches one-segment keys only); "" matches every key. limit must
+// be positive (ErrInvalidLimit). next is the sequence of the last change returned when
+// the limit was reached, else the head of the feed at the time of the read: pass it as
+// since next time. The cost is proportional to the feed entries after since that are
+// visited, not to the data held.
+func (e *engine) Changes(pattern string, since uint64, limit int) ([]Change, uint64, error) {
+	if pattern != "" && !key.IsValid(pattern) {
+		return nil, since, fmt.Errorf("storage: changes %q: %w", pattern, ErrInvalidPattern)
+	}
+	if limit <= 0 {
+		return nil, since, fmt.Errorf("storage: changes limit %d: %w", limit, ErrInvalidLimit)
+	}
+	if err := e.enter(); err != nil {
+		return nil, since, fmt.Errorf("storage: changes: %w", err)
+	}
+	defer e.mu.RUnlock()
+	var (
+		out  []Change
+		next uint64
+	)
+	err := e.be.view(func(r reader) error {
+		out, next = nil, 0
+		err := r.feed(since, func(seq uint64, k string) (bool, error) {
+			if pattern != "" && !key.Match(pattern, k) {
+				return true, nil
+			}
+			c, ok, err := r.record(k)
+			if err != nil || !ok {
+				return err == nil, err
+			}
+			c.Data = append(json.RawMessage(nil), c.Data...)
+			out = append(out, c)
+			if len(out) == limit {
+				next = seq
+				return false, nil
+			}
+			return true, nil
+		})
+		if err != nil {
+			return err
+		}
+		if len(out) < limit {
+			next = r.head()
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, since, fmt.Errorf("storage: changes: %w", err)
+	}
+	return out, next, nil
+}
+
+// Apply stores each remote entry that wins against the key's current state (the live
+// object, its tombstone, or the zero Entry when the key was never seen or its tombstone
+// was collected), in one atomic step with respect to local writes. A stored entry keeps
+// its stamps and data as given, is marked Remote, gets a new sequence and one event
+// ("set", or "del" for a tombstone); its version is observed on the clock first, so
+// every later local write sorts after it. An entry is refused, and reported in err
+// (errors.Join of the reasons), when its version is too far ahead of the clock
+// (*clock.SkewError), its key is not a plain key (ErrInvalidPath), or it is a live
+// entry without JSON data or has no stamp (ErrInvalidData); the rest of the batch is
+// still applied. applied lists the stored entries in the order given.
+func (e *engine) Apply(entries []Entry, wins Wins) ([]Entry, error) {
+	if wins == nil {
+		return nil, errors.New("storage: apply: wins is nil")
+	}
+	var refused []error
+	valid := make([]Entry, 0, len(entries))
+	for _, en := range entries {
+		if err := checkEntry(&en); err != nil {
+			refused = append(refused, fmt.Errorf("storage: apply %q: %w", en.Key, err))
+			continue
+		}
+		valid = append(valid, en)
+	}
+	if err := e.enter(); err != nil {
+		return nil, fmt.Errorf("storage: apply: %w", err)
+	}
+	defer e.mu.RUnlock()
+	var (
+		applied []Entry
+		skewed  []error
+	)
+	err := e.be.update(func(w writer) error {
+		applied, skewed = applied[:0], skewed[:0]
+		for _, en := range valid {
+			cur, ok, err := w.record(en.Key)
+			if err != nil {
+				return err
+			}
+			var current Entry
+			if ok {
+				current = cur.Entry
+			}
+			if !wins(en, current) {
+				continue
+			}
+			if err := e.clk.Observe(en.Version()); err != nil {
+				skewed = append(skewed, fmt.Errorf("storage: apply %q: %w", en.Key, err))
+				continue
+			}
+			c := Change{Entry: en, Remote: true}
+			if err := w.put(&c); err != nil {
+				return err
+			}
+			op := OpSet
+			if en.Deleted {
+				op = OpDel
+			}
+			e.emit(w, en.Key, op)
+			applied = append(applied, en)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("storage: apply: %w", err)
+	}
+	return applied, errors.Join(append(refused, skewed...)...)
+}
+
+// checkEntry validates a remote entry and drops the data of a tombstone.
+func checkEntry(en *Entry) error {
+	if !key.IsValid(en.Key) || key.IsGlob(en.Key) {
+		return ErrInvalidPath
+	}
+	if en.Created < 0 || en.Updated < 0 || en.Version() == 0 {
+		return fmt.Errorf("entry has no valid stamp: %w", ErrInvalidData)
+	}
+	if en.Deleted {
+		en.Data = nil
+		return nil
+	}
+	if len(en.Data) == 0 || !json.Valid(en.Data) {
+		return ErrInvalidData
+	}
+	return nil
+}
+
+// CollectTombstones forgets the tombstones older than the retention, measured from now
+// (a stamp in Unix nanoseconds), raises the horizon to the highest sequence among them
+// and returns how many were collected. Storages also collect at Start and in the
+// background (every tenth of the retention, between 1s and 1h). A negative retention
+// keeps tombstones forever: nothing is collected. 0 on a storage that is not active.
+func (e *engine) CollectTombstones(now int64) int {
+	if e.enter() != nil {
+		return 0
+	}
+	defer e.mu.RUnlock()
+	if e.retention < 0 {
+		return 0
+	}
+	n := 0
+	_ = e.be.update(func(w writer) error {
+		n = 0
+		var old []Change
+		if err := w.expired(now-int64(e.retention), func(c Change) error {
+			old = append(old, c)
+			return nil
+		}); err != nil {
+			return err
+		}
+		top := w.horizon()
+		for _, c := range old {
+			if err := w.drop(c.Key); err != nil {
+				return err
+			}
+			top = max(top, c.Seq)
+		}
+		n = len(old)
+		return w.setHorizon(top)
+	})
+	return n
+}
+
+// LoadCursor returns a copy of the value saved under name, or nil when there is none.
+func (e *engine) LoadCursor(name string) ([]byte, error) {
+	if name == "" {
+		return nil, fmt.Errorf("storage: load cursor: empty name: %w", ErrInvalidPath)
+	}
+	if err := e.enter(); err != nil {
+		return nil, fmt.Errorf("storage: load cursor %q: %w", name, err)
+	}
+	defer e.mu.RUnlock()
+	var v []byte
+	err := e.be.view(func(r reader) error {
+		var err error
+		v, err = r.cursor(name)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("storage: load cursor %q: %w", name, err)
+	}
+	return v, nil
+}
+
+// SaveCursor stores a copy of value under name. Cursors have no events and no change
+// feed entries; Clear keeps them.
+func (e *engine) SaveCursor(name string, value []byte) error {
+	if name == "" {
+		return fmt.Errorf("storage: save cursor: empty name: %w", ErrInvalidPath)
+	}
+	if err := e.enter(); err != nil {
+		return fmt.Errorf("storage: save cursor %q: %w", name, err)
+	}
+	defer e.mu.RUnlock()
+	v := append([]byte(nil), value...)
+	if err := e.be.update(func(w writer) error { return w.saveCursor(name, v) }); err != nil {
+		return fmt.Errorf("storage: save cursor %q: %w", name, err)
+	}
+	return nil
+}
