@@ -1,0 +1,79 @@
+package client
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/benitogf/pivot/ooo/meta"
+)
+
+// Meta is one stored entry with its data decoded into T. Created and Updated are the
+// nanosecond stamps of the storage's clock (0 for a missing key); Index is the last
+// segment of the entry's key.
+type Meta[T any] struct {
+	Created int64  `json:"created"`
+	Updated int64  `json:"updated"`
+	Index   string `json:"index"`
+	Data    T      `json:"data"`
+}
+
+// OnMessageCallback receives the whole current state after each message: the list of a
+// glob subscription (an empty, non-nil slice when it is empty) or a one-element slice for
+// a single key. It runs on the subscription's reader goroutine; the slice is the
+// callback's to keep.
+type OnMessageCallback[T any] func([]Meta[T])
+
+// errSkip marks a single value that does not decode into T: the message is dropped, the
+// connection is kept.
+var errSkip = errors.New("client: value does not decode into the callback's type")
+
+// decodeState turns the reconstructed value into the callback's argument.
+func decodeState[T any](raw json.RawMessage) ([]Meta[T], error) {
+	if isArray(raw) {
+		list, err := meta.DecodeList(raw)
+		if err != nil {
+			return nil, fmt.Errorf("client: decode list: %w", err)
+		}
+		out := make([]Meta[T], 0, len(list))
+		for _, o := range list {
+			m, err := convert[T](o)
+			if err != nil {
+				continue // an item that does not fit T is skipped, as upstream does
+			}
+			out = append(out, m)
+		}
+		return out, nil
+	}
+	o, err := meta.Decode(raw)
+	if err != nil {
+		return nil, fmt.Errorf("client: decode object: %w", err)
+	}
+	m, err := convert[T](o)
+	if err != nil {
+		if o.Created != 0 || o.Index != "" {
+			return nil, errSkip
+		}
+		// A missing key arrives as the empty object; "{}" may not fit T (a number,
+		// a string...), and the zero value says "nothing here" just as well.
+		m = Meta[T]{}
+	}
+	return []Meta[T]{m}, nil
+}
+
+func convert[T any](o meta.Object) (Meta[T], error) {
+	m := Meta[T]{Created: o.Created, Updated: o.Updated, Index: o.Index}
+	if len(o.Data) == 0 {
+		return m, nil
+	}
+	if err := json.Unmarshal(o.Data, &m.Data); err != nil {
+		return Meta[T]{}, err
+	}
+	return m, nil
+}
+
+func isArray(raw []byte) bool {
+	t := bytes.TrimLeft(raw, " \t\r\n")
+	return len(t) > 0 && t[0] == '['
+}
