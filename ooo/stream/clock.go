@@ -1,0 +1,60 @@
+package stream
+
+import (
+	"net/http"
+
+	"github.com/gorilla/websocket"
+)
+
+// ServeClock serves a clock socket: OnSubscribe(""), upgrade, then now() at once and
+// every payload given to BroadcastClock, until the connection ends. Clock messages are
+// binary frames holding only the payload (a decimal nanosecond time), not an envelope.
+func (s *Stream) ServeClock(w http.ResponseWriter, r *http.Request, now func() []byte) error {
+	if s.OnSubscribe != nil {
+		if err := s.OnSubscribe(""); err != nil {
+			http.Error(w, "ooo: subscription refused: "+err.Error(), http.StatusBadRequest)
+			return err
+		}
+	}
+	c, gen, err := s.accept(w, r, "")
+	if err != nil {
+		return err
+	}
+	defer gen.wg.Done()
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		s.drop(c)
+		c.shutdown(websocket.CloseGoingAway, "ooo: server closing")
+		return ErrClosed
+	}
+	if s.clock == nil {
+		s.clock = make(map[*Conn]struct{})
+	}
+	s.clock[c] = struct{}{}
+	first := now()
+	c.enqueue(first, func() []byte { return first })
+	s.mu.Unlock()
+
+	c.readLoop(ReadLimit)
+
+	s.mu.Lock()
+	delete(s.clock, c)
+	delete(s.all, c)
+	s.mu.Unlock()
+	c.shutdown(0, "")
+	if s.OnUnsubscribe != nil {
+		s.OnUnsubscribe("")
+	}
+	return nil
+}
+
+// BroadcastClock queues payload for every clock socket. A clock client that is behind
+// only keeps the latest time.
+func (s *Stream) BroadcastClock(payload []byte) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for c := range s.clock {
+		c.enqueue(payload, func() []byte { return payload })
+	}
+}
