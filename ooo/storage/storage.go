@@ -1,16 +1,3 @@
-// Package storage defines what an ooo storage is and ships two of them: MemoryStorage,
-// held in memory, and BoltStorage, persisted in a bbolt file. Package ooo re-exports the
-// names users touch (ooo.Database, ooo.MemoryStorage, ooo.StorageOpt, ...).
-//
-// Beyond the upstream ooo Database methods, a storage built for replication implements
-// Replica: every write is stamped by a hybrid logical clock, deletes leave tombstones,
-// every write and tombstone gets a local sequence number in a change feed, and remote
-// entries are applied atomically under a caller-supplied order (pivot's last-write-wins).
-//
-// Events: each successful write yields exactly one Event on the Watch channel, in the
-// order of the writes. Writes never block on a slow reader: events wait in an unbounded
-// queue until the channel is drained. Close closes the channel; events still queued
-// then are dropped.
 package storage
 
 import (

@@ -38,9 +38,9 @@ func runApply(t *testing.T, newHarness func(t testing.TB) Harness) {
 		local := allChanges(t, s, "a", 0)[0]
 		v := local.Version()
 		batch := []storage.Entry{
-			entry("a", v-10, 0, `"older"`),      // loses
-			entry("n", 100, 0, `"new"`),         // never seen: wins
-			tombstone("d", 50),                  // a tombstone for a key never seen is kept
+			entry("a", v-10, 0, `"older"`),       // loses
+			entry("n", 100, 0, `"new"`),          // never seen: wins
+			tombstone("d", 50),                   // a tombstone for a key never seen is kept
 			entry("d", 40, 0, `"before-delete"`), // older than the tombstone: loses
 		}
 		applied, err := s.Apply(batch, winsLWW)
