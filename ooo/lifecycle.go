@@ -1,0 +1,218 @@
+package ooo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/benitogf/pivot/ooo/storage"
+	"github.com/benitogf/pivot/ooo/stream"
+)
+
+// Start fills in the defaults, starts the storage, registers ooo's routes on the
+// Router (once per Router), listens on addr ("tcp"; "localhost:0" picks a free port on
+// 127.0.0.1) and returns once the server accepts connections, with Address set to the
+// bound address.
+//
+// Unlike upstream ooo, Start reports failures (ErrActive, storage or listen errors)
+// instead of ending the process; on failure nothing is left running and the storage is
+// closed again. A closed Server may be started again.
+func (s *Server) Start(addr string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.active.Load() {
+		return fmt.Errorf("ooo: start %s: %w", addr, ErrActive)
+	}
+	s.defaults()
+	log := s.newLogger()
+	err := s.Storage.Start(StorageOpt{NoBroadcastKeys: s.NoBroadcastKeys, BeforeRead: s.BeforeRead, DbOpt: s.DbOpt})
+	if err != nil {
+		return fmt.Errorf("ooo: start storage: %w", err)
+	}
+	events := s.Storage.Watch()
+	if events == nil {
+		s.Storage.Close()
+		return fmt.Errorf("ooo: start storage: no event channel: %w", ErrNotActive)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		s.Storage.Close()
+		return fmt.Errorf("ooo: listen on %s: %w", addr, err)
+	}
+	s.Address = ln.Addr().String()
+
+	s.configureStream(log)
+	s.rt.Store(&runtime{
+		log:      log,
+		maxBody:  s.MaxBodyBytes,
+		writes:   http.TimeoutHandler(http.HandlerFunc(s.serveWrite), s.Deadline, deadlineMessage),
+		cors:     newCORSPolicy(s.AllowedOrigins, s.AllowedMethods, s.AllowedHeaders, s.ExposedHeaders),
+		deadline: s.Deadline,
+	})
+	s.registerRoutes()
+	s.http = &http.Server{
+		Handler:           s.rootHandler(),
+		ReadTimeout:       s.ReadTimeout,
+		WriteTimeout:      s.WriteTimeout,
+		ReadHeaderTimeout: s.ReadHeaderTimeout,
+		IdleTimeout:       s.IdleTimeout,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	s.stop = make(chan struct{})
+	srv, stop, tick := s.http, s.stop, s.Tick
+	loops := &sync.WaitGroup{}
+	s.loops = loops
+	loops.Add(3)
+	go func() {
+		defer loops.Done()
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("ooo: serve", "address", ln.Addr().String(), "err", err)
+		}
+	}()
+	go func() {
+		defer loops.Done()
+		s.dispatch(events, stop)
+	}()
+	go func() {
+		defer loops.Done()
+		s.tick(tick, stop)
+	}()
+	s.active.Store(true)
+	log.Info("ooo: listening", "address", s.Address)
+	return nil
+}
+
+// configureStream copies the websocket settings into Stream and opens it.
+func (s *Server) configureStream(log *slog.Logger) {
+	if s.NoPatch && s.ForcePatch {
+		log.Error("ooo: both NoPatch and ForcePatch are set; NoPatch wins")
+	}
+	s.Stream.OnSubscribe = s.OnSubscribe
+	s.Stream.OnUnsubscribe = s.OnUnsubscribe
+	s.Stream.ForcePatch = s.ForcePatch
+	s.Stream.NoPatch = s.NoPatch
+	s.Stream.Logger = log
+	policy := newCORSPolicy(s.AllowedOrigins, nil, nil, nil)
+	s.Stream.CheckOrigin = func(r *http.Request) bool {
+		origin := r.Header.Get("Origin")
+		return origin == "" || policy.allowOrigin(origin)
+	}
+	s.Stream.Open()
+}
+
+// dispatch hands every storage event, in order, to the websocket broadcast and then to
+// OnStorageEvent, until the channel is closed or stop is.
+func (s *Server) dispatch(events StorageChan, stop <-chan struct{}) {
+	for {
+		select {
+		case <-stop:
+			return
+		case ev, ok := <-events:
+			if !ok {
+				return
+			}
+			if ev.Key != "" {
+				s.Stream.Broadcast(ev.Key, stream.BroadcastOpt{Get: s.readForStream})
+			}
+			if cb := s.OnStorageEvent; cb != nil {
+				cb(ev)
+			}
+		}
+	}
+}
+
+// tick sends the time to the clock sockets every interval until stop is closed.
+func (s *Server) tick(every time.Duration, stop <-chan struct{}) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+			s.Stream.BroadcastClock(s.now())
+		}
+	}
+}
+
+// now is the clock socket payload: decimal nanoseconds, never behind the storage's
+// hybrid logical clock.
+func (s *Server) now() []byte {
+	now := time.Now().UnixNano()
+	if r, ok := s.Storage.(storage.Replica); ok {
+		if c := r.Clock(); c != nil && c.Last() > now {
+			now = c.Last()
+		}
+	}
+	return strconv.AppendInt(nil, now, 10)
+}
+
+// stamp is the time used to build a new key on POST to a list: from the storage's
+// clock when it has one, which keeps indexes unique across a cluster.
+func (s *Server) stamp() int64 {
+	if r, ok := s.Storage.(storage.Replica); ok {
+		if c := r.Clock(); c != nil {
+			return c.Now()
+		}
+	}
+	return time.Now().UnixNano()
+}
+
+// Close stops the server: websocket clients get a close frame and are disconnected,
+// the clock stops, HTTP requests in flight get up to ShutdownTimeout to finish, the
+// storage is closed, the dispatcher stops, then OnClose runs. sig is only logged (nil
+// is fine). Close may be called any number of times, concurrently too; only the first
+// call on an active server does something. It never waits longer than a few
+// ShutdownTimeouts, even with writes in flight.
+func (s *Server) Close(sig os.Signal) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.active.Swap(false) {
+		return
+	}
+	log := s.logger()
+	s.Stream.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
+	if err := s.http.Shutdown(ctx); err != nil {
+		log.Warn("ooo: requests still running at shutdown, closing them", "err", err)
+		_ = s.http.Close()
+	}
+	cancel()
+	s.Storage.Close()
+	close(s.stop)
+	done, loops := make(chan struct{}), s.loops
+	go func() {
+		loops.Wait()
+		close(done)
+	}()
+	timer := time.NewTimer(ShutdownTimeout)
+	select {
+	case <-done:
+	case <-timer.C:
+		log.Warn("ooo: event dispatcher still busy after close (slow OnStorageEvent?)")
+	}
+	timer.Stop()
+	if s.OnClose != nil {
+		s.OnClose()
+	}
+	log.Info("ooo: closed", "address", s.Address, "signal", fmt.Sprint(sig))
+}
+
+// WaitClose blocks until the process gets SIGINT, SIGTERM or SIGHUP, then closes the
+// server.
+func (s *Server) WaitClose() {
+	s.Signal = make(chan os.Signal, 1)
+	signal.Notify(s.Signal, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	sig := <-s.Signal
+	signal.Stop(s.Signal)
+	s.Close(sig)
+}

@@ -1,0 +1,58 @@
+package ooo
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/benitogf/pivot/ooo/storage"
+)
+
+// Database is an ooo storage (see package storage).
+type Database = storage.Database
+
+// MemoryStorage keeps everything in memory; the zero value is ready to Start.
+type MemoryStorage = storage.MemoryStorage
+
+// StorageOpt are the options a storage is started with.
+type StorageOpt = storage.Options
+
+// StorageEvent tells that a key was written ("set") or deleted ("del").
+type StorageEvent = storage.Event
+
+// StorageChan is the channel a storage hands out from Watch.
+type StorageChan = storage.EventChan
+
+// StorageEventCallback receives every storage event after its broadcast.
+type StorageEventCallback func(StorageEvent)
+
+// Storage errors, the same values as in package storage so errors.Is works with either.
+var (
+	ErrInvalidPath    = storage.ErrInvalidPath
+	ErrNotFound       = storage.ErrNotFound
+	ErrNoop           = storage.ErrNoop
+	ErrEmptyData      = storage.ErrEmptyData
+	ErrInvalidData    = storage.ErrInvalidData
+	ErrInvalidPattern = storage.ErrInvalidPattern
+	ErrInvalidRange   = storage.ErrInvalidRange
+	ErrInvalidLimit   = storage.ErrInvalidLimit
+	ErrGlobLock       = storage.ErrGlobLock
+	ErrLockNotFound   = storage.ErrLockNotFound
+	ErrNotActive      = storage.ErrNotActive
+)
+
+// Time returns the current wall-clock time as decimal Unix nanoseconds, the format of
+// the clock socket and of ooo timestamps.
+func Time() string {
+	return strconv.FormatInt(time.Now().UnixNano(), 10)
+}
+
+// WatchStorageNoop drains the events of a started storage that no server reads, until
+// the storage is closed. It returns at once when db is not active.
+func WatchStorageNoop(db Database) {
+	events := db.Watch()
+	if events == nil {
+		return
+	}
+	for range events {
+	}
+}

@@ -1,0 +1,37 @@
+package ooo
+
+import (
+	"net/http"
+
+	"github.com/benitogf/pivot/ooo/key"
+)
+
+// serveSubscribe upgrades GET /<key> to a websocket subscription (see package stream).
+func (s *Server) serveSubscribe(w http.ResponseWriter, r *http.Request, k string) {
+	if !key.IsValid(k) {
+		httpError(w, http.StatusBadRequest, ErrInvalidKey)
+		return
+	}
+	if !s.audit(r) {
+		httpError(w, http.StatusUnauthorized, ErrNotAuthorized)
+		return
+	}
+	if err := s.canRead(k); err != nil {
+		httpError(w, http.StatusBadRequest, err)
+		return
+	}
+	if err := s.Stream.Serve(w, r, k, s.readForStream); err != nil {
+		s.logger().Debug("ooo: subscription ended with an error", "key", k, "err", err)
+	}
+}
+
+// serveClock upgrades GET / to the clock socket.
+func (s *Server) serveClock(w http.ResponseWriter, r *http.Request) {
+	if !s.audit(r) {
+		httpError(w, http.StatusUnauthorized, ErrNotAuthorized)
+		return
+	}
+	if err := s.Stream.ServeClock(w, r, s.now); err != nil {
+		s.logger().Debug("ooo: clock socket ended with an error", "err", err)
+	}
+}
