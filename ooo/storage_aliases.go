@@ -13,6 +13,9 @@ type Database = storage.Database
 // MemoryStorage keeps everything in memory; the zero value is ready to Start.
 type MemoryStorage = storage.MemoryStorage
 
+// BoltStorage keeps everything in a bbolt file; set Path, then Start.
+type BoltStorage = storage.BoltStorage
+
 // StorageOpt are the options a storage is started with.
 type StorageOpt = storage.Options
 
@@ -38,6 +41,8 @@ var (
 	ErrGlobLock       = storage.ErrGlobLock
 	ErrLockNotFound   = storage.ErrLockNotFound
 	ErrNotActive      = storage.ErrNotActive
+	ErrLocked         = storage.ErrLocked
+	ErrCorrupt        = storage.ErrCorrupt
 )
 
 // Time returns the current wall-clock time as decimal Unix nanoseconds, the format of
