@@ -1,0 +1,29 @@
+package io_test
+
+import (
+	"os"
+	"testing"
+
+	"github.com/benitogf/pivot/ooo"
+	"github.com/benitogf/pivot/ooo/storage"
+)
+
+type thing struct {
+	Name string `json:"name"`
+	N    int    `json:"n"`
+}
+
+// startServer starts an ooo server with a fresh MemoryStorage on a free loopback port;
+// configure, when not nil, runs before Start. The server closes when the test ends.
+func startServer(t testing.TB, configure func(*ooo.Server)) *ooo.Server {
+	t.Helper()
+	s := &ooo.Server{Silence: true, Storage: &storage.MemoryStorage{}}
+	if configure != nil {
+		configure(s)
+	}
+	if err := s.Start("127.0.0.1:0"); err != nil {
+		t.Fatalf("start server: %v", err)
+	}
+	t.Cleanup(func() { s.Close(os.Interrupt) })
+	return s
+}
