@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"os"
 	"testing"
 	"time"
 
@@ -114,7 +115,7 @@ func TestSubscribe_SendsHeader(t *testing.T) {
 }
 
 func TestSubscribe_ReconnectsAfterServerRestart(t *testing.T) {
-	db := &storage.MemoryStorage{}
+	db := &storage.BoltStorage{Path: t.TempDir()}
 	first := startServer(t, db)
 	address := first.Address
 	r := subscribe[thing](t, address, "box", nil)
@@ -124,10 +125,27 @@ func TestSubscribe_ReconnectsAfterServerRestart(t *testing.T) {
 		t.Fatalf("got %+v", got)
 	}
 
-	first.Close(nil)
-	second := startServerAt(t, db, address)
+	first.Close(os.Interrupt)
 
-	// Nothing is written while the server is down, so the next callback is the
+	// While the server is down, a listener at its address drops every connection at
+	// once: each dial fails, and the subscriber must keep trying.
+	l, attempts := droppingListener(t, address)
+	for i := 0; i < 3; i++ {
+		select {
+		case <-attempts:
+		case <-time.After(waitFor):
+			t.Fatalf("the subscriber made %d connection attempts while the server was down, want 3", i)
+		}
+	}
+	l.Close()
+	select {
+	case state := <-r.states:
+		t.Fatalf("a callback while the server was down: %+v", state)
+	default:
+	}
+
+	second := startServerAt(t, db, address)
+	// Nothing was written while the server was down, so the next callback is the
 	// snapshot the new connection starts with.
 	if got := one(t, r.next(t, "the snapshot after reconnecting")); got.Data.N != 1 {
 		t.Fatalf("after reconnect: got %+v, want n 1", got)
@@ -157,20 +175,20 @@ func TestSubscribe_ContextCancelEndsIt(t *testing.T) {
 		waitDone(t, done)
 	})
 	t.Run("while waiting to reconnect", func(t *testing.T) {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		address := l.Addr().String()
-		l.Close() // nothing listens there now: every dial fails
+		l, attempts := droppingListener(t, "127.0.0.1:0")
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			client.Subscribe(ctx, "ws", address, "box", nil, func([]client.Meta[thing]) {
+			client.Subscribe(ctx, "ws", l.Addr().String(), "box", nil, func([]client.Meta[thing]) {
 				t.Error("callback without a server")
 			})
 		}()
+		select {
+		case <-attempts: // a dial failed: Subscribe is now waiting to retry
+		case <-time.After(waitFor):
+			t.Fatal("no connection attempt")
+		}
 		cancel()
 		waitDone(t, done)
 	})
@@ -224,6 +242,86 @@ func TestSubscribeMultiple2(t *testing.T) {
 	if !c.box.Updated || c.things.Updated || c.box.Data[0].Data.N != 6 || len(c.things.Data) != 1 {
 		t.Fatalf("after set: %+v", c)
 	}
+}
+
+func TestSubscribeMultiple4(t *testing.T) {
+	s := startServer(t, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	paths := []string{"k1", "k2", "k3", "k4"}
+	p := func(i int) client.Path { return client.Path{Protocol: "ws", Host: s.Address, Path: paths[i]} }
+	calls := make(chan [4]client.MultiState[thing], 20)
+	client.SubscribeMultiple4(ctx, p(0), p(1), p(2), p(3),
+		func(a, b, c, d client.MultiState[thing]) { calls <- [4]client.MultiState[thing]{a, b, c, d} })
+	nextCall := func(what string) [4]client.MultiState[thing] {
+		t.Helper()
+		select {
+		case c := <-calls:
+			return c
+		case <-time.After(waitFor):
+			t.Fatalf("no combined callback for %s", what)
+			return [4]client.MultiState[thing]{}
+		}
+	}
+	updated := func(c [4]client.MultiState[thing]) []int {
+		var u []int
+		for i, st := range c {
+			if st.Updated {
+				u = append(u, i)
+			}
+		}
+		return u
+	}
+	snapshots := map[int]bool{}
+	for i := 0; i < 4; i++ {
+		c := nextCall("the first snapshots")
+		u := updated(c)
+		if len(u) != 1 {
+			t.Fatalf("want exactly one updated state, got %v", u)
+		}
+		snapshots[u[0]] = true
+	}
+	if len(snapshots) != 4 {
+		t.Fatalf("snapshots from %v, want all four", snapshots)
+	}
+	for i := range paths {
+		mustSet(t, s, paths[i], i+10)
+		c := nextCall("a write to " + paths[i])
+		if u := updated(c); len(u) != 1 || u[0] != i || c[i].Data[0].Data.N != i+10 {
+			t.Fatalf("after writing %s: updated %v, states %+v", paths[i], u, c)
+		}
+		for j := 0; j < i; j++ {
+			if c[j].Data[0].Data.N != j+10 {
+				t.Fatalf("state %d lost its latest value: %+v", j, c[j])
+			}
+		}
+	}
+}
+
+// droppingListener listens on address and closes every connection at once, so each
+// websocket dial to it fails; attempts receives one value per connection.
+func droppingListener(t testing.TB, address string) (net.Listener, <-chan struct{}) {
+	t.Helper()
+	l, err := net.Listen("tcp", address)
+	if err != nil {
+		t.Fatalf("listen on %s: %v", address, err)
+	}
+	t.Cleanup(func() { l.Close() })
+	attempts := make(chan struct{}, 100)
+	go func() {
+		for {
+			conn, err := l.Accept()
+			if err != nil {
+				return
+			}
+			conn.Close()
+			select {
+			case attempts <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	return l, attempts
 }
 
 func waitDone(t testing.TB, done <-chan struct{}) {
