@@ -41,6 +41,9 @@ type reader interface {
 	horizon() uint64
 	// epoch is the data set's id ("" before the first Start).
 	epoch() string
+	// expired calls fn with every tombstone whose Updated is below before, until fn
+	// returns an error.
+	expired(before int64, fn func(c Change) error) error
 	// cursor returns a copy of the value saved under name, nil when none.
 	cursor(name string) ([]byte, error)
 }
@@ -53,8 +56,6 @@ type writer interface {
 	put(c *Change) error
 	// drop forgets k entirely (tombstone collection).
 	drop(k string) error
-	// expired calls fn with every tombstone whose Updated is below before.
-	expired(before int64, fn func(c Change) error) error
 	// setHorizon raises the horizon to seq.
 	setHorizon(seq uint64) error
 	// reset forgets every record, empties the feed, sets the horizon to 0 and the epoch

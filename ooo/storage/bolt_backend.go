@@ -50,7 +50,7 @@ func newBoltBackend(db *bolt.DB, publish func([]Event)) *boltBackend {
 
 func (b *boltBackend) view(fn func(r reader) error) error {
 	return b.db.View(func(tx *bolt.Tx) error {
-		return fn(boltReader{tx: tx})
+		return fn(&boltReader{tx: tx})
 	})
 }
 
@@ -181,19 +181,24 @@ func tombKey(stamp int64, k string) []byte {
 
 // boltReader reads inside a bbolt transaction.
 type boltReader struct {
-	tx *bolt.Tx
+	tx   *bolt.Tx
+	data *bolt.Cursor // reused by record: a Seek rebuilds its path, even after writes
 }
 
-func (r boltReader) record(k string) (Change, bool, error) {
-	v := r.tx.Bucket(bucketData).Get([]byte(k))
-	if v == nil {
+func (r *boltReader) record(k string) (Change, bool, error) {
+	if r.data == nil {
+		r.data = r.tx.Bucket(bucketData).Cursor()
+	}
+	kb := []byte(k)
+	found, v := r.data.Seek(kb)
+	if found == nil || !bytes.Equal(found, kb) {
 		return Change{}, false, nil
 	}
-	c, err := decodeRecord([]byte(k), v)
+	c, err := decodeRecord(kb, v)
 	return c, err == nil, err
 }
 
-func (r boltReader) object(k string) ([]byte, bool, error) {
+func (r *boltReader) object(k string) ([]byte, bool, error) {
 	c, ok, err := r.record(k)
 	if err != nil || !ok || c.Deleted {
 		return nil, false, err
@@ -204,7 +209,7 @@ func (r boltReader) object(k string) ([]byte, bool, error) {
 	}), true, nil
 }
 
-func (r boltReader) scan(pattern string, fn func(c Change) error) error {
+func (r *boltReader) scan(pattern string, fn func(c Change) error) error {
 	// Keys are sorted, so only the keys sharing the pattern's literal prefix are visited.
 	prefix := []byte(pattern)
 	if i := strings.IndexByte(pattern, '*'); i >= 0 {
@@ -226,7 +231,7 @@ func (r boltReader) scan(pattern string, fn func(c Change) error) error {
 	return nil
 }
 
-func (r boltReader) feed(since uint64, fn func(seq uint64, k string) (bool, error)) error {
+func (r *boltReader) feed(since uint64, fn func(seq uint64, k string) (bool, error)) error {
 	cur := r.tx.Bucket(bucketFeed).Cursor()
 	for s, k := cur.Seek(seqKey(since + 1)); s != nil; s, k = cur.Next() {
 		more, err := fn(binary.BigEndian.Uint64(s), string(k))
@@ -237,11 +242,33 @@ func (r boltReader) feed(since uint64, fn func(seq uint64, k string) (bool, erro
 	return nil
 }
 
-func (r boltReader) head() uint64    { return getUint(r.tx.Bucket(bucketMeta), metaHead) }
-func (r boltReader) horizon() uint64 { return getUint(r.tx.Bucket(bucketMeta), metaHorizon) }
-func (r boltReader) epoch() string   { return string(r.tx.Bucket(bucketMeta).Get(metaEpoch)) }
+func (r *boltReader) head() uint64    { return getUint(r.tx.Bucket(bucketMeta), metaHead) }
+func (r *boltReader) horizon() uint64 { return getUint(r.tx.Bucket(bucketMeta), metaHorizon) }
+func (r *boltReader) epoch() string   { return string(r.tx.Bucket(bucketMeta).Get(metaEpoch)) }
 
-func (r boltReader) cursor(name string) ([]byte, error) {
+func (r *boltReader) expired(before int64, fn func(c Change) error) error {
+	cur := r.tx.Bucket(bucketTombs).Cursor()
+	for tk, _ := cur.First(); tk != nil; tk, _ = cur.Next() {
+		if len(tk) < 8 {
+			return fmt.Errorf("tombstone index: %w", ErrCorrupt)
+		}
+		if int64(binary.BigEndian.Uint64(tk)) >= before {
+			return nil
+		}
+		c, ok, err := r.record(string(tk[8:]))
+		if err != nil {
+			return err
+		}
+		if ok && c.Deleted {
+			if err := fn(c); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (r *boltReader) cursor(name string) ([]byte, error) {
 	v := r.tx.Bucket(bucketCursors).Get([]byte(name))
 	if v == nil {
 		return nil, nil
@@ -315,28 +342,6 @@ func (w *boltWriter) drop(k string) error {
 		return err
 	}
 	return w.check(w.tx.Bucket(bucketData).Delete([]byte(k)))
-}
-
-func (w *boltWriter) expired(before int64, fn func(c Change) error) error {
-	cur := w.tx.Bucket(bucketTombs).Cursor()
-	for tk, _ := cur.First(); tk != nil; tk, _ = cur.Next() {
-		if len(tk) < 8 {
-			return w.check(fmt.Errorf("tombstone index: %w", ErrCorrupt))
-		}
-		if int64(binary.BigEndian.Uint64(tk)) >= before {
-			return nil
-		}
-		c, ok, err := w.record(string(tk[8:]))
-		if err != nil {
-			return w.check(err)
-		}
-		if ok && c.Deleted {
-			if err := fn(c); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
 }
 
 func (w *boltWriter) setHorizon(seq uint64) error {

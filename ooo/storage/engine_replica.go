@@ -154,6 +154,9 @@ func (e *engine) Apply(entries []Entry, wins Wins) ([]Entry, error) {
 	return applied, errors.Join(append(refused, skewed...)...)
 }
 
+// errStop ends an iteration early; it never leaves the function that iterates.
+var errStop = errors.New("storage: stop iteration")
+
 // checkEntry validates a remote entry and drops the data of a tombstone.
 func checkEntry(en *Entry) error {
 	if !key.IsValid(en.Key) || key.IsGlob(en.Key) {
@@ -185,11 +188,23 @@ func (e *engine) CollectTombstones(now int64) int {
 	if e.retention < 0 {
 		return 0
 	}
+	before := now - int64(e.retention)
+	// Look first: most calls find nothing, and a read costs no commit.
+	found := false
+	_ = e.be.view(func(r reader) error {
+		return r.expired(before, func(Change) error {
+			found = true
+			return errStop
+		})
+	})
+	if !found {
+		return 0
+	}
 	n := 0
 	_ = e.be.update(func(w writer) error {
 		n = 0
 		var old []Change
-		if err := w.expired(now-int64(e.retention), func(c Change) error {
+		if err := w.expired(before, func(c Change) error {
 			old = append(old, c)
 			return nil
 		}); err != nil {
