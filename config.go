@@ -1,0 +1,270 @@
+package pivot
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/benitogf/pivot/ooo"
+	"github.com/benitogf/pivot/ooo/key"
+)
+
+// Defaults used for the zero value of each Config field.
+const (
+	DefaultRoutePrefix    = "/~pivot"
+	DefaultSyncInterval   = 10 * time.Second
+	DefaultReadBudget     = 50 * time.Millisecond
+	DefaultRequestTimeout = 5 * time.Second
+	DefaultBackoffMin     = 100 * time.Millisecond
+	DefaultBackoffMax     = 5 * time.Second
+	DefaultBatchSize      = 500
+	DefaultMaxBodyBytes   = 8 << 20
+	DefaultFanOut         = 8
+)
+
+// maxClusterID bounds the length of Config.ClusterID, which travels in a header.
+const maxClusterID = 128
+
+// Key names one path to keep in sync and the storage that holds it.
+type Key struct {
+	// Path is a key ("settings") or a glob ("users/*"). Every key matching it is synced.
+	Path string
+	// Database holds the path. nil means the server's own Storage. It must implement
+	// storage.Replica (both ooo.MemoryStorage and ooo.BoltStorage do).
+	Database ooo.Database
+}
+
+// Config tells Setup what to sync and how. The zero value of every field is valid and
+// means the default documented on it; only Keys (or NodesKey) must say something.
+type Config struct {
+	// Keys are the paths to sync. Two keys may not overlap (one matching the other).
+	Keys []Key
+	// NodesKey is a list path ("things/*") whose entries name the nodes. Each entry's
+	// data is an object with "ip" holding "host:port", or a host in "ip" and a "port"
+	// given as a number or a string. The pivot sends sync triggers to these addresses.
+	// It is synced like any other key, on the server's Storage unless Keys also lists
+	// it. "" means no discovery: nodes then rely on their periodic sync.
+	NodesKey string
+	// RoutePrefix is where the pivot protocol routes live. Its first segment must not be
+	// a valid ooo key, so the routes can never shadow a user's key. "" means
+	// DefaultRoutePrefix ("/~pivot").
+	RoutePrefix string
+	// Token is the shared cluster secret. When set, every pivot route requires it in
+	// the X-Pivot-Token header (compared in constant time; 401 otherwise) and every
+	// request sends it. "" means the routes are open: use it only on trusted networks.
+	Token string
+	// ClusterID names the cluster. It travels with every request and a mismatch is
+	// refused (409). A node stores it with its cursors: a node re-pointed at a cluster
+	// with another id drops the old cluster's data instead of leaking it. "" is a valid
+	// id, but then two clusters cannot be told apart.
+	ClusterID string
+	// Advertise, on a node, is the "host:port" the pivot can reach this node at. When
+	// set (and NodesKey is set) the node registers itself by writing {"ip": Advertise}
+	// under NodesKey. "" means the node does not register itself.
+	Advertise string
+	// SyncInterval is how often a node syncs every key when nothing happens (background
+	// anti-entropy). 0 means DefaultSyncInterval; a negative value turns it off.
+	SyncInterval time.Duration
+	// ReadBudget is the longest a read of a synced key on a node waits for a pull from
+	// the pivot (through BeforeRead). 0 means DefaultReadBudget; a negative value turns
+	// sync-on-read off. Reads never wait while the pivot is known to be down.
+	ReadBudget time.Duration
+	// RequestTimeout bounds every HTTP request pivot makes. 0 means
+	// DefaultRequestTimeout.
+	RequestTimeout time.Duration
+	// BackoffMin and BackoffMax bound the exponential backoff (with jitter) between
+	// retries while a peer is unreachable. 0 means DefaultBackoffMin and
+	// DefaultBackoffMax.
+	BackoffMin, BackoffMax time.Duration
+	// BatchSize is the most entries sent in one push or returned by one pull. 0 means
+	// DefaultBatchSize.
+	BatchSize int
+	// MaxBodyBytes limits the body of every pivot request and response, in bytes.
+	// 0 means DefaultMaxBodyBytes (8 MiB). Larger requests get 413.
+	MaxBodyBytes int64
+	// FanOut is how many triggers the pivot sends at once. 0 means DefaultFanOut.
+	FanOut int
+	// Client makes every outgoing request. nil means the server's Client, or when that
+	// is nil too, a client of pivot's own. Tests inject a client whose Transport drops,
+	// delays or cuts requests.
+	Client *http.Client
+	// Logger receives pivot's logs. nil means no logs. The token is never logged.
+	Logger *slog.Logger
+}
+
+// withDefaults returns c with every zero field replaced by its default.
+func (c Config) withDefaults() Config {
+	if c.RoutePrefix == "" {
+		c.RoutePrefix = DefaultRoutePrefix
+	}
+	if c.SyncInterval == 0 {
+		c.SyncInterval = DefaultSyncInterval
+	}
+	if c.ReadBudget == 0 {
+		c.ReadBudget = DefaultReadBudget
+	}
+	if c.RequestTimeout == 0 {
+		c.RequestTimeout = DefaultRequestTimeout
+	}
+	if c.BackoffMin == 0 {
+		c.BackoffMin = DefaultBackoffMin
+	}
+	if c.BackoffMax == 0 {
+		c.BackoffMax = DefaultBackoffMax
+	}
+	if c.BackoffMax < c.BackoffMin {
+		c.BackoffMax = c.BackoffMin
+	}
+	if c.BatchSize == 0 {
+		c.BatchSize = DefaultBatchSize
+	}
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if c.FanOut == 0 {
+		c.FanOut = DefaultFanOut
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// Validate reports the first problem with c, naming the field. Setup panics with the
+// same error, so call Validate first to handle a bad config gracefully. The error
+// wraps ErrInvalidConfig.
+func (c Config) Validate() error {
+	bad := func(field, format string, args ...any) error {
+		return fmt.Errorf("%w: %s: %s", ErrInvalidConfig, field, fmt.Sprintf(format, args...))
+	}
+	if len(c.Keys) == 0 && c.NodesKey == "" {
+		return bad("Keys", "nothing to sync: give at least one key or a NodesKey")
+	}
+	paths := make([]string, 0, len(c.Keys)+1)
+	for i, k := range c.Keys {
+		field := fmt.Sprintf("Keys[%d].Path", i)
+		if !key.IsValid(k.Path) {
+			return bad(field, "%q is not a valid key or glob", k.Path)
+		}
+		for j, other := range paths {
+			if key.Peer(other, k.Path) {
+				return bad(field, "%q overlaps Keys[%d].Path %q", k.Path, j, other)
+			}
+		}
+		paths = append(paths, k.Path)
+	}
+	if c.NodesKey != "" {
+		if !key.IsValid(c.NodesKey) || !key.IsList(c.NodesKey) {
+			return bad("NodesKey", "%q is not a list path such as \"things/*\"", c.NodesKey)
+		}
+		for i, p := range paths {
+			if p != c.NodesKey && key.Peer(p, c.NodesKey) {
+				return bad("NodesKey", "%q overlaps Keys[%d].Path %q", c.NodesKey, i, p)
+			}
+		}
+	}
+	if c.RoutePrefix != "" {
+		if err := validPrefix(c.RoutePrefix); err != nil {
+			return bad("RoutePrefix", "%v", err)
+		}
+	}
+	if !headerSafe(c.Token) {
+		return bad("Token", "must be printable ASCII without spaces")
+	}
+	if len(c.ClusterID) > maxClusterID || !headerSafe(c.ClusterID) {
+		return bad("ClusterID", "must be at most %d printable ASCII characters without spaces", maxClusterID)
+	}
+	if c.Advertise != "" {
+		if c.NodesKey == "" {
+			return bad("Advertise", "needs a NodesKey to register under")
+		}
+		if _, err := parseHostPort(c.Advertise); err != nil {
+			return bad("Advertise", "%v", err)
+		}
+	}
+	durations := []struct {
+		name string
+		d    time.Duration
+	}{
+		{"RequestTimeout", c.RequestTimeout},
+		{"BackoffMin", c.BackoffMin},
+		{"BackoffMax", c.BackoffMax},
+	}
+	for _, d := range durations {
+		if d.d < 0 {
+			return bad(d.name, "must not be negative (got %s)", d.d)
+		}
+	}
+	if c.BatchSize < 0 {
+		return bad("BatchSize", "must not be negative (got %d)", c.BatchSize)
+	}
+	if c.MaxBodyBytes < 0 {
+		return bad("MaxBodyBytes", "must not be negative (got %d)", c.MaxBodyBytes)
+	}
+	if c.FanOut < 0 {
+		return bad("FanOut", "must not be negative (got %d)", c.FanOut)
+	}
+	return nil
+}
+
+// validPrefix checks a route prefix: "/" then segments of URL-safe characters, no
+// trailing "/", and a first segment that no ooo key can equal.
+func validPrefix(p string) error {
+	if !strings.HasPrefix(p, "/") || strings.HasSuffix(p, "/") || strings.Contains(p, "//") {
+		return fmt.Errorf("%q must start with '/', not end with '/' and have no empty segment", p)
+	}
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		if c <= ' ' || c >= 0x7f || strings.IndexByte("?#%\\\"'<>", c) >= 0 {
+			return fmt.Errorf("%q holds a character not allowed in a route (%q)", p, c)
+		}
+	}
+	first := strings.SplitN(p[1:], "/", 2)[0]
+	if key.IsValid(first) {
+		return fmt.Errorf("%q could shadow the user key %q: put a character outside [A-Za-z0-9*_.-] in its first segment (e.g. \"/~pivot\")", p, first)
+	}
+	return nil
+}
+
+// headerSafe reports whether s can travel as an HTTP header value unchanged.
+func headerSafe(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// parseHostPort checks a "host:port" address with a numeric port in 1..65535.
+func parseHostPort(addr string) (string, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", fmt.Errorf("%q is not host:port: %w", addr, err)
+	}
+	if host == "" {
+		return "", fmt.Errorf("%q has no host", addr)
+	}
+	if !validPort(port) {
+		return "", fmt.Errorf("%q has no valid port", addr)
+	}
+	return net.JoinHostPort(host, port), nil
+}
+
+// validPort reports whether s is a decimal port in 1..65535.
+func validPort(s string) bool {
+	if s == "" || len(s) > 5 {
+		return false
+	}
+	n := 0
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+		n = n*10 + int(s[i]-'0')
+	}
+	return n >= 1 && n <= 65535
+}

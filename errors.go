@@ -1,0 +1,68 @@
+package pivot
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+)
+
+// Errors reported by pivot. Test for them with errors.Is.
+var (
+	// ErrInvalidConfig wraps every problem found by Config.Validate.
+	ErrInvalidConfig = errors.New("pivot: invalid config")
+	// ErrUnauthorized: the peer refused the cluster token (401).
+	ErrUnauthorized = errors.New("pivot: unauthorized")
+	// ErrVersionMismatch: the peer speaks another protocol version (409).
+	ErrVersionMismatch = errors.New("pivot: protocol version mismatch")
+	// ErrClusterMismatch: the peer belongs to another cluster (409).
+	ErrClusterMismatch = errors.New("pivot: cluster id mismatch")
+	// ErrBadRequest: the peer found the request malformed (400, 404, 405).
+	ErrBadRequest = errors.New("pivot: bad request")
+	// ErrTooLarge: a request or response body exceeded Config.MaxBodyBytes (413).
+	ErrTooLarge = errors.New("pivot: body too large")
+	// ErrUnavailable: the peer could not be reached or answered 5xx.
+	ErrUnavailable = errors.New("pivot: peer unavailable")
+	// ErrNotActive: a synced storage is not started (or already closed).
+	ErrNotActive = errors.New("pivot: storage not active")
+	// ErrClosed: Close was called.
+	ErrClosed = errors.New("pivot: closed")
+)
+
+// RemoteError is a failed exchange with a peer: the peer answered with an error status,
+// or could not be reached (Status 0). It unwraps to one of the sentinel errors above.
+type RemoteError struct {
+	Op      string // what was being done: "pull", "push", "digest", "trigger"
+	Peer    string // the peer's base URL
+	Status  int    // HTTP status, 0 when no answer arrived
+	Message string // the peer's message or the transport error
+	kind    error
+}
+
+func (e *RemoteError) Error() string {
+	if e.Status == 0 {
+		return fmt.Sprintf("pivot: %s %s: %s", e.Op, e.Peer, e.Message)
+	}
+	return fmt.Sprintf("pivot: %s %s: %d %s: %s", e.Op, e.Peer, e.Status, http.StatusText(e.Status), e.Message)
+}
+
+// Unwrap returns the sentinel error for the failure's kind.
+func (e *RemoteError) Unwrap() error { return e.kind }
+
+// kindOf maps a peer's error answer (status and the code of its error body) to a
+// sentinel error.
+func kindOf(status int, code string) error {
+	switch {
+	case status == http.StatusUnauthorized:
+		return ErrUnauthorized
+	case status == http.StatusRequestEntityTooLarge:
+		return ErrTooLarge
+	case code == codeVersion:
+		return ErrVersionMismatch
+	case code == codeCluster:
+		return ErrClusterMismatch
+	case status >= 500 || status == 0:
+		return ErrUnavailable
+	default:
+		return ErrBadRequest
+	}
+}

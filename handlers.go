@@ -1,0 +1,313 @@
+package pivot
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"github.com/gorilla/mux"
+
+	"github.com/benitogf/pivot/ooo/key"
+	"github.com/benitogf/pivot/ooo/storage"
+)
+
+// routes registers the protocol routes on r. Every route, and every other path under
+// the prefix, answers JSON; errors are errorBody.
+func (e *engine) routes(r *mux.Router) {
+	p := e.cfg.RoutePrefix
+	r.HandleFunc(p+routeChanges, e.guard(http.MethodGet, e.pivotOnly(e.handleChanges)))
+	r.HandleFunc(p+routeApply, e.guard(http.MethodPost, e.pivotOnly(e.handleApply)))
+	r.HandleFunc(p+routeDigest, e.guard(http.MethodGet, e.pivotOnly(e.handleDigest)))
+	r.HandleFunc(p+routeTrigger, e.guard(http.MethodPost, e.handleTrigger))
+	r.HandleFunc(p+routeStatus, e.guard(http.MethodGet, e.handleStatus))
+	r.PathPrefix(p + "/").HandlerFunc(e.guard("", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, codeNotFound, "no pivot route "+r.URL.Path)
+	}))
+	r.Handle(p, e.guard("", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, codeNotFound, "no pivot route "+r.URL.Path)
+	}))
+}
+
+// guard checks, in order: token (401), protocol version and cluster id (400 when
+// missing, 409 when different), method (405); then limits the body to MaxBodyBytes.
+func (e *engine) guard(method string, next http.HandlerFunc) http.HandlerFunc {
+	want := []byte(e.cfg.Token)
+	return func(w http.ResponseWriter, r *http.Request) {
+		if len(want) > 0 && subtle.ConstantTimeCompare([]byte(r.Header.Get(HeaderToken)), want) != 1 {
+			writeError(w, http.StatusUnauthorized, codeUnauthorized, "missing or wrong "+HeaderToken)
+			return
+		}
+		switch v := r.Header.Get(HeaderVersion); {
+		case v == "":
+			writeError(w, http.StatusBadRequest, codeVersion, "missing "+HeaderVersion+" (this pivot speaks version "+ProtocolVersion+")")
+			return
+		case v != ProtocolVersion:
+			writeError(w, http.StatusConflict, codeVersion, fmt.Sprintf("protocol version %q is not supported (this pivot speaks version %s)", v, ProtocolVersion))
+			return
+		}
+		if c := r.Header.Get(HeaderCluster); c != e.cfg.ClusterID {
+			writeError(w, http.StatusConflict, codeCluster, fmt.Sprintf("cluster id %q does not match this instance's cluster", c))
+			return
+		}
+		if method != "" && r.Method != method {
+			w.Header().Set("Allow", method)
+			writeError(w, http.StatusMethodNotAllowed, codeBadRequest, r.Method+" not allowed, use "+method)
+			return
+		}
+		if r.Body != nil {
+			r.Body = http.MaxBytesReader(w, r.Body, e.cfg.MaxBodyBytes)
+		}
+		next(w, r)
+	}
+}
+
+// pivotOnly refuses the data routes on a node.
+func (e *engine) pivotOnly(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if e.role != RolePivot {
+			writeError(w, http.StatusConflict, codeRole, "this instance is a node, not the pivot")
+			return
+		}
+		next(w, r)
+	}
+}
+
+// syncedKey reads the "key" query parameter: exactly one configured path.
+func (e *engine) syncedKey(w http.ResponseWriter, r *http.Request) *syncKey {
+	path := r.URL.Query().Get("key")
+	if path == "" {
+		writeError(w, http.StatusBadRequest, codeBadRequest, "missing key parameter")
+		return nil
+	}
+	sk := e.keyByPath(path)
+	if sk == nil {
+		writeError(w, http.StatusNotFound, codeNotFound, fmt.Sprintf("key %q is not synced here", path))
+		return nil
+	}
+	if !sk.db.Active() {
+		writeError(w, http.StatusServiceUnavailable, codeUnavailable, "storage not active")
+		return nil
+	}
+	return sk
+}
+
+// uintParam reads an optional non-negative integer query parameter.
+func uintParam(r *http.Request, name string, def uint64) (uint64, error) {
+	s := r.URL.Query().Get(name)
+	if s == "" {
+		return def, nil
+	}
+	v, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%s must be a non-negative integer", name)
+	}
+	return v, nil
+}
+
+// handleChanges serves the change feed of one key path (pull).
+func (e *engine) handleChanges(w http.ResponseWriter, r *http.Request) {
+	sk := e.syncedKey(w, r)
+	if sk == nil {
+		return
+	}
+	since, err := uintParam(r, "since", 0)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, codeBadRequest, err.Error())
+		return
+	}
+	limit, err := uintParam(r, "limit", uint64(e.cfg.BatchSize))
+	if err != nil || limit == 0 || limit > maxLimit {
+		writeError(w, http.StatusBadRequest, codeBadRequest, fmt.Sprintf("limit must be in 1..%d", maxLimit))
+		return
+	}
+	epoch := sk.rep.Epoch()
+	changes, next, err := sk.rep.Changes(sk.path, since, int(limit))
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, codeUnavailable, "read changes: "+err.Error())
+		return
+	}
+	if sk.rep.Epoch() != epoch {
+		writeError(w, http.StatusServiceUnavailable, codeUnavailable, "the data was reset during the read, retry")
+		return
+	}
+	if changes == nil {
+		changes = []storage.Change{}
+	}
+	resp := changesResponse{Epoch: epoch, Horizon: sk.rep.Horizon(), Next: next, More: len(changes) == int(limit), Changes: changes}
+	e.counts.served.Add(int64(len(changes)))
+	e.hub.contact(r.Header.Get(HeaderNode), !resp.More)
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// handleApply applies a node's entries under LWW (push). The batch is validated whole
+// first: one bad entry refuses it all (400) and nothing is applied. Entries refused for
+// clock skew are reported one by one; the rest are applied.
+func (e *engine) handleApply(w http.ResponseWriter, r *http.Request) {
+	sk := e.syncedKey(w, r)
+	if sk == nil {
+		return
+	}
+	var req applyRequest
+	if !decodeBody(w, r, &req) {
+		return
+	}
+	if len(req.Entries) > maxLimit {
+		writeError(w, http.StatusBadRequest, codeBadRequest, fmt.Sprintf("at most %d entries per batch", maxLimit))
+		return
+	}
+	seen := make(map[string]struct{}, len(req.Entries))
+	for i, en := range req.Entries {
+		if err := validEntry(sk.path, en); err != nil {
+			writeError(w, http.StatusBadRequest, codeBadRequest, fmt.Sprintf("entries[%d]: %v", i, err))
+			return
+		}
+		if _, dup := seen[en.Key]; dup {
+			writeError(w, http.StatusBadRequest, codeBadRequest, fmt.Sprintf("entries[%d]: key %q appears twice", i, en.Key))
+			return
+		}
+		seen[en.Key] = struct{}{}
+	}
+	applied, err := sk.rep.Apply(req.Entries, Wins)
+	resp := applyResponse{Epoch: sk.rep.Epoch(), Applied: len(applied)}
+	if err != nil {
+		skewed := skewedVersions(err)
+		if len(skewed) == 0 {
+			writeError(w, http.StatusServiceUnavailable, codeUnavailable, "apply: "+err.Error())
+			return
+		}
+		done := make(map[string]bool, len(applied))
+		for _, a := range applied {
+			done[a.Key] = true
+		}
+		for _, en := range req.Entries {
+			if !done[en.Key] && skewed[en.Version()] {
+				resp.Refused = append(resp.Refused, refusal{Key: en.Key, Version: en.Version(),
+					Error: "stamped too far ahead of the pivot's clock"})
+			}
+		}
+		e.counts.refused.Add(int64(len(resp.Refused)))
+		e.log.Warn("pivot: refused entries stamped in the future", "key", sk.path, "count", len(resp.Refused), "err", err)
+	}
+	resp.Superseded = len(req.Entries) - resp.Applied - len(resp.Refused)
+	e.counts.pushed.Add(int64(resp.Applied))
+	e.counts.conflicts.Add(int64(resp.Superseded))
+	e.hub.contact(r.Header.Get(HeaderNode), false)
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// validEntry checks one pushed entry: a concrete key under path, sane stamps, JSON data
+// on a write and none on a tombstone.
+func validEntry(path string, en storage.Entry) error {
+	switch {
+	case !key.IsValid(en.Key) || key.IsGlob(en.Key):
+		return fmt.Errorf("key %q is not a valid concrete key", en.Key)
+	case !key.Match(path, en.Key):
+		return fmt.Errorf("key %q is not under %q", en.Key, path)
+	case en.Created < 0 || en.Updated < 0 || en.Version() == 0:
+		return errors.New("created and updated must be non-negative stamps, not both zero")
+	case en.Deleted && len(en.Data) > 0:
+		return errors.New("a tombstone carries no data")
+	case !en.Deleted && (len(en.Data) == 0 || !json.Valid(en.Data)):
+		return errors.New("data must be a JSON value")
+	}
+	return nil
+}
+
+// handleDigest serves the digest of one key path (reconcile).
+func (e *engine) handleDigest(w http.ResponseWriter, r *http.Request) {
+	sk := e.syncedKey(w, r)
+	if sk == nil {
+		return
+	}
+	epoch := sk.rep.Epoch()
+	d, err := digestOf(sk, e.cfg.BatchSize)
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, codeUnavailable, err.Error())
+		return
+	}
+	if sk.rep.Epoch() != epoch {
+		writeError(w, http.StatusServiceUnavailable, codeUnavailable, "the data was reset during the read, retry")
+		return
+	}
+	e.hub.contact(r.Header.Get(HeaderNode), false)
+	writeJSON(w, http.StatusOK, digestResponse{Epoch: epoch, Head: d.head, Count: d.count, Digest: d.String()})
+}
+
+// handleTrigger schedules a pull of the given key paths on a node. It answers at once
+// (202); a trigger during a running round schedules exactly one more.
+func (e *engine) handleTrigger(w http.ResponseWriter, r *http.Request) {
+	if e.role != RoleNode {
+		writeError(w, http.StatusConflict, codeRole, "this instance is the pivot, not a node")
+		return
+	}
+	var req triggerRequest
+	if !decodeBody(w, r, &req) {
+		return
+	}
+	if len(req.Keys) > len(e.keys) {
+		writeError(w, http.StatusBadRequest, codeBadRequest, "more keys than are synced")
+		return
+	}
+	keys := make([]*syncKey, 0, len(req.Keys))
+	for _, p := range req.Keys {
+		sk := e.keyByPath(p)
+		if sk == nil {
+			writeError(w, http.StatusBadRequest, codeBadRequest, fmt.Sprintf("key %q is not synced here", p))
+			return
+		}
+		keys = append(keys, sk)
+	}
+	e.node.triggered(keys)
+	writeJSON(w, http.StatusAccepted, struct {
+		Scheduled bool `json:"scheduled"`
+	}{true})
+}
+
+// handleStatus serves Status.
+func (e *engine) handleStatus(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, e.status())
+}
+
+// decodeBody reads one JSON object from the (size-limited) body into v, answering 413
+// or 400 on failure.
+func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	if err == nil && dec.More() {
+		err = errors.New("trailing data after the JSON object")
+	}
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeError(w, http.StatusRequestEntityTooLarge, codeTooLarge, fmt.Sprintf("body exceeds %d bytes", tooBig.Limit))
+			return false
+		}
+		writeError(w, http.StatusBadRequest, codeBadRequest, "malformed body: "+err.Error())
+		return false
+	}
+	return true
+}
+
+// writeJSON answers v as JSON with status.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, codeUnavailable, "encode answer: "+err.Error())
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
+
+// writeError answers an errorBody with status.
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	b, _ := json.Marshal(errorBody{Error: msg, Code: code})
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}

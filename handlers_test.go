@@ -1,0 +1,180 @@
+package pivot_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/benitogf/pivot"
+	"github.com/benitogf/pivot/ooo/storage"
+)
+
+// call makes one request to a pivot route of in, with the cluster's headers unless
+// headers overrides them (an empty value removes a header).
+func call(t testing.TB, in *instance, method, route string, query url.Values, body string, headers map[string]string) (int, string) {
+	t.Helper()
+	u := "http://" + in.addr + pivot.DefaultRoutePrefix + route
+	if len(query) > 0 {
+		u += "?" + query.Encode()
+	}
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, u, rd)
+	noErr(t, err)
+	req.Header.Set(pivot.HeaderToken, in.config.Token)
+	req.Header.Set(pivot.HeaderVersion, pivot.ProtocolVersion)
+	req.Header.Set(pivot.HeaderCluster, in.config.ClusterID)
+	for k, v := range headers {
+		if v == "" {
+			req.Header.Del(k)
+		} else {
+			req.Header.Set(k, v)
+		}
+	}
+	resp, err := http.DefaultClient.Do(req)
+	noErr(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	noErr(t, err)
+	return resp.StatusCode, string(b)
+}
+
+// applyBody encodes entries as a push body.
+func applyBody(t testing.TB, entries ...storage.Entry) string {
+	t.Helper()
+	b, err := json.Marshal(map[string]any{"entries": entries})
+	noErr(t, err)
+	return string(b)
+}
+
+func TestRoutes_RefuseBadRequestsAndChangeNothing(t *testing.T) {
+	p := startInstance(t, "pivot", memoryKind.make(t), "", "", testConfig())
+	set(t, p, "users/existing", `"x"`)
+	now := time.Now().UnixNano()
+	good := applyBody(t, storage.Entry{Key: "users/new", Created: now, Data: json.RawMessage(`"new"`)})
+	usersKey := url.Values{"key": {"users/*"}}
+	huge := applyBody(t, storage.Entry{Key: "users/big", Created: now, Data: json.RawMessage(`"` + strings.Repeat("a", pivot.DefaultMaxBodyBytes) + `"`)})
+
+	cases := []struct {
+		name    string
+		method  string
+		route   string
+		query   url.Values
+		body    string
+		headers map[string]string
+		status  int
+	}{
+		{"missing token", "POST", "/apply", usersKey, good, map[string]string{pivot.HeaderToken: ""}, 401},
+		{"wrong token", "POST", "/apply", usersKey, good, map[string]string{pivot.HeaderToken: "guess"}, 401},
+		{"wrong token on status", "GET", "/status", nil, "", map[string]string{pivot.HeaderToken: "guess"}, 401},
+		{"missing version", "POST", "/apply", usersKey, good, map[string]string{pivot.HeaderVersion: ""}, 400},
+		{"other version", "POST", "/apply", usersKey, good, map[string]string{pivot.HeaderVersion: "99"}, 409},
+		{"other cluster", "POST", "/apply", usersKey, good, map[string]string{pivot.HeaderCluster: "other"}, 409},
+		{"missing cluster", "GET", "/changes", usersKey, "", map[string]string{pivot.HeaderCluster: ""}, 409},
+		{"oversized body", "POST", "/apply", usersKey, huge, nil, 413},
+		{"malformed body", "POST", "/apply", usersKey, `{"entries":[`, nil, 400},
+		{"trailing garbage", "POST", "/apply", usersKey, good + "x", nil, 400},
+		{"unknown field", "POST", "/apply", usersKey, `{"entries":[],"extra":1}`, nil, 400},
+		{"no key", "POST", "/apply", nil, good, nil, 400},
+		{"unsynced key", "POST", "/apply", url.Values{"key": {"secrets/*"}}, good, nil, 404},
+		{"entry outside the key", "POST", "/apply", usersKey, applyBody(t, storage.Entry{Key: "settings", Created: now, Data: json.RawMessage(`1`)}), nil, 400},
+		{"glob entry", "POST", "/apply", usersKey, applyBody(t, storage.Entry{Key: "users/*", Created: now, Data: json.RawMessage(`1`)}), nil, 400},
+		{"entry without stamp", "POST", "/apply", usersKey, applyBody(t, storage.Entry{Key: "users/z", Data: json.RawMessage(`1`)}), nil, 400},
+		{"live entry without data", "POST", "/apply", usersKey, `{"entries":[{"key":"users/z","created":5}]}`, nil, 400},
+		{"tombstone with data", "POST", "/apply", usersKey, `{"entries":[{"key":"users/z","updated":5,"deleted":true,"data":1}]}`, nil, 400},
+		{"good entry before a bad one", "POST", "/apply", usersKey, applyBody(t,
+			storage.Entry{Key: "users/new", Created: now, Data: json.RawMessage(`"new"`)},
+			storage.Entry{Key: "users/new2", Created: -1, Data: json.RawMessage(`1`)}), nil, 400},
+		{"duplicate entry", "POST", "/apply", usersKey, applyBody(t,
+			storage.Entry{Key: "users/new", Created: now, Data: json.RawMessage(`"new"`)},
+			storage.Entry{Key: "users/new", Created: now + 1, Data: json.RawMessage(`"new"`)}), nil, 400},
+		{"wrong method", "GET", "/apply", usersKey, "", nil, 405},
+		{"unknown route", "GET", "/nope", nil, "", nil, 404},
+		{"bad since", "GET", "/changes", url.Values{"key": {"users/*"}, "since": {"-1"}}, "", nil, 400},
+		{"bad limit", "GET", "/changes", url.Values{"key": {"users/*"}, "limit": {"0"}}, "", nil, 400},
+		{"huge limit", "GET", "/changes", url.Values{"key": {"users/*"}, "limit": {"99999999"}}, "", nil, 400},
+		{"trigger on the pivot", "POST", "/trigger", nil, `{"keys":[]}`, nil, 409},
+	}
+	before := state(t, p.db, syncedPaths, false)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			status, body := call(t, p, tc.method, tc.route, tc.query, tc.body, tc.headers)
+			equal(t, tc.status, status, "answer %s", body)
+			var eb struct {
+				Error string `json:"error"`
+			}
+			noErr(t, json.Unmarshal([]byte(body), &eb), "error body %q", body)
+			isTrue(t, eb.Error != "", "error message in %s", body)
+			isTrue(t, !strings.Contains(body, p.config.Token), "the token never appears in an answer")
+			equal(t, fmt.Sprint(before), fmt.Sprint(state(t, p.db, syncedPaths, false)), "nothing changed")
+		})
+	}
+
+	status, body := call(t, p, "POST", "/apply", usersKey, good, nil)
+	equal(t, 200, status, body)
+	equal(t, `"new"`, get(t, p, "users/new"))
+}
+
+func TestRoutes_NodeRefusesPivotRoutes(t *testing.T) {
+	c := startCluster(t, memoryKind, 1, testConfig())
+	node := c.nodes[0]
+	status, body := call(t, node, "GET", "/changes", url.Values{"key": {"users/*"}}, "", nil)
+	equal(t, 409, status, body)
+	status, body = call(t, node, "POST", "/trigger", nil, `{"keys":["nope/*"]}`, nil)
+	equal(t, 400, status, body)
+	status, body = call(t, node, "POST", "/trigger", nil, `{"keys":["users/*"]}`, nil)
+	equal(t, 202, status, body)
+}
+
+func TestApply_RefusesEntriesFromTheFuturePerEntry(t *testing.T) {
+	p := startInstance(t, "pivot", memoryKind.make(t), "", "", testConfig())
+	now := time.Now().UnixNano()
+	future := now + int64(time.Hour)
+	status, body := call(t, p, "POST", "/apply", url.Values{"key": {"users/*"}}, applyBody(t,
+		storage.Entry{Key: "users/future", Created: future, Data: json.RawMessage(`"from the future"`)},
+		storage.Entry{Key: "users/present", Created: now, Data: json.RawMessage(`"now"`)},
+	), nil)
+	equal(t, 200, status, body)
+	var resp struct {
+		Applied int `json:"applied"`
+		Refused []struct {
+			Key string `json:"key"`
+		} `json:"refused"`
+	}
+	noErr(t, json.Unmarshal([]byte(body), &resp))
+	equal(t, 1, resp.Applied, body)
+	equal(t, 1, len(resp.Refused), body)
+	equal(t, "users/future", resp.Refused[0].Key)
+	equal(t, `"now"`, get(t, p, "users/present"))
+	equal(t, "", get(t, p, "users/future"))
+	isTrue(t, p.result.Status().Refused == 1, "refusal counted")
+}
+
+func TestRoutes_StatusReportsRoleAndNodes(t *testing.T) {
+	c := startCluster(t, memoryKind, 2, testConfig())
+	set(t, c.pivot, "users/x", `1`)
+	waitConverged(t, c.all(), false)
+	status, body := call(t, c.pivot, "GET", "/status", nil, "", nil)
+	equal(t, 200, status, body)
+	var st pivot.Status
+	noErr(t, json.Unmarshal([]byte(body), &st))
+	equal(t, pivot.RolePivot, st.Role)
+	equal(t, 2, len(st.Nodes), body)
+	eventually(t, waitTimeout, func() bool {
+		for _, n := range c.pivot.result.Status().Nodes {
+			if !n.Healthy || n.LastContact.IsZero() {
+				return false
+			}
+		}
+		return true
+	}, "both nodes healthy and contacted")
+	isTrue(t, !bytes.Contains([]byte(body), []byte(c.pivot.config.Token)), "status never shows the token")
+}

@@ -1,0 +1,365 @@
+package pivot
+
+import (
+	"encoding/json"
+	"math/rand/v2"
+	"net"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// hub is the pivot side of the engine: it knows the nodes (from NodesKey) and tells them
+// to sync after every change of a synced key.
+type hub struct {
+	e       *engine
+	sem     chan struct{} // FanOut slots for triggers to healthy nodes
+	refresh chan struct{} // capacity 1: re-read NodesKey
+
+	mu     sync.Mutex
+	nodes  map[string]*remoteNode // by address
+	timers map[*time.Timer]struct{}
+	closed bool
+
+	lastChange atomic.Int64 // unix ns of the last change of a synced key
+}
+
+// remoteNode is one node as the pivot sees it.
+type remoteNode struct {
+	addr string
+	peer *peer
+
+	mu          sync.Mutex
+	pending     map[string]struct{} // key paths to trigger
+	running     bool                // a goroutine is sending triggers
+	retryArmed  bool                // a timer will restart sending after backoff
+	failures    int
+	nextTry     time.Time
+	lastError   string
+	lastTrigger time.Time
+	lastContact time.Time // last successful exchange, in either direction
+	lastPull    time.Time // last pull by the node that reached the head of the feed
+	removed     bool
+}
+
+func newHub(e *engine) *hub {
+	return &hub{
+		e:       e,
+		sem:     make(chan struct{}, e.cfg.FanOut),
+		refresh: make(chan struct{}, 1),
+		nodes:   map[string]*remoteNode{},
+		timers:  map[*time.Timer]struct{}{},
+	}
+}
+
+// run waits for the storages, learns the nodes, tells them all to sync (the pivot may
+// have been down), then re-reads NodesKey whenever it changes.
+func (h *hub) run() {
+	ctx := h.e.ctx
+	for !h.active() {
+		t := time.NewTimer(10 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+	h.reload()
+	h.triggerAll(nil)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-h.refresh:
+			h.reload()
+		}
+	}
+}
+
+// active reports whether every synced storage is started.
+func (h *hub) active() bool {
+	for _, sk := range h.e.keys {
+		if !sk.db.Active() {
+			return false
+		}
+	}
+	return true
+}
+
+// changed is called for every event of a synced key. It never blocks.
+func (h *hub) changed(sk *syncKey) {
+	h.lastChange.Store(time.Now().UnixNano())
+	if sk.path == h.e.cfg.NodesKey {
+		select {
+		case h.refresh <- struct{}{}:
+		default:
+		}
+	}
+	h.triggerAll([]string{sk.path})
+}
+
+// triggerAll asks every known node to sync paths (every key when nil).
+func (h *hub) triggerAll(paths []string) {
+	h.mu.Lock()
+	nodes := make([]*remoteNode, 0, len(h.nodes))
+	for _, n := range h.nodes {
+		nodes = append(nodes, n)
+	}
+	h.mu.Unlock()
+	for _, n := range nodes {
+		h.trigger(n, paths)
+	}
+}
+
+// reload re-reads NodesKey and updates the set of nodes. Entries without a usable
+// address are ignored.
+func (h *hub) reload() {
+	sk := h.e.keyByPath(h.e.cfg.NodesKey)
+	if sk == nil {
+		return
+	}
+	found := map[string]bool{}
+	var since uint64
+	const page = 1000
+	for i := 0; i < maxSnapshotPages; i++ {
+		changes, next, err := sk.rep.Changes(sk.path, since, page)
+		if err != nil {
+			h.e.fail("pivot: read nodes", err)
+			return
+		}
+		for _, c := range changes {
+			if c.Deleted {
+				continue
+			}
+			if addr, ok := nodeAddress(c.Data); ok {
+				found[addr] = true
+			}
+		}
+		since = next
+		if len(changes) < page {
+			break
+		}
+	}
+	h.mu.Lock()
+	var added []*remoteNode
+	for addr := range found {
+		if _, ok := h.nodes[addr]; !ok {
+			n := &remoteNode{addr: addr, peer: h.e.peer(addr, ""), pending: map[string]struct{}{}}
+			h.nodes[addr] = n
+			added = append(added, n)
+		}
+	}
+	var gone []*remoteNode
+	for addr, n := range h.nodes {
+		if !found[addr] {
+			gone = append(gone, n)
+			delete(h.nodes, addr)
+		}
+	}
+	h.mu.Unlock()
+	// Lock order: a node's mu is never taken while holding h.mu.
+	for _, n := range gone {
+		n.mu.Lock()
+		n.removed = true
+		n.mu.Unlock()
+	}
+	for _, n := range added {
+		h.e.log.Info("pivot: node discovered", "addr", n.addr)
+		h.trigger(n, nil)
+	}
+}
+
+// trigger queues paths for n and starts sending unless a send is running (then that
+// send picks them up: coalesced, never dropped) or n is backing off after a failure.
+func (h *hub) trigger(n *remoteNode, paths []string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.removed {
+		return
+	}
+	if paths == nil {
+		n.pending[""] = struct{}{}
+	}
+	for _, p := range paths {
+		n.pending[p] = struct{}{}
+	}
+	h.kickLocked(n)
+}
+
+// kickLocked starts a sender for n if none runs and n is not backing off. n.mu is held.
+func (h *hub) kickLocked(n *remoteNode) {
+	if n.running || n.retryArmed || len(n.pending) == 0 {
+		return
+	}
+	if wait := time.Until(n.nextTry); wait > 0 {
+		n.retryArmed = true
+		h.after(wait, func() {
+			n.mu.Lock()
+			n.retryArmed = false
+			h.kickLocked(n)
+			n.mu.Unlock()
+		})
+		return
+	}
+	n.running = h.e.spawn(func() { h.send(n) })
+}
+
+// send delivers n's pending triggers until none are left or a delivery fails.
+func (h *hub) send(n *remoteNode) {
+	ctx := h.e.ctx
+	for {
+		n.mu.Lock()
+		if len(n.pending) == 0 || n.removed || ctx.Err() != nil || time.Now().Before(n.nextTry) {
+			n.running = false
+			h.kickLocked(n)
+			n.mu.Unlock()
+			return
+		}
+		var paths []string
+		if _, all := n.pending[""]; !all {
+			for p := range n.pending {
+				paths = append(paths, p)
+			}
+			sort.Strings(paths)
+		}
+		n.pending = map[string]struct{}{}
+		healthy := n.failures == 0
+		n.lastTrigger = time.Now()
+		n.mu.Unlock()
+
+		// Healthy nodes share FanOut slots; a failing node never holds one, so it
+		// cannot delay the others.
+		if healthy {
+			select {
+			case h.sem <- struct{}{}:
+			case <-ctx.Done():
+				continue
+			}
+		}
+		err := n.peer.trigger(ctx, paths)
+		if healthy {
+			<-h.sem
+		}
+
+		n.mu.Lock()
+		if err != nil {
+			if ctx.Err() == nil {
+				n.failures++
+				n.lastError = err.Error()
+				n.nextTry = time.Now().Add(h.e.backoff(n.failures, rand.Int64N))
+				if paths == nil {
+					n.pending[""] = struct{}{}
+				}
+				for _, p := range paths {
+					n.pending[p] = struct{}{}
+				}
+				if n.failures == 1 {
+					h.e.log.Warn("pivot: node unreachable", "addr", n.addr, "err", err)
+				}
+			}
+		} else {
+			if n.failures > 0 {
+				h.e.log.Info("pivot: node reachable again", "addr", n.addr)
+			}
+			n.failures = 0
+			n.nextTry = time.Time{}
+			n.lastContact = time.Now()
+		}
+		n.mu.Unlock()
+	}
+}
+
+// after runs fn after d unless the hub is closed first.
+func (h *hub) after(d time.Duration, fn func()) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return
+	}
+	var t *time.Timer
+	t = time.AfterFunc(d, func() {
+		h.mu.Lock()
+		delete(h.timers, t)
+		closed := h.closed
+		h.mu.Unlock()
+		if !closed {
+			fn()
+		}
+	})
+	h.timers[t] = struct{}{}
+}
+
+// stopTimers cancels every pending retry timer.
+func (h *hub) stopTimers() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.closed = true
+	for t := range h.timers {
+		t.Stop()
+	}
+	h.timers = map[*time.Timer]struct{}{}
+}
+
+// contact records a request from the node advertising addr. A node that reaches the
+// pivot is alive: its backoff is lifted.
+func (h *hub) contact(addr string, pulledToHead bool) {
+	if addr == "" {
+		return
+	}
+	h.mu.Lock()
+	n := h.nodes[addr]
+	h.mu.Unlock()
+	if n == nil {
+		return
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	now := time.Now()
+	n.lastContact = now
+	if pulledToHead {
+		n.lastPull = now
+	}
+	if n.failures > 0 {
+		n.failures = 0
+		n.nextTry = time.Time{}
+		h.kickLocked(n)
+	}
+}
+
+// nodeAddress reads a node's address from a NodesKey entry: {"ip": "host:port"}, or
+// {"ip": "host", "port": 8080} with the port as a number or a string.
+func nodeAddress(data []byte) (string, bool) {
+	var v struct {
+		IP   string          `json:"ip"`
+		Port json.RawMessage `json:"port"`
+	}
+	if json.Unmarshal(data, &v) != nil || v.IP == "" {
+		return "", false
+	}
+	ip := strings.TrimSpace(v.IP)
+	if len(v.Port) > 0 && string(v.Port) != "null" {
+		var port string
+		var num json.Number
+		if json.Unmarshal(v.Port, &port) != nil {
+			if json.Unmarshal(v.Port, &num) != nil {
+				return "", false
+			}
+			port = num.String()
+		}
+		if !validPort(strings.TrimSpace(port)) {
+			return "", false
+		}
+		if host, _, err := net.SplitHostPort(ip); err == nil {
+			ip = host
+		}
+		ip = net.JoinHostPort(strings.Trim(ip, "[]"), strings.TrimSpace(port))
+	}
+	addr, err := parseHostPort(ip)
+	if err != nil {
+		return "", false
+	}
+	return addr, true
+}

@@ -1,0 +1,155 @@
+package pivot
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// peer makes the pivot protocol's requests to one other instance. It is safe for
+// concurrent use.
+type peer struct {
+	base    string // scheme://host:port + route prefix
+	client  *http.Client
+	token   string
+	cluster string
+	self    string // our advertised address, sent in HeaderNode
+	timeout time.Duration
+	maxBody int64
+	traffic *traffic
+}
+
+// traffic counts the bytes moved by a set of peers.
+type traffic struct {
+	sent, received atomic.Int64
+}
+
+// baseURL turns a peer address ("host:port" or a full URL) and the route prefix into the
+// base of every request URL.
+func baseURL(addr, prefix string) string {
+	addr = strings.TrimSuffix(addr, "/")
+	if !strings.Contains(addr, "://") {
+		addr = "http://" + addr
+	}
+	return addr + prefix
+}
+
+// do sends one request and decodes a JSON answer into out. Every failure is a
+// *RemoteError.
+func (p *peer) do(ctx context.Context, op, method, route string, query url.Values, in, out any) error {
+	ctx, cancel := context.WithTimeout(ctx, p.timeout)
+	defer cancel()
+	fail := func(status int, code, msg string) error {
+		return &RemoteError{Op: op, Peer: p.base, Status: status, Message: msg, kind: kindOf(status, code)}
+	}
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return fail(0, codeBadRequest, fmt.Sprintf("encode request: %v", err))
+		}
+		if int64(len(b)) > p.maxBody {
+			return &RemoteError{Op: op, Peer: p.base, Message: fmt.Sprintf("request of %d bytes exceeds MaxBodyBytes", len(b)), kind: ErrTooLarge}
+		}
+		p.traffic.sent.Add(int64(len(b)))
+		body = bytes.NewReader(b)
+	}
+	u := p.base + route
+	if len(query) > 0 {
+		u += "?" + query.Encode()
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, body)
+	if err != nil {
+		return fail(0, codeBadRequest, fmt.Sprintf("build request: %v", err))
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	// Every pivot request is idempotent (a push is applied under LWW, a trigger is
+	// coalesced): a nil X-Idempotency-Key lets the transport retry one that met a
+	// stale keep-alive connection, without sending the header.
+	req.Header["X-Idempotency-Key"] = nil
+	req.Header.Set(HeaderVersion, ProtocolVersion)
+	req.Header.Set(HeaderCluster, p.cluster)
+	if p.token != "" {
+		req.Header.Set(HeaderToken, p.token)
+	}
+	if p.self != "" {
+		req.Header.Set(HeaderNode, p.self)
+	}
+	resp, err := p.client.Do(req)
+	if err != nil {
+		return fail(0, codeUnavailable, err.Error())
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, p.maxBody+1))
+	if err != nil {
+		return fail(0, codeUnavailable, fmt.Sprintf("read answer: %v", err))
+	}
+	p.traffic.received.Add(int64(len(raw)))
+	if int64(len(raw)) > p.maxBody {
+		return &RemoteError{Op: op, Peer: p.base, Status: resp.StatusCode, Message: "answer exceeds MaxBodyBytes", kind: ErrTooLarge}
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		var eb errorBody
+		if json.Unmarshal(raw, &eb) != nil || eb.Error == "" {
+			eb.Error = strings.TrimSpace(string(raw))
+		}
+		return fail(resp.StatusCode, eb.Code, eb.Error)
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.Unmarshal(raw, out); err != nil {
+		return &RemoteError{Op: op, Peer: p.base, Status: resp.StatusCode, Message: fmt.Sprintf("decode answer: %v", err), kind: ErrUnavailable}
+	}
+	return nil
+}
+
+// changes pulls the peer's feed for path after since.
+func (p *peer) changes(ctx context.Context, path string, since uint64, limit int) (changesResponse, error) {
+	var out changesResponse
+	q := url.Values{"key": {path}, "since": {strconv.FormatUint(since, 10)}, "limit": {strconv.Itoa(limit)}}
+	err := p.do(ctx, "pull", http.MethodGet, routeChanges, q, nil, &out)
+	return out, err
+}
+
+// apply pushes entries of path to the peer.
+func (p *peer) apply(ctx context.Context, path string, req applyRequest) (applyResponse, error) {
+	var out applyResponse
+	err := p.do(ctx, "push", http.MethodPost, routeApply, url.Values{"key": {path}}, req, &out)
+	if err == nil && out.Applied+out.Superseded+len(out.Refused) != len(req.Entries) {
+		err = &RemoteError{Op: "push", Peer: p.base, Status: http.StatusOK,
+			Message: fmt.Sprintf("answer accounts for %d of %d entries", out.Applied+out.Superseded+len(out.Refused), len(req.Entries)),
+			kind:    ErrUnavailable}
+	}
+	return out, err
+}
+
+// digest asks for the peer's digest of path.
+func (p *peer) digest(ctx context.Context, path string) (digestResponse, error) {
+	var out digestResponse
+	err := p.do(ctx, "digest", http.MethodGet, routeDigest, url.Values{"key": {path}}, nil, &out)
+	return out, err
+}
+
+// trigger asks the peer (a node) to sync paths now.
+func (p *peer) trigger(ctx context.Context, paths []string) error {
+	return p.do(ctx, "trigger", http.MethodPost, routeTrigger, nil, triggerRequest{Keys: paths}, nil)
+}
+
+// isRemote reports whether err is a failure to exchange with a peer (as opposed to a
+// local storage failure).
+func isRemote(err error) bool {
+	var re *RemoteError
+	return errors.As(err, &re)
+}

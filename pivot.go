@@ -1,0 +1,328 @@
+package pivot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/mux"
+
+	"github.com/benitogf/pivot/ooo"
+	"github.com/benitogf/pivot/ooo/key"
+	"github.com/benitogf/pivot/ooo/storage"
+)
+
+// Roles reported in Status.Role.
+const (
+	RolePivot = "pivot"
+	RoleNode  = "node"
+)
+
+// SetupResult is what Setup hands back: the hooks to wire into storages the server does
+// not own, and the handles to observe and stop the sync engine.
+type SetupResult struct {
+	// BeforeRead, on a node, pulls a synced key from the pivot before it is read,
+	// waiting at most Config.ReadBudget, and not at all while the pivot is known to be
+	// down. On the pivot it does nothing. Pass it to server.BeforeRead and to the
+	// StorageOpt of every external storage. Safe for concurrent use; never blocks
+	// longer than the budget.
+	BeforeRead func(key string)
+	// SyncCallback takes the Watch() events of external storages, so their writes are
+	// synced at once. It never blocks. Events of the server's own Storage arrive through
+	// server.OnStorageEvent, which Setup hooks.
+	SyncCallback func(event ooo.StorageEvent)
+
+	engine *engine
+}
+
+// Status reports the engine's state. Safe for concurrent use.
+func (r SetupResult) Status() Status {
+	if r.engine == nil {
+		return Status{}
+	}
+	return r.engine.status()
+}
+
+// Close stops every background goroutine and waits for them. The server's OnClose,
+// which Setup hooks, calls it too; calling it again is a no-op.
+func (r SetupResult) Close() {
+	if r.engine != nil {
+		r.engine.close()
+	}
+}
+
+// Setup makes server a pivot (when server.Pivot is "") or a node syncing with the pivot
+// at server.Pivot ("host:port" or a base URL), for the keys in config. Call it before
+// server.Start: it registers the protocol routes under config.RoutePrefix on
+// server.Router (making a Router if there is none), hooks server.OnStorageEvent so
+// writes to server.Storage are synced, and hooks server.OnClose to stop the engine.
+// Existing callbacks are kept and still called.
+//
+// Setup panics when the config is invalid, with the error Config.Validate returns,
+// like net/http does for a bad pattern; call Validate first to handle it gracefully.
+// Background work waits until the synced storages are started.
+func Setup(server *ooo.Server, config Config) SetupResult {
+	if server == nil {
+		panic("pivot: Setup: nil server")
+	}
+	if err := config.Validate(); err != nil {
+		panic(err)
+	}
+	cfg := config.withDefaults()
+	if server.Storage == nil {
+		server.Storage = &ooo.MemoryStorage{}
+	}
+	keys, err := buildKeys(server.Storage, cfg)
+	if err != nil {
+		panic(err)
+	}
+	if server.Router == nil {
+		server.Router = mux.NewRouter()
+	}
+	client := cfg.Client
+	if client == nil {
+		client = server.Client
+	}
+	if client == nil {
+		client = defaultClient()
+	}
+	e := newEngine(cfg, server.Pivot, keys, client)
+	e.routes(server.Router)
+
+	prevEvent := server.OnStorageEvent
+	server.OnStorageEvent = func(ev ooo.StorageEvent) {
+		if prevEvent != nil {
+			prevEvent(ev)
+		}
+		e.onEvent(ev)
+	}
+	prevClose := server.OnClose
+	server.OnClose = func() {
+		e.close()
+		if prevClose != nil {
+			prevClose()
+		}
+	}
+	if cfg.Token == "" {
+		e.log.Warn("pivot: no Token set, the protocol routes are open to anyone who can reach them")
+	}
+	e.start()
+	return SetupResult{BeforeRead: e.beforeRead, SyncCallback: e.onEvent, engine: e}
+}
+
+// syncKey is one synced path with its storage.
+type syncKey struct {
+	path string
+	db   ooo.Database
+	rep  storage.Replica
+}
+
+// buildKeys resolves every configured key to its storage and checks it can replicate.
+// The NodesKey is synced on the server's storage unless Keys lists it.
+func buildKeys(serverStorage ooo.Database, cfg Config) ([]*syncKey, error) {
+	var keys []*syncKey
+	add := func(field, path string, db ooo.Database) error {
+		if db == nil {
+			db = serverStorage
+		}
+		rep, ok := db.(storage.Replica)
+		if !ok {
+			return fmt.Errorf("%w: %s: storage %T does not implement storage.Replica (use ooo.MemoryStorage or ooo.BoltStorage)", ErrInvalidConfig, field, db)
+		}
+		keys = append(keys, &syncKey{path: path, db: db, rep: rep})
+		return nil
+	}
+	nodesListed := false
+	for i, k := range cfg.Keys {
+		if err := add(fmt.Sprintf("Keys[%d].Database", i), k.Path, k.Database); err != nil {
+			return nil, err
+		}
+		nodesListed = nodesListed || k.Path == cfg.NodesKey
+	}
+	if cfg.NodesKey != "" && !nodesListed {
+		if err := add("Storage", cfg.NodesKey, nil); err != nil {
+			return nil, err
+		}
+	}
+	return keys, nil
+}
+
+// defaultClient is the HTTP client used when neither the config nor the server has one.
+// Request deadlines come from contexts (Config.RequestTimeout).
+func defaultClient() *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.DialContext = (&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 15 * time.Second}).DialContext
+	t.MaxIdleConnsPerHost = 64
+	t.IdleConnTimeout = 30 * time.Second
+	return &http.Client{Transport: t}
+}
+
+// engine is the sync engine behind one Setup.
+type engine struct {
+	cfg     Config
+	created int64 // unix ns when Setup ran
+	role    string
+	keys    []*syncKey
+	log     *slog.Logger
+	client  *http.Client
+	traffic traffic
+	counts  counters
+
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu     sync.Mutex // guards closed and wg.Add
+	closed bool
+	wg     sync.WaitGroup
+
+	lastErr atomic.Pointer[errorRecord]
+
+	node *nodeSync // set on a node
+	hub  *hub      // set on the pivot
+}
+
+// errorRecord is the last error the engine met.
+type errorRecord struct {
+	at  time.Time
+	msg string
+}
+
+func newEngine(cfg Config, pivotAddr string, keys []*syncKey, client *http.Client) *engine {
+	e := &engine{cfg: cfg, created: time.Now().UnixNano(), keys: keys, log: cfg.Logger, client: client}
+	e.ctx, e.cancel = context.WithCancel(context.Background())
+	if pivotAddr == "" {
+		e.role = RolePivot
+		e.hub = newHub(e)
+	} else {
+		e.role = RoleNode
+		e.node = newNodeSync(e, pivotAddr)
+	}
+	return e
+}
+
+// start launches the background goroutines of the role.
+func (e *engine) start() {
+	if e.hub != nil {
+		e.spawn(e.hub.run)
+	} else {
+		e.spawn(e.node.run)
+	}
+}
+
+// spawn runs fn in a goroutine that close waits for. After close it does nothing.
+func (e *engine) spawn(fn func()) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return false
+	}
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		fn()
+	}()
+	return true
+}
+
+// close stops the engine and waits for its goroutines.
+func (e *engine) close() {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return
+	}
+	e.closed = true
+	e.mu.Unlock()
+	e.cancel()
+	if e.hub != nil {
+		e.hub.stopTimers()
+	}
+	e.wg.Wait()
+}
+
+// peer returns a client for the instance at addr.
+func (e *engine) peer(addr, self string) *peer {
+	return &peer{
+		base:    baseURL(addr, e.cfg.RoutePrefix),
+		client:  e.client,
+		token:   e.cfg.Token,
+		cluster: e.cfg.ClusterID,
+		self:    self,
+		timeout: e.cfg.RequestTimeout,
+		maxBody: e.cfg.MaxBodyBytes,
+		traffic: &e.traffic,
+	}
+}
+
+// keyFor returns the synced key an event or read key belongs to, or nil. A glob (a list
+// read or a glob delete) belongs to the synced key it overlaps.
+func (e *engine) keyFor(k string) *syncKey {
+	for _, sk := range e.keys {
+		if key.Peer(sk.path, k) {
+			return sk
+		}
+	}
+	return nil
+}
+
+// keyByPath returns the synced key configured with exactly path, or nil.
+func (e *engine) keyByPath(path string) *syncKey {
+	for _, sk := range e.keys {
+		if sk.path == path {
+			return sk
+		}
+	}
+	return nil
+}
+
+// onEvent schedules sync work for a storage event. It never blocks.
+func (e *engine) onEvent(ev ooo.StorageEvent) {
+	sk := e.keyFor(ev.Key)
+	if sk == nil {
+		return
+	}
+	if e.hub != nil {
+		e.hub.changed(sk)
+		return
+	}
+	e.node.request(sk, needPush)
+}
+
+// beforeRead is SetupResult.BeforeRead.
+func (e *engine) beforeRead(k string) {
+	if e.node != nil {
+		e.node.beforeRead(k)
+	}
+}
+
+// fail records err as the engine's last error and logs it.
+func (e *engine) fail(msg string, err error) {
+	e.lastErr.Store(&errorRecord{at: time.Now(), msg: fmt.Sprintf("%s: %v", msg, err)})
+	level := slog.LevelWarn
+	if errors.Is(err, context.Canceled) {
+		level = slog.LevelDebug
+	}
+	e.log.Log(context.Background(), level, msg, "err", err)
+}
+
+// backoff returns the delay before retry number n (n >= 1): exponential from
+// BackoffMin, capped at BackoffMax, with up to 50% of random jitter taken off.
+func (e *engine) backoff(n int, jitter func(int64) int64) time.Duration {
+	d := e.cfg.BackoffMin
+	for i := 1; i < n && d < e.cfg.BackoffMax; i++ {
+		d *= 2
+	}
+	if d > e.cfg.BackoffMax {
+		d = e.cfg.BackoffMax
+	}
+	if half := int64(d / 2); half > 0 {
+		d -= time.Duration(jitter(half))
+	}
+	return d
+}

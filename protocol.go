@@ -1,0 +1,101 @@
+package pivot
+
+import (
+	"github.com/benitogf/pivot/ooo/storage"
+)
+
+// ProtocolVersion is the version of the pivot HTTP protocol. Peers with another version
+// refuse each other's requests with 409.
+const ProtocolVersion = "1"
+
+// Headers carried by every pivot request.
+const (
+	// HeaderToken carries Config.Token.
+	HeaderToken = "X-Pivot-Token"
+	// HeaderVersion carries ProtocolVersion.
+	HeaderVersion = "X-Pivot-Version"
+	// HeaderCluster carries Config.ClusterID.
+	HeaderCluster = "X-Pivot-Cluster"
+	// HeaderNode carries the requesting node's advertised address (may be empty); the
+	// pivot uses it for per-node status.
+	HeaderNode = "X-Pivot-Node"
+)
+
+// Route paths under Config.RoutePrefix.
+const (
+	routeChanges = "/changes" // GET: the pivot's change feed for one key path (pull)
+	routeApply   = "/apply"   // POST: apply a node's entries under LWW (push)
+	routeDigest  = "/digest"  // GET: a digest of one key path's entries (reconcile)
+	routeTrigger = "/trigger" // POST: pivot → node, "sync now"
+	routeStatus  = "/status"  // GET: Status
+)
+
+// Error codes in errorBody.Code.
+const (
+	codeUnauthorized = "unauthorized"
+	codeVersion      = "version"
+	codeCluster      = "cluster"
+	codeBadRequest   = "bad_request"
+	codeTooLarge     = "too_large"
+	codeNotFound     = "not_found"
+	codeRole         = "role"
+	codeUnavailable  = "unavailable"
+)
+
+// maxLimit is the most changes one pull may ask for.
+const maxLimit = 10000
+
+// errorBody is every error answer of a pivot route.
+type errorBody struct {
+	Error string `json:"error"`
+	Code  string `json:"code"`
+}
+
+// changesResponse answers GET changes?key=&since=&limit=. Changes is the pivot's feed
+// for the key path after since: each key once, at its latest state, tombstones
+// included. Next is the cursor for the following call; More tells that the feed was cut
+// at limit. A node whose cursor was taken in another Epoch, or is below Horizon, must
+// reconcile instead of applying the changes.
+type changesResponse struct {
+	Epoch   string           `json:"epoch"`
+	Horizon uint64           `json:"horizon"`
+	Next    uint64           `json:"next"`
+	More    bool             `json:"more"`
+	Changes []storage.Change `json:"changes"`
+}
+
+// applyRequest is the body of POST apply?key=: a node's local entries for one key path.
+type applyRequest struct {
+	Entries []storage.Entry `json:"entries"`
+}
+
+// refusal tells that one pushed entry was not applied, and why (clock skew).
+type refusal struct {
+	Key     string `json:"key"`
+	Version int64  `json:"version"`
+	Error   string `json:"error"`
+}
+
+// applyResponse answers a push: how many entries were stored, how many lost to a
+// stored entry under LWW (or were already there), and which were refused.
+type applyResponse struct {
+	Epoch      string    `json:"epoch"`
+	Applied    int       `json:"applied"`
+	Superseded int       `json:"superseded"`
+	Refused    []refusal `json:"refused,omitempty"`
+}
+
+// digestResponse answers GET digest?key=: a hash over (key, version, deleted, data) of
+// every live entry, the count of live entries, and the feed head at the time.
+type digestResponse struct {
+	Epoch  string `json:"epoch"`
+	Head   uint64 `json:"head"`
+	Count  int    `json:"count"`
+	Digest string `json:"digest"`
+}
+
+// triggerRequest is the body of POST trigger: the key paths that changed on the pivot.
+// An empty list means every key.
+type triggerRequest struct {
+	Keys []string `json:"keys"`
+}

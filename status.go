@@ -1,0 +1,163 @@
+package pivot
+
+import (
+	"encoding/json"
+	"sort"
+	"sync/atomic"
+	"time"
+)
+
+// counters are the engine's running totals.
+type counters struct {
+	pushed    atomic.Int64 // entries stored by pushes (node: acknowledged; pivot: received)
+	pulled    atomic.Int64 // entries stored by pulls (node)
+	served    atomic.Int64 // changes served to pulls (pivot)
+	conflicts atomic.Int64 // pushed entries that lost to a stored entry under LWW
+	refused   atomic.Int64 // entries refused for clock skew
+}
+
+// Status is a snapshot of the engine's state, served by the status route and
+// SetupResult.Status.
+type Status struct {
+	// Role is RolePivot or RoleNode.
+	Role string `json:"role"`
+	// ClusterID is Config.ClusterID.
+	ClusterID string `json:"clusterId"`
+	// Pivot is, on a node, the pivot's address.
+	Pivot string `json:"pivot,omitempty"`
+	// PivotHealthy is, on a node, whether the last exchange with the pivot succeeded.
+	PivotHealthy bool `json:"pivotHealthy,omitempty"`
+	// LastContact is, on a node, when the pivot last answered.
+	LastContact time.Time `json:"lastContact,omitzero"`
+	// ConsecutiveFailures is, on a node, how many rounds in a row failed.
+	ConsecutiveFailures int `json:"consecutiveFailures,omitempty"`
+	// Nodes are, on the pivot, the nodes known from NodesKey, sorted by address.
+	Nodes []NodeStatus `json:"nodes,omitempty"`
+	// Keys are the synced paths and, on a node, its cursors.
+	Keys []KeyStatus `json:"keys"`
+	// PushedEntries counts entries stored through pushes: on a node, those the pivot
+	// acknowledged as applied; on the pivot, those it applied.
+	PushedEntries int64 `json:"pushedEntries"`
+	// PulledEntries counts, on a node, entries stored from pulls; on the pivot, the
+	// changes it served.
+	PulledEntries int64 `json:"pulledEntries"`
+	// BytesSent and BytesReceived count the bodies of the requests this instance made.
+	BytesSent     int64 `json:"bytesSent"`
+	BytesReceived int64 `json:"bytesReceived"`
+	// Conflicts counts pushed entries that were not applied because the stored entry
+	// wins under LWW (or was identical).
+	Conflicts int64 `json:"conflicts"`
+	// Refused counts entries refused because their stamp was too far in the future.
+	Refused int64 `json:"refused"`
+	// LastError is the last sync error met, with when it happened.
+	LastError   string    `json:"lastError,omitempty"`
+	LastErrorAt time.Time `json:"lastErrorAt,omitzero"`
+}
+
+// NodeStatus is one node as the pivot sees it.
+type NodeStatus struct {
+	Address string `json:"address"`
+	// Healthy is false after a trigger to the node failed, until it answers again.
+	Healthy bool `json:"healthy"`
+	// LastContact is the last successful exchange with the node, in either direction
+	// (requests are matched by the node's advertised address).
+	LastContact time.Time `json:"lastContact,omitzero"`
+	// LastTrigger is when the pivot last asked the node to sync.
+	LastTrigger time.Time `json:"lastTrigger,omitzero"`
+	// Lag is how long the node may have been behind: when the pivot's latest change of
+	// a synced key came after the node's last pull to the head of the feed, the time
+	// since that change; 0 otherwise.
+	Lag time.Duration `json:"lag"`
+	// ConsecutiveFailures counts failed triggers in a row.
+	ConsecutiveFailures int `json:"consecutiveFailures"`
+	// LastError is the last trigger failure.
+	LastError string `json:"lastError,omitempty"`
+}
+
+// KeyStatus is one synced path.
+type KeyStatus struct {
+	Path string `json:"path"`
+	// Epoch is the local storage's epoch.
+	Epoch string `json:"epoch"`
+	// PullCursor, PushCursor and PivotEpoch are, on a node, the persisted cursors.
+	PullCursor uint64 `json:"pullCursor,omitempty"`
+	PushCursor uint64 `json:"pushCursor,omitempty"`
+	PivotEpoch string `json:"pivotEpoch,omitempty"`
+}
+
+// status builds the Status.
+func (e *engine) status() Status {
+	s := Status{
+		Role:          e.role,
+		ClusterID:     e.cfg.ClusterID,
+		PushedEntries: e.counts.pushed.Load(),
+		BytesSent:     e.traffic.sent.Load(),
+		BytesReceived: e.traffic.received.Load(),
+		Conflicts:     e.counts.conflicts.Load(),
+		Refused:       e.counts.refused.Load(),
+		Keys:          make([]KeyStatus, 0, len(e.keys)),
+	}
+	if last := e.lastErr.Load(); last != nil {
+		s.LastError, s.LastErrorAt = last.msg, last.at
+	}
+	for _, sk := range e.keys {
+		ks := KeyStatus{Path: sk.path}
+		if sk.db.Active() {
+			ks.Epoch = sk.rep.Epoch()
+		}
+		if e.node != nil {
+			if raw, err := sk.rep.LoadCursor(cursorName(sk.path)); err == nil && raw != nil {
+				var c cursor
+				if json.Unmarshal(raw, &c) == nil {
+					ks.PullCursor, ks.PushCursor, ks.PivotEpoch = c.Pull, c.Push, c.PivotEpoch
+				}
+			}
+		}
+		s.Keys = append(s.Keys, ks)
+	}
+	if n := e.node; n != nil {
+		s.Pivot = n.addr
+		s.PulledEntries = e.counts.pulled.Load()
+		s.PivotHealthy = !n.down.Load() && n.lastContact.Load() != 0
+		if lc := n.lastContact.Load(); lc != 0 {
+			s.LastContact = time.Unix(0, lc)
+		}
+		s.ConsecutiveFailures = int(n.failures.Load())
+	}
+	if h := e.hub; h != nil {
+		s.PulledEntries = e.counts.served.Load()
+		s.Nodes = h.nodeStatus()
+	}
+	return s
+}
+
+// nodeStatus lists the known nodes, sorted by address.
+func (h *hub) nodeStatus() []NodeStatus {
+	h.mu.Lock()
+	nodes := make([]*remoteNode, 0, len(h.nodes))
+	for _, n := range h.nodes {
+		nodes = append(nodes, n)
+	}
+	h.mu.Unlock()
+	lastChange := h.lastChange.Load()
+	now := time.Now()
+	out := make([]NodeStatus, 0, len(nodes))
+	for _, n := range nodes {
+		n.mu.Lock()
+		ns := NodeStatus{
+			Address:             n.addr,
+			Healthy:             n.failures == 0,
+			LastContact:         n.lastContact,
+			LastTrigger:         n.lastTrigger,
+			ConsecutiveFailures: n.failures,
+			LastError:           n.lastError,
+		}
+		if lastChange != 0 && n.lastPull.UnixNano() < lastChange {
+			ns.Lag = now.Sub(time.Unix(0, lastChange))
+		}
+		n.mu.Unlock()
+		out = append(out, ns)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Address < out[j].Address })
+	return out
+}

@@ -1,0 +1,433 @@
+package pivot
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/benitogf/pivot/ooo/clock"
+		"github.com/benitogf/pivot/ooo/storage"
+)
+
+// Work bits a round can do for one key.
+const (
+	needPush uint8 = 1 << iota
+	needPull
+)
+
+// maxBatchesPerRound bounds the batches one key moves in one direction per round; a
+// key with more to move schedules another round, so every loop is bounded.
+const maxBatchesPerRound = 64
+
+// nodeSync is the node side of the engine: one goroutine runs sync rounds against the
+// pivot, scheduled by local writes, pivot triggers, reads, a periodic timer and, while
+// the pivot is unreachable, a backoff timer.
+type nodeSync struct {
+	e     *engine
+	pivot *peer
+	addr  string
+	kick  chan struct{} // capacity 1: a request during a round yields exactly one more
+
+	mu      sync.Mutex
+	pending map[*syncKey]uint8 // work asked for and not yet taken by a round
+	next    chan struct{}      // closed when the round taking the pending work ends
+
+	down        atomic.Bool // the last round failed to reach the pivot
+	failures    atomic.Int64
+	lastContact atomic.Int64 // unix ns of the last successful exchange with the pivot
+	lastPull    sync.Map     // *syncKey → unix ns of the last completed pull
+
+	// Owned by the run goroutine.
+	cursors    map[*syncKey]*cursor
+	registered bool
+}
+
+func newNodeSync(e *engine, pivotAddr string) *nodeSync {
+	return &nodeSync{
+		e:       e,
+		pivot:   e.peer(pivotAddr, e.cfg.Advertise),
+		addr:    pivotAddr,
+		kick:    make(chan struct{}, 1),
+		pending: map[*syncKey]uint8{},
+		next:    make(chan struct{}),
+		cursors: map[*syncKey]*cursor{},
+	}
+}
+
+// request asks for work on sk (every key when sk is nil) and returns a channel closed
+// when the round doing it ends. It never blocks.
+func (n *nodeSync) request(sk *syncKey, bits uint8) <-chan struct{} {
+	n.mu.Lock()
+	if sk == nil {
+		for _, k := range n.e.keys {
+			n.pending[k] |= bits
+		}
+	} else {
+		n.pending[sk] |= bits
+	}
+	done := n.next
+	n.mu.Unlock()
+	select {
+	case n.kick <- struct{}{}:
+	default:
+	}
+	return done
+}
+
+// take hands the pending work to a round, with the channel to close when it ends.
+func (n *nodeSync) take() (map[*syncKey]uint8, chan struct{}) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	work, done := n.pending, n.next
+	n.pending, n.next = map[*syncKey]uint8{}, make(chan struct{})
+	return work, done
+}
+
+// putBack returns unfinished work to the pending set without scheduling a round.
+func (n *nodeSync) putBack(work map[*syncKey]uint8) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for k, bits := range work {
+		n.pending[k] |= bits
+	}
+}
+
+// triggered is called when the pivot asks for a sync: the pivot is evidently up.
+func (n *nodeSync) triggered(keys []*syncKey) {
+	n.down.Store(false)
+	if len(keys) == 0 {
+		n.request(nil, needPull)
+		return
+	}
+	for _, sk := range keys {
+		n.request(sk, needPull)
+	}
+}
+
+// beforeRead pulls the key's synced path before a read, bounded by ReadBudget.
+func (n *nodeSync) beforeRead(k string) {
+	budget := n.e.cfg.ReadBudget
+	if budget < 0 || n.down.Load() || n.e.ctx.Err() != nil {
+		return
+	}
+	sk := n.e.keyFor(k)
+	if sk == nil {
+		return
+	}
+	done := n.request(sk, needPull)
+	t := time.NewTimer(budget)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+	case <-n.e.ctx.Done():
+	}
+}
+
+// run is the node's sync loop. It syncs every key at once, then whenever asked, every
+// SyncInterval, and after a failure with backoff.
+func (n *nodeSync) run() {
+	ctx := n.e.ctx
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	n.request(nil, needPush|needPull)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-n.kick:
+			if n.down.Load() {
+				// The pivot is unreachable: local writes and reads wait for the
+				// backoff timer (or a trigger from the pivot) instead of hammering it.
+				continue
+			}
+		case <-timer.C:
+			n.request(nil, needPush|needPull)
+			<-n.kick
+		}
+		work, done := n.take()
+		err := n.round(ctx, work)
+		close(done)
+		if ctx.Err() != nil {
+			return
+		}
+		switch {
+		case err == nil:
+			n.down.Store(false)
+			n.failures.Store(0)
+			if n.e.cfg.SyncInterval > 0 {
+				timer.Reset(n.e.cfg.SyncInterval)
+			}
+		case isRemote(err) && errors.Is(err, ErrUnavailable):
+			n.putBack(work)
+			n.down.Store(true)
+			f := n.failures.Add(1)
+			n.e.fail("pivot: sync with pivot", err)
+			timer.Reset(n.e.backoff(int(f), rand.Int64N))
+		default:
+			// Refused by the pivot (token, cluster, skew...) or a local storage
+			// problem: retry later, without treating the pivot as down.
+			n.putBack(work)
+			f := n.failures.Add(1)
+			if !errors.Is(err, ErrNotActive) {
+				n.e.fail("pivot: sync round", err)
+			}
+			timer.Reset(n.e.backoff(int(f), rand.Int64N))
+		}
+	}
+}
+
+// round does the work taken from the pending set: for each key, push then pull. It
+// stops at the first failure to reach the pivot; other errors are collected.
+func (n *nodeSync) round(ctx context.Context, work map[*syncKey]uint8) error {
+	var errs []error
+	if !n.registered && n.e.cfg.Advertise != "" {
+		if err := n.register(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, sk := range n.e.keys {
+		bits := work[sk]
+		if bits == 0 {
+			continue
+		}
+		if !sk.db.Active() {
+			return fmt.Errorf("pivot: sync %s: %w", sk.path, ErrNotActive)
+		}
+		cur, err := n.cursor(sk)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if bits&needPush != 0 {
+			if err := n.push(ctx, sk, cur); err != nil {
+				if isRemote(err) {
+					return err
+				}
+				errs = append(errs, err)
+				continue
+			}
+		}
+		if bits&needPull != 0 {
+			if err := n.pull(ctx, sk, cur); err != nil {
+				if isRemote(err) {
+					return err
+				}
+				errs = append(errs, err)
+				continue
+			}
+			n.lastPull.Store(sk, time.Now().UnixNano())
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// register writes this node's entry under NodesKey, unless it is already there.
+func (n *nodeSync) register() error {
+	sk := n.e.keyByPath(n.e.cfg.NodesKey)
+	if sk == nil || !sk.db.Active() {
+		return nil
+	}
+	k := nodeEntryKey(n.e.cfg.NodesKey, n.e.cfg.Advertise)
+	want, _ := json.Marshal(map[string]string{"ip": n.e.cfg.Advertise})
+	current, _, err := sk.rep.Changes(k, 0, 1)
+	if err != nil {
+		return fmt.Errorf("pivot: read node entry %s: %w", k, err)
+	}
+	if len(current) == 1 && !current[0].Deleted {
+		if addr, ok := nodeAddress(current[0].Data); ok && addr == n.e.cfg.Advertise {
+			n.registered = true
+			return nil
+		}
+	}
+	if _, err := sk.db.Set(k, want); err != nil {
+		return fmt.Errorf("pivot: register node at %s: %w", k, err)
+	}
+	n.registered = true
+	return nil
+}
+
+// push sends the local-origin changes of sk after the push cursor, in batches, and
+// advances the cursor as the pivot acknowledges them. A refused entry (clock skew)
+// holds the cursor just before it, so it is sent again later and never dropped.
+func (n *nodeSync) push(ctx context.Context, sk *syncKey, cur *cursor) error {
+	batch := n.e.cfg.BatchSize
+	for i := 0; i < maxBatchesPerRound; i++ {
+		changes, next, err := sk.rep.Changes(sk.path, cur.Push, batch)
+		if err != nil {
+			return fmt.Errorf("pivot: read changes of %s: %w", sk.path, err)
+		}
+		var entries []storage.Entry
+		seqs := map[string]uint64{}
+		for _, c := range changes {
+			if !c.Remote && !(cur.Adopt && c.Version() < cur.AdoptBefore) {
+				entries = append(entries, c.Entry)
+				seqs[c.Key] = c.Seq
+			}
+		}
+		if len(entries) > 0 {
+			resp, err := n.pivot.apply(ctx, sk.path, applyRequest{Entries: entries})
+			if err != nil {
+				return err
+			}
+			n.contact()
+			n.e.counts.pushed.Add(int64(resp.Applied))
+			n.e.counts.conflicts.Add(int64(resp.Superseded))
+			if len(resp.Refused) > 0 {
+				n.e.counts.refused.Add(int64(len(resp.Refused)))
+				hold := next
+				for _, r := range resp.Refused {
+					if s, ok := seqs[r.Key]; ok && s-1 < hold {
+						hold = s - 1
+					}
+				}
+				if hold > cur.Push {
+					cur.Push = hold
+					if err := n.save(sk, cur); err != nil {
+						return err
+					}
+				}
+				return fmt.Errorf("pivot: push %s: the pivot refused %d entries (first %s: %s); retrying later",
+					sk.path, len(resp.Refused), resp.Refused[0].Key, resp.Refused[0].Error)
+			}
+		}
+		if next > cur.Push {
+			cur.Push = next
+			if err := n.save(sk, cur); err != nil {
+				return err
+			}
+		}
+		if len(changes) < batch {
+			return nil
+		}
+	}
+	n.request(sk, needPush)
+	return nil
+}
+
+// pull applies the pivot's changes of sk after the pull cursor under LWW, then advances
+// the cursor. A changed pivot epoch or a cursor below the pivot's tombstone horizon
+// leads to a full reconciliation instead.
+func (n *nodeSync) pull(ctx context.Context, sk *syncKey, cur *cursor) error {
+	for i := 0; i < maxBatchesPerRound; i++ {
+		resp, err := n.pivot.changes(ctx, sk.path, cur.Pull, n.e.cfg.BatchSize)
+		if err != nil {
+			return err
+		}
+		n.contact()
+		if resp.Epoch != cur.PivotEpoch || cur.Pull < resp.Horizon {
+			return n.reconcile(ctx, sk, cur, resp.Epoch)
+		}
+		hold, err := n.applyRemote(sk, resp.Changes)
+		if err != nil {
+			return err
+		}
+		if hold != nil {
+			if *hold > cur.Pull {
+				cur.Pull = *hold
+				if err := n.save(sk, cur); err != nil {
+					return err
+				}
+			}
+			return fmt.Errorf("pivot: pull %s: entries from the pivot are too far ahead of the local clock; retrying later", sk.path)
+		}
+		if resp.Next != cur.Pull {
+			cur.Pull = resp.Next
+			if err := n.save(sk, cur); err != nil {
+				return err
+			}
+		}
+		if !resp.More {
+			return nil
+		}
+	}
+	n.request(sk, needPull)
+	return nil
+}
+
+// applyRemote applies changes from the pivot under LWW. When the local clock refuses
+// some of them (skew), it returns the cursor to hold: just before the first refused one.
+func (n *nodeSync) applyRemote(sk *syncKey, changes []storage.Change) (*uint64, error) {
+	return n.applyRemoteWith(sk, changes, Wins)
+}
+
+// applyRemoteWith is applyRemote with another conflict rule (used by reconcile).
+func (n *nodeSync) applyRemoteWith(sk *syncKey, changes []storage.Change, wins storage.Wins) (*uint64, error) {
+	if len(changes) == 0 {
+		return nil, nil
+	}
+	entries := make([]storage.Entry, len(changes))
+	for i, c := range changes {
+		entries[i] = c.Entry
+	}
+	applied, err := sk.rep.Apply(entries, wins)
+	n.e.counts.pulled.Add(int64(len(applied)))
+	if err == nil {
+		return nil, nil
+	}
+	skewed := skewedVersions(err)
+	if len(skewed) == 0 {
+		return nil, fmt.Errorf("pivot: apply changes of %s: %w", sk.path, err)
+	}
+	n.e.counts.refused.Add(int64(len(skewed)))
+	var hold *uint64
+	for _, c := range changes {
+		if skewed[c.Version()] && (hold == nil || c.Seq-1 < *hold) {
+			h := c.Seq - 1
+			hold = &h
+		}
+	}
+	if hold == nil {
+		return nil, fmt.Errorf("pivot: apply changes of %s: %w", sk.path, err)
+	}
+	return hold, nil
+}
+
+// contact records a successful exchange with the pivot.
+func (n *nodeSync) contact() {
+	n.lastContact.Store(time.Now().UnixNano())
+	n.down.Store(false)
+}
+
+// skewedVersions collects the remote stamps of every *clock.SkewError in err's tree.
+func skewedVersions(err error) map[int64]bool {
+	found := map[int64]bool{}
+	var walk func(error)
+	walk = func(err error) {
+		if err == nil {
+			return
+		}
+		if se, ok := err.(*clock.SkewError); ok {
+			found[se.Remote] = true
+		}
+		switch u := err.(type) {
+		case interface{ Unwrap() []error }:
+			for _, e := range u.Unwrap() {
+				walk(e)
+			}
+		case interface{ Unwrap() error }:
+			walk(u.Unwrap())
+		}
+	}
+	walk(err)
+	return found
+}
+
+// nodeEntryKey is where a node advertising addr registers under a list path.
+func nodeEntryKey(list, addr string) string {
+	id := []byte(addr)
+	for i, c := range id {
+		letter := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+		if !letter && c != '-' && c != '.' {
+			id[i] = '_'
+		}
+	}
+	return strings.TrimSuffix(list, "*") + string(id)
+}
