@@ -24,7 +24,7 @@ func TestConfig_Validate(t *testing.T) {
 		{"Keys[0].Path", func(c *pivot.Config) { c.Keys[0].Path = "bad key!" }},
 		{"Keys[1].Path", func(c *pivot.Config) { c.Keys[1].Path = "users/1" }},
 		{"NodesKey", func(c *pivot.Config) { c.NodesKey = "things" }},
-		{"NodesKey", func(c *pivot.Config) { c.NodesKey = "users/*/x" ; c.Keys[0].Path = "users/*/*" }},
+		{"NodesKey", func(c *pivot.Config) { c.NodesKey = "users/*/x"; c.Keys[0].Path = "users/*/*" }},
 		{"RoutePrefix", func(c *pivot.Config) { c.RoutePrefix = "/pivot" }},
 		{"RoutePrefix", func(c *pivot.Config) { c.RoutePrefix = "pivot~" }},
 		{"RoutePrefix", func(c *pivot.Config) { c.RoutePrefix = "/~pivot/" }},

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/benitogf/pivot/ooo/clock"
-		"github.com/benitogf/pivot/ooo/storage"
+	"github.com/benitogf/pivot/ooo/storage"
 )
 
 // Work bits a round can do for one key.
