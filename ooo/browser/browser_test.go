@@ -47,6 +47,7 @@ var expectedSteps = []string{
 	"feed/push-1-0", "feed/push-1-1", "feed/push-2-0", "feed/push-2-1",
 	"feed/push-3-0", "feed/push-3-1", "feed/push-4-0", "feed/push-4-1",
 	"feed/late",
+	"restart/empty", "restart/before", "restart/reconnected", "restart/after",
 	"clock/ticks",
 }
 
@@ -61,6 +62,7 @@ func TestBrowser_OooClient(t *testing.T) {
 		t.Fatalf("start server: %v", err)
 	}
 	t.Cleanup(func() { s.Close(os.Interrupt) })
+	t.Cleanup(results.restarts.Wait) // runs first: no restart may race the final Close
 
 	browser := launch(t, chromium, "http://"+s.Address+"/__test/index.html")
 
@@ -99,6 +101,8 @@ type results struct {
 	errors []string
 	once   sync.Once
 	done   chan struct{}
+	// restarts tracks server restarts the page asked for.
+	restarts sync.WaitGroup
 }
 
 func newResults() *results {
@@ -164,8 +168,20 @@ func registerPage(t testing.TB, s *ooo.Server, testdata string, r *results) {
 			Path   string          `json:"path"`
 			Value  json.RawMessage `json:"value"`
 		}
-		if err := json.NewDecoder(http.MaxBytesReader(w, req.Body, 1<<20)).Decode(&act); err != nil || act.Action != "push" {
-			http.Error(w, "bad action", http.StatusBadRequest)
+		if err := json.NewDecoder(http.MaxBytesReader(w, req.Body, 1<<20)).Decode(&act); err != nil {
+			http.Error(w, "bad action: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		switch act.Action {
+		case "push":
+		case "restart":
+			// Answer first: Close waits for requests in flight, this one included.
+			r.restarts.Add(1)
+			go restart(s, r)
+			writeJSON(w, map[string]bool{"ok": true})
+			return
+		default:
+			http.Error(w, "unknown action "+act.Action, http.StatusBadRequest)
 			return
 		}
 		index, err := oio.RemotePushContext(req.Context(), httpClient, false, s.Address, act.Path, act.Value, nil)
@@ -184,6 +200,17 @@ func registerPage(t testing.TB, s *ooo.Server, testdata string, r *results) {
 		}
 		files.ServeHTTP(w, req)
 	})).Methods(http.MethodGet)
+}
+
+// restart closes s and starts it again on the same address, as a process restart
+// would; the storage (and so the data) is kept.
+func restart(s *ooo.Server, r *results) {
+	defer r.restarts.Done()
+	address := s.Address
+	s.Close(os.Interrupt)
+	if err := s.Start(address); err != nil {
+		r.add("", "restart failed: "+err.Error(), "restart the server at "+address+": "+err.Error())
+	}
 }
 
 func writeJSON(w http.ResponseWriter, v any) {

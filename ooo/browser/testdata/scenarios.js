@@ -39,23 +39,23 @@ function subscribe(path) {
   return sub
 }
 
-function next(sub, what) {
+function next(sub, what, timeout = stepTimeout) {
   if (sub.queue.length > 0) return Promise.resolve(sub.queue.shift())
   return new Promise((resolve, reject) => {
     const waiter = { resolve: (v) => { clearTimeout(waiter.timer); resolve(v) } }
     waiter.timer = setTimeout(() => {
       sub.waiters = sub.waiters.filter((w) => w !== waiter)
-      reject(new Error(`timed out after ${stepTimeout}ms waiting for ${what} on '${sub.path}'; ` +
+      reject(new Error(`timed out after ${timeout}ms waiting for ${what} on '${sub.path}'; ` +
         `states seen: ${JSON.stringify(sub.seen)}`))
-    }, stepTimeout)
+    }, timeout)
     sub.waiters.push(waiter)
   })
 }
 
 // step waits for the next message on sub, checks it, and reports it with the key
 // whose server state it must equal.
-async function step(scenario, name, sub, check) {
-  const state = await next(sub, `${scenario}/${name}`)
+async function step(scenario, name, sub, check, timeout = stepTimeout) {
+  const state = await next(sub, `${scenario}/${name}`, timeout)
   let problem = ''
   try {
     problem = check(state) || ''
@@ -133,6 +133,24 @@ async function feedScenario() {
   for (const sub of [...subs, late]) sub.client.close()
 }
 
+async function restartScenario() {
+  const key = 'browser/survivor'
+  const sub = subscribe(key)
+  await step('restart', 'empty', sub, (s) => want(s.created === 0, 'want the empty object'))
+  await sub.client.publish(key, { n: 1 })
+  const before = await step('restart', 'before', sub, (s) => want(s.data.n === 1, 'want n 1'))
+  // The Go side closes the server (which disconnects every websocket) and starts it
+  // again on the same address. The client reconnects by itself after its 3 s interval,
+  // sending ?v=<the version it holds>; the new server's version differs, so it must
+  // answer with a snapshot.
+  await post('/__test/act', { action: 'restart' })
+  await step('restart', 'reconnected', sub, (s) =>
+    want(s.data.n === 1 && s.created === before.created, 'want the same n 1 entry back'), 20000)
+  await sub.client.publish(key, { n: 2 })
+  await step('restart', 'after', sub, (s) => want(s.data.n === 2 && s.updated > 0, 'want n 2, updated'))
+  sub.client.close()
+}
+
 async function clockScenario() {
   const sub = subscribe('')
   const first = await next(sub, 'the first clock message')
@@ -142,7 +160,7 @@ async function clockScenario() {
 }
 
 async function run() {
-  for (const scenario of [objectScenario, listScenario, feedScenario, clockScenario]) {
+  for (const scenario of [objectScenario, listScenario, feedScenario, restartScenario, clockScenario]) {
     try {
       await scenario()
     } catch (e) {
