@@ -138,6 +138,40 @@ func runChanges(t *testing.T, newHarness func(t testing.TB) Harness) {
 			t.Fatalf("at the head: %v %d %v", page, next, err)
 		}
 	})
+	t.Run("ManyRewrites", func(t *testing.T) {
+		// Enough superseded writes to make a storage compact its feed.
+		s := fresh(t, newHarness)
+		base := s.Clock().Now() - 1e6
+		const keys, rounds = 10, 300
+		for r := range rounds {
+			batch := make([]storage.Entry, 0, keys)
+			for k := range keys {
+				batch = append(batch, entry(fmt.Sprintf("m/%d", k), base+int64(r*keys+k), 0, fmt.Sprint(r)))
+			}
+			if r == rounds-1 {
+				batch[3] = tombstone("m/3", base+int64(r*keys+3))
+			}
+			if _, err := s.Apply(batch, winsLWW); err != nil {
+				t.Fatal(err)
+			}
+		}
+		changes := allChanges(t, s, "", 0)
+		if len(changes) != keys {
+			t.Fatalf("%d changes for %d keys", len(changes), keys)
+		}
+		for k, c := range changes {
+			wantData := fmt.Sprint(rounds - 1)
+			if k == 3 {
+				wantData = ""
+			}
+			if c.Key != fmt.Sprintf("m/%d", k) || string(c.Data) != wantData || c.Seq != uint64((rounds-1)*keys+k+1) {
+				t.Fatalf("change %d: %+v", k, c)
+			}
+		}
+		if page, next, _ := s.Changes("", changes[4].Seq, 2); len(page) != 2 || page[0].Key != "m/5" || next != changes[6].Seq {
+			t.Fatalf("paging after rewrites: %+v next %d", page, next)
+		}
+	})
 	t.Run("Pattern", func(t *testing.T) {
 		if got := allChanges(t, s, "other/*", 0); len(got) != 1 || got[0].Key != "other/x" {
 			t.Fatalf("pattern other/*: %+v", got)
