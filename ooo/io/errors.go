@@ -28,6 +28,7 @@ type StatusError struct {
 	Message    string // the start of the response body, the server's reason
 }
 
+// Error names the helper, the path, the status and the server's message.
 func (e *StatusError) Error() string {
 	return fmt.Sprintf("io: %s[%s]: not OK status: %d %s: %s",
 		e.Op, e.Path, e.StatusCode, http.StatusText(e.StatusCode), e.Message)
