@@ -11,6 +11,11 @@ import (
 	"time"
 )
 
+// slotHold is the longest a trigger holds one of the FanOut slots. A node answers a
+// trigger at once (the sync runs after the answer), so a slower answer means a slow or
+// unreachable node, which must not hold up the others.
+const slotHold = 100 * time.Millisecond
+
 // hub is the pivot side of the engine: it knows the nodes (from NodesKey) and tells them
 // to sync after every change of a synced key.
 type hub struct {
@@ -230,19 +235,22 @@ func (h *hub) send(n *remoteNode) {
 		n.lastTrigger = time.Now()
 		n.mu.Unlock()
 
-		// Healthy nodes share FanOut slots; a failing node never holds one, so it
-		// cannot delay the others.
+		// Healthy nodes share FanOut slots. A node that answers slower than
+		// slotHold gives its slot back while its request goes on, and a failing
+		// node never takes one: neither can delay the others for long.
+		release := func() {}
 		if healthy {
 			select {
 			case h.sem <- struct{}{}:
 			case <-ctx.Done():
 				continue
 			}
+			release = sync.OnceFunc(func() { <-h.sem })
 		}
+		hold := time.AfterFunc(slotHold, release)
 		err := n.peer.trigger(ctx, paths)
-		if healthy {
-			<-h.sem
-		}
+		hold.Stop()
+		release()
 
 		n.mu.Lock()
 		if err != nil {
