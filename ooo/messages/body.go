@@ -7,6 +7,10 @@ import (
 	"io"
 )
 
+// jsonSpace is the whitespace JSON allows around a value (RFC 8259); bytes.TrimSpace
+// would also drop characters such as '\v' that make a body invalid JSON.
+const jsonSpace = " \t\r\n"
+
 // DecodeReader reads all of r and returns the single JSON value it holds, without the
 // surrounding whitespace. Any JSON type is accepted (object, array, string, number,
 // true, false, null). An empty body is ErrEmptyBody; malformed JSON, or anything after
@@ -20,7 +24,7 @@ func DecodeReader(r io.Reader) (json.RawMessage, error) {
 	if err != nil {
 		return nil, fmt.Errorf("messages: read body: %w", err)
 	}
-	body = bytes.TrimSpace(body)
+	body = bytes.Trim(body, jsonSpace)
 	if len(body) == 0 {
 		return nil, ErrEmptyBody
 	}

@@ -46,7 +46,7 @@ func FuzzDiff(f *testing.F) {
 // FuzzDecodeReader checks that DecodeReader returns exactly one valid JSON value or a
 // classified error, never both and never a panic.
 func FuzzDecodeReader(f *testing.F) {
-	for _, s := range []string{``, ` `, `{}`, `{"a":1}`, `[1,2`, `1 2`, `"x"y`, `null`, "\xff"} {
+	for _, s := range []string{``, ` `, `{}`, `{"a":1}`, `[1,2`, `1 2`, `"x"y`, `null`, "\xff", "\v0"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, body string) {
@@ -57,8 +57,8 @@ func FuzzDecodeReader(f *testing.F) {
 			}
 			return
 		}
-		if !json.Valid(got) {
-			t.Fatalf("returned invalid JSON %q", got)
+		if !json.Valid(got) || !json.Valid([]byte(body)) {
+			t.Fatalf("accepted %q as %q: the body is not one JSON value", body, got)
 		}
 	})
 }

@@ -78,6 +78,8 @@ func TestDecodeReader(t *testing.T) {
 		{"trailing garbage", `{"a":1}x`, ``, messages.ErrInvalidJSON},
 		{"two numbers", `1 2`, ``, messages.ErrInvalidJSON},
 		{"bare word", `hello`, ``, messages.ErrInvalidJSON},
+		{"vertical tab is not JSON space", "\v0", ``, messages.ErrInvalidJSON},
+		{"form feed is not JSON space", "1\f", ``, messages.ErrInvalidJSON},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
