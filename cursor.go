@@ -1,6 +1,8 @@
 package pivot
 
 import (
+	"errors"
+	"time"
 	"encoding/json"
 	"fmt"
 )
@@ -72,14 +74,40 @@ func (n *nodeSync) cursor(sk *syncKey) (*cursor, error) {
 		c = &cursor{Cluster: n.identity(), LocalEpoch: sk.rep.Epoch(), Adopt: true, AdoptBefore: n.e.created}
 	}
 	n.cursors[sk] = c
-	if err := n.save(sk, c); err != nil {
+	if err := n.persist(sk, c); err != nil {
 		return nil, err
 	}
 	return c, nil
 }
 
-// save persists the cursor of sk.
+// cursorFlushInterval is the longest a moved cursor stays unsaved. Saving is deferred
+// because on a persistent storage each save is a disk sync; a cursor lost in a crash
+// only makes the node send or fetch again what it already did, which LWW makes
+// harmless.
+const cursorFlushInterval = 250 * time.Millisecond
+
+// save records that the cursor of sk moved; flush persists it later.
 func (n *nodeSync) save(sk *syncKey, c *cursor) error {
+	n.dirty[sk] = c
+	return nil
+}
+
+// flush persists every cursor that moved since the last flush.
+func (n *nodeSync) flush() error {
+	var errs []error
+	for sk, c := range n.dirty {
+		if err := n.persist(sk, c); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	n.lastFlush = time.Now()
+	return errors.Join(errs...)
+}
+
+// persist saves the cursor of sk now. Changes of cluster, epoch or mode are saved at
+// once; plain moves go through save and flush.
+func (n *nodeSync) persist(sk *syncKey, c *cursor) error {
+	delete(n.dirty, sk)
 	raw, err := json.Marshal(c)
 	if err != nil {
 		return fmt.Errorf("pivot: encode cursor of %s: %w", sk.path, err)

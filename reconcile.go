@@ -110,7 +110,7 @@ func (n *nodeSync) reconcile(ctx context.Context, sk *syncKey, cur *cursor, pivo
 	if remote.Digest == local.String() && remote.Count == local.count {
 		n.e.log.Debug("pivot: in sync with the pivot's snapshot", "key", sk.path, "entries", local.count)
 		cur.PivotEpoch, cur.Pull, cur.Adopt = remote.Epoch, remote.Head, false
-		return n.save(sk, cur)
+		return n.persist(sk, cur)
 	}
 	n.e.log.Info("pivot: reconciling with the pivot's snapshot", "key", sk.path, "mode", mode,
 		"local", local.count, "pivot", remote.Count)
@@ -218,7 +218,7 @@ func (n *nodeSync) reconcile(ctx context.Context, sk *syncKey, cur *cursor, pivo
 		n.e.log.Info("pivot: restored entries the pivot did not hold", "key", sk.path, "sent", len(send))
 	}
 	cur.PivotEpoch, cur.Pull, cur.Adopt = epoch, since, false
-	return n.save(sk, cur)
+	return n.persist(sk, cur)
 }
 
 // scanFeed calls fn for the current state of every key of sk, tombstones included.

@@ -45,6 +45,8 @@ type nodeSync struct {
 
 	// Owned by the run goroutine.
 	cursors    map[*syncKey]*cursor
+	dirty      map[*syncKey]*cursor // moved cursors not yet persisted
+	lastFlush  time.Time
 	registered bool
 }
 
@@ -57,6 +59,7 @@ func newNodeSync(e *engine, pivotAddr string) *nodeSync {
 		pending: map[*syncKey]uint8{},
 		next:    make(chan struct{}),
 		cursors: map[*syncKey]*cursor{},
+		dirty:   map[*syncKey]*cursor{},
 	}
 }
 
@@ -137,11 +140,26 @@ func (n *nodeSync) run() {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
+	flushTimer := time.NewTimer(time.Hour)
+	flushTimer.Stop()
+	defer flushTimer.Stop()
+	flushArmed := false
+	defer func() {
+		// Best effort: the storage may already be closed (server.Close closes it
+		// before OnClose), and a lost cursor only costs a re-send.
+		_ = n.flush()
+	}()
 	n.request(nil, needPush|needPull)
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-flushTimer.C:
+			flushArmed = false
+			if err := n.flush(); err != nil {
+				n.e.fail("pivot: save cursors", err)
+			}
+			continue
 		case <-n.kick:
 			if n.down.Load() {
 				// The pivot is unreachable: local writes and reads wait for the
@@ -157,6 +175,10 @@ func (n *nodeSync) run() {
 		close(done)
 		if ctx.Err() != nil {
 			return
+		}
+		if len(n.dirty) > 0 && !flushArmed {
+			flushArmed = true
+			flushTimer.Reset(max(0, cursorFlushInterval-time.Since(n.lastFlush)))
 		}
 		switch {
 		case err == nil:
