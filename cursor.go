@@ -1,10 +1,10 @@
 package pivot
 
 import (
-	"errors"
-	"time"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"time"
 )
 
 // cursor is a node's persisted position in the sync of one key path. It lives beside the
