@@ -123,6 +123,18 @@ func (c *Clock) Observe(remote int64) error {
 	return nil
 }
 
+// Restore adopts a stamp this instance issued itself before a restart (a persistent
+// storage keeps its highest stamp), so stamps keep increasing across restarts even when
+// the wall clock stepped back meanwhile. Unlike Observe it skips the skew check: the
+// stamp is our own, and refusing it would let new writes sort before old ones.
+func (c *Clock) Restore(stamp int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if stamp > c.last {
+		c.last = stamp
+	}
+}
+
 // Last returns the greatest stamp this clock has returned or observed.
 func (c *Clock) Last() int64 {
 	c.mu.Lock()

@@ -79,9 +79,8 @@ func (s *BoltStorage) open(publish func([]Event)) (backend, *clock.Clock, error)
 		s.HLC = clock.New(clock.Options{InstanceID: st.instance})
 	}
 	// Resume above every stamp stored, so a write after a restart sorts after the
-	// writes before it. A stamp refused here is one the wall clock has fallen more than
-	// the max skew behind; the clock then catches up with the wall clock by itself.
-	_ = s.HLC.Observe(st.stamp)
+	// writes before it, even when the wall clock stepped back across the restart.
+	s.HLC.Restore(st.stamp)
 	return newBoltBackend(db, publish), s.HLC, nil
 }
 
