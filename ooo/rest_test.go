@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/mux"
+
 	"github.com/benitogf/pivot/ooo"
 	"github.com/benitogf/pivot/ooo/key"
 	"github.com/benitogf/pivot/ooo/meta"
@@ -291,4 +293,23 @@ func TestServer_ErrorsAreSentinels(t *testing.T) {
 	if !errors.Is(ooo.ErrNotFound, ooo.ErrNotFound) || ooo.ErrNotFound.Error() != "ooo: not found" {
 		t.Fatal("ErrNotFound text changed")
 	}
+}
+
+func TestServer_HeadAndUncleanPathOfAUserRoute(t *testing.T) {
+	s := start(t, func(s *ooo.Server) {
+		s.Router = mux.NewRouter()
+		s.Router.PathPrefix("/files/").HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = w.Write([]byte("file " + r.URL.Path))
+		})
+	})
+	expect(t, s, "POST", "/h", `{"a":1}`, http.StatusOK, "")
+	res := expect(t, s, "HEAD", "/h", "", http.StatusOK, "")
+	if res.body != "" || res.header.Get("Content-Length") == "" {
+		t.Fatalf("HEAD = %q %v", res.body, res.header)
+	}
+	expect(t, s, "HEAD", "/missing", "", http.StatusNotFound, "")
+	// A path the user's route claims keeps the router's own cleaning (a redirect that
+	// the client follows); the same shape outside user routes is an invalid key.
+	expect(t, s, "GET", "/files//x", "", http.StatusOK, "file /files/x")
+	expect(t, s, "GET", "/other//x", "", http.StatusBadRequest, ooo.ErrInvalidKey.Error())
 }
