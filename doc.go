@@ -3,4 +3,31 @@
 // One server is the pivot (the hub); the others are nodes. Every instance keeps serving
 // reads and accepting writes while the others are unreachable, and when connectivity
 // returns the data converges by last-write-wins per entry (see Wins in lww.go).
+//
+// # Basics
+//
+// Setup wires an *ooo.Server before it starts: server.Pivot == "" makes it the pivot,
+// otherwise it is a node syncing with the pivot at that address. Config.Keys lists the
+// paths to sync, each on its own storage or on the server's. Every storage must
+// implement storage.Replica (ooo.MemoryStorage and ooo.BoltStorage do): its change feed,
+// tombstones and atomic Apply are what make delta sync and LWW possible.
+//
+// A node pushes its own writes since its push cursor and pulls the pivot's changes
+// since its pull cursor; both cursors live beside the data, so a BoltStorage node
+// resumes where it stopped. The pivot tells the nodes listed under Config.NodesKey to
+// pull after every change. Nodes also sync on start, every Config.SyncInterval, with
+// backoff while the pivot is unreachable, and before reads (bounded by
+// Config.ReadBudget).
+//
+// # Caveats
+//
+//   - Conflicts are settled per entry by the version stamps of a hybrid logical clock:
+//     the later write wins, whole. Entries stamped further in the future than the
+//     storage's max skew are refused and retried, never adopted.
+//   - After the pivot's data is reset (new epoch), nodes restore it from their copies;
+//     a node moved to another cluster (ClusterID) adopts the new cluster's data.
+//   - Set Config.Token outside a trusted network, and put TLS in front: the protocol
+//     is plain HTTP.
+//
+// The README describes the protocol routes, the guarantees and the limits.
 package pivot
