@@ -164,12 +164,12 @@ func TestStream_ResumeWithVersion(t *testing.T) {
 
 	// Same version while the pool is live: no first message.
 	resumed := dial(t, url+"/a?v="+version, nil)
-	waitConnections(t, s, "a", 2)
-	v.set("a", `{"n":2}`)
-	s.Broadcast("a", stream.BroadcastOpt{Get: v.get})
 	resumed.mu.Lock()
 	resumed.state = []byte(`{"n":1}`) // what the client held under that version
 	resumed.mu.Unlock()
+	waitConnections(t, s, "a", 2)
+	v.set("a", `{"n":2}`)
+	s.Broadcast("a", stream.BroadcastOpt{Get: v.get})
 	resumed.waitState(`{"n":2}`)
 	if msgs := resumed.messages(); len(msgs) != 1 || msgs[0].Snapshot {
 		t.Fatalf("resumed client got %+v, want exactly one patch", msgs)
@@ -189,12 +189,12 @@ func TestStream_ResumeWithVersion(t *testing.T) {
 	stale.close()
 	waitConnections(t, s, "a", 0)
 	back := dial(t, url+"/a?v="+current, nil)
-	waitConnections(t, s, "a", 1)
-	v.set("a", `{"n":3}`)
-	s.Broadcast("a", stream.BroadcastOpt{Get: v.get})
 	back.mu.Lock()
 	back.state = []byte(`{"n":2}`)
 	back.mu.Unlock()
+	waitConnections(t, s, "a", 1)
+	v.set("a", `{"n":3}`)
+	s.Broadcast("a", stream.BroadcastOpt{Get: v.get})
 	back.waitState(`{"n":3}`)
 	if msgs := back.messages(); len(msgs) != 1 || msgs[0].Snapshot {
 		t.Fatalf("client back on an idle pool got %+v, want exactly one patch", msgs)
