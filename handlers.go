@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 
 	"github.com/gorilla/mux"
 
@@ -58,10 +60,34 @@ func (e *engine) guard(method string, next http.HandlerFunc) http.HandlerFunc {
 			return
 		}
 		if r.Body != nil {
-			r.Body = http.MaxBytesReader(w, r.Body, e.cfg.MaxBodyBytes)
+			r.Body = countingReader{http.MaxBytesReader(w, r.Body, e.cfg.MaxBodyBytes), &e.traffic.received}
 		}
-		next(w, r)
+		next(countingWriter{w, &e.traffic.sent}, r)
 	}
+}
+
+// countingReader counts the bytes read from a request body.
+type countingReader struct {
+	io.ReadCloser
+	n *atomic.Int64
+}
+
+func (c countingReader) Read(p []byte) (int, error) {
+	n, err := c.ReadCloser.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+// countingWriter counts the bytes of an answer body.
+type countingWriter struct {
+	http.ResponseWriter
+	n *atomic.Int64
+}
+
+func (c countingWriter) Write(p []byte) (int, error) {
+	n, err := c.ResponseWriter.Write(p)
+	c.n.Add(int64(n))
+	return n, err
 }
 
 // pivotOnly refuses the data routes on a node.

@@ -41,7 +41,8 @@ type Status struct {
 	// PulledEntries counts, on a node, entries stored from pulls; on the pivot, the
 	// changes it served.
 	PulledEntries int64 `json:"pulledEntries"`
-	// BytesSent and BytesReceived count the bodies of the requests this instance made.
+	// BytesSent and BytesReceived count the protocol bodies this instance sent and
+	// received, as client and as server.
 	BytesSent     int64 `json:"bytesSent"`
 	BytesReceived int64 `json:"bytesReceived"`
 	// Conflicts counts pushed entries that were not applied because the stored entry

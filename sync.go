@@ -41,7 +41,6 @@ type nodeSync struct {
 	down        atomic.Bool // the last round failed to reach the pivot
 	failures    atomic.Int64
 	lastContact atomic.Int64 // unix ns of the last successful exchange with the pivot
-	lastPull    sync.Map     // *syncKey → unix ns of the last completed pull
 
 	// Owned by the run goroutine.
 	cursors    map[*syncKey]*cursor
@@ -245,7 +244,6 @@ func (n *nodeSync) round(ctx context.Context, work map[*syncKey]uint8) error {
 				errs = append(errs, err)
 				continue
 			}
-			n.lastPull.Store(sk, time.Now().UnixNano())
 		}
 	}
 	return errors.Join(errs...)
