@@ -118,6 +118,9 @@ func (s *Server) dispatch(events StorageChan, stop <-chan struct{}) {
 			return
 		case ev, ok := <-events:
 			if !ok {
+				if s.active.Load() {
+					s.logger().Warn("ooo: the storage closed its event channel while the server is active; broadcasts stopped")
+				}
 				return
 			}
 			if ev.Key != "" {

@@ -105,6 +105,12 @@ func (c *Conn) readLoop(limit int64) {
 // shutdown closes the connection once: with a close frame carrying code and reason
 // when code is not 0, then the network connection itself. Safe to call concurrently.
 func (c *Conn) shutdown(code int, reason string) {
+	c.shutdownBy(code, reason, time.Now().Add(closeGrace))
+}
+
+// shutdownBy is shutdown with the close frame's write bounded by deadline, so that many
+// connections can share one deadline.
+func (c *Conn) shutdownBy(code int, reason string, deadline time.Time) {
 	c.once.Do(func() {
 		c.mu.Lock()
 		c.closed = true
@@ -116,8 +122,7 @@ func (c *Conn) shutdown(code int, reason string) {
 				reason = reason[:maxCloseReason]
 			}
 			// Best effort: the peer may already be gone.
-			_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason),
-				time.Now().Add(closeGrace))
+			_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), deadline)
 		}
 		_ = c.ws.Close()
 	})

@@ -143,8 +143,9 @@ func (s *Stream) Close() {
 	conns, gen := s.all, s.gen
 	s.all, s.pools, s.clock, s.idle, s.gen = nil, nil, nil, 0, nil
 	s.mu.Unlock()
+	deadline := time.Now().Add(closeGrace) // shared: stuck clients cannot add up
 	for c := range conns {
-		c.shutdown(websocket.CloseGoingAway, "ooo: server closing")
+		c.shutdownBy(websocket.CloseGoingAway, "ooo: server closing", deadline)
 	}
 	if gen == nil {
 		return
