@@ -320,7 +320,15 @@ func (n *nodeSync) push(ctx context.Context, sk *syncKey, cur *cursor) error {
 		}
 		if next > cur.Push {
 			cur.Push = next
-			if err := n.save(sk, cur); err != nil {
+			// After an acknowledged push the cursor is saved at once: a stale one
+			// would re-send entries after a crash, and one deleted on the pivot
+			// meanwhile could come back once its tombstone is collected. A cursor
+			// that only skipped received entries can wait for the next flush.
+			save := n.save
+			if len(entries) > 0 {
+				save = n.persist
+			}
+			if err := save(sk, cur); err != nil {
 				return err
 			}
 		}

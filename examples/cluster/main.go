@@ -350,9 +350,9 @@ func (c *cluster) printURLs() {
 		fmt.Printf("  %-6s http://%s\n", in.name, in.server.Address)
 	}
 	n1 := c.nodes[0].server.Address
-	fmt.Printf("\n  curl http://%s/users/*\n", p)
-	fmt.Printf("  curl -X POST -d '{\"hello\":\"from curl\"}' http://%s/users/*   # then read it on node2\n", n1)
-	fmt.Printf("  curl http://%s/users/*\n", c.nodes[1].server.Address)
+	fmt.Printf("\n  curl 'http://%s/users/*'\n", p)
+	fmt.Printf("  curl -X POST -d '{\"hello\":\"from curl\"}' 'http://%s/users/*'   # then read it on node2\n", n1)
+	fmt.Printf("  curl 'http://%s/users/*'\n", c.nodes[1].server.Address)
 	fmt.Printf("  subscribe: ws://%s/users/*  (any ooo client, e.g. npm ooo-client)\n", c.nodes[1].server.Address)
 	fmt.Printf("  curl -H '%s: %s' -H '%s: %s' -H '%s: %s' http://%s%s/status\n",
 		pivot.HeaderToken, c.cfg.Token, pivot.HeaderVersion, pivot.ProtocolVersion,
