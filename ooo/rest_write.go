@@ -57,7 +57,7 @@ func (s *Server) writeCheck(w http.ResponseWriter, r *http.Request, k string) (j
 		httpError(w, http.StatusUnauthorized, ErrNotAuthorized)
 		return nil, false
 	}
-	if !writableKey(k) {
+	if !key.IsWritable(k) {
 		httpError(w, http.StatusBadRequest, ErrInvalidKey)
 		return nil, false
 	}
@@ -121,7 +121,7 @@ func (s *Server) servePatch(w http.ResponseWriter, r *http.Request, k string) {
 // serveDelete answers DELETE of a key (404 when missing) or of every key matching a
 // glob (204 even when nothing matched).
 func (s *Server) serveDelete(w http.ResponseWriter, r *http.Request, k string) {
-	if !validKey(k) {
+	if !key.IsValid(k) {
 		httpError(w, http.StatusBadRequest, ErrInvalidKey)
 		return
 	}

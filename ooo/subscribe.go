@@ -2,11 +2,13 @@ package ooo
 
 import (
 	"net/http"
+
+	"github.com/benitogf/pivot/ooo/key"
 )
 
 // serveSubscribe upgrades GET /<key> to a websocket subscription (see package stream).
 func (s *Server) serveSubscribe(w http.ResponseWriter, r *http.Request, k string) {
-	if !validKey(k) {
+	if !key.IsValid(k) {
 		httpError(w, http.StatusBadRequest, ErrInvalidKey)
 		return
 	}

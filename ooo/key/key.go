@@ -16,8 +16,9 @@ import (
 const MaxLength = 1024
 
 // IsValid reports whether k is a well-formed key or glob: non-empty, at most MaxLength
-// bytes, no leading, trailing or doubled '/', no "**", and only the characters
-// [A-Za-z0-9*_.-] inside segments.
+// bytes, no leading, trailing or doubled '/', no "**", no "." or ".." segment (HTTP
+// clients resolve those away before sending, so such a key could not be reached by
+// URL), and only the characters [A-Za-z0-9*_.-] inside segments.
 func IsValid(k string) bool {
 	if k == "" || len(k) > MaxLength {
 		return false
@@ -27,6 +28,11 @@ func IsValid(k string) bool {
 	}
 	for i := 0; i < len(k); i++ {
 		if !validChar(k[i]) {
+			return false
+		}
+	}
+	for _, seg := range strings.Split(k, "/") {
+		if seg == "." || seg == ".." {
 			return false
 		}
 	}
