@@ -54,51 +54,64 @@ func fill(b *testing.B, s storagetest.Storage, n int) {
 	}
 }
 
+// benchSizes are the store sizes Set and Get run at: their cost must not grow with it.
+var benchSizes = []int{1000, 100000}
+
+// BenchmarkSet overwrites entries of a store holding 1k and 100k entries, one writer
+// and eight concurrent writers (bolt shares a commit between concurrent writers).
 func BenchmarkSet(b *testing.B) {
 	data := json.RawMessage(`{"name":"a thing","count":42,"tags":["x","y"]}`)
 	for _, kind := range benchKinds {
-		b.Run(kind.name, func(b *testing.B) {
-			s := startBench(b, kind.open(b))
-			b.ReportAllocs()
-			b.ResetTimer()
-			for i := range b.N {
-				if _, err := s.Set(fmt.Sprintf("things/%d", i%1000), data); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-		b.Run(kind.name+"/parallel", func(b *testing.B) {
-			s := startBench(b, kind.open(b))
-			b.ReportAllocs()
-			b.SetParallelism(8) // writers that can share a bolt commit
-			b.ResetTimer()
-			b.RunParallel(func(pb *testing.PB) {
-				i := 0
-				for pb.Next() {
-					if _, err := s.Set(fmt.Sprintf("things/%d", i%1000), data); err != nil {
-						b.Error(err)
-						return
+		for _, size := range benchSizes {
+			name := fmt.Sprintf("%s/%dk", kind.name, size/1000)
+			b.Run(name, func(b *testing.B) {
+				s := startBench(b, kind.open(b))
+				fill(b, s, size)
+				b.ReportAllocs()
+				b.ResetTimer()
+				for i := range b.N {
+					if _, err := s.Set(fmt.Sprintf("bench/%08d", i%size), data); err != nil {
+						b.Fatal(err)
 					}
-					i++
 				}
 			})
-		})
+			b.Run(name+"/parallel", func(b *testing.B) {
+				s := startBench(b, kind.open(b))
+				fill(b, s, size)
+				b.ReportAllocs()
+				b.SetParallelism(8)
+				b.ResetTimer()
+				b.RunParallel(func(pb *testing.PB) {
+					i := 0
+					for pb.Next() {
+						if _, err := s.Set(fmt.Sprintf("bench/%08d", i%size), data); err != nil {
+							b.Error(err)
+							return
+						}
+						i++
+					}
+				})
+			})
+		}
 	}
 }
 
+// BenchmarkGet reads single entries of a store holding 1k and 100k entries.
 func BenchmarkGet(b *testing.B) {
 	for _, kind := range benchKinds {
-		b.Run(kind.name, func(b *testing.B) {
-			s := startBench(b, kind.open(b))
-			fill(b, s, 1000)
-			b.ReportAllocs()
-			b.ResetTimer()
-			for i := range b.N {
-				if _, err := s.Get(fmt.Sprintf("bench/%08d", i%1000)); err != nil {
-					b.Fatal(err)
+		for _, size := range benchSizes {
+			b.Run(fmt.Sprintf("%s/%dk", kind.name, size/1000), func(b *testing.B) {
+				s := startBench(b, kind.open(b))
+				fill(b, s, size)
+				b.ReportAllocs()
+				b.ResetTimer()
+				for i := range b.N {
+					if _, err := s.Get(fmt.Sprintf("bench/%08d", i%size)); err != nil {
+						b.Fatal(err)
+					}
 				}
-			}
-		})
+			})
+		}
 	}
 }
 
