@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/benitogf/pivot"
 	"github.com/benitogf/pivot/ooo"
@@ -256,4 +257,35 @@ func TestSync_NodeRestartedDuringPartitionKeepsOfflineWrites(t *testing.T) {
 		equal(t, `{"offline":true}`, get(t, in, "settings"), in.name)
 		equal(t, "", get(t, in, "users/before"), in.name)
 	}
+}
+
+func TestSync_PeriodicSyncWithoutTriggers(t *testing.T) {
+	cfg := testConfig()
+	cfg.SyncInterval = 10 * time.Millisecond
+	cfg.ReadBudget = -1
+	p := startInstance(t, "pivot", memoryKind.make(t), "", "", cfg)
+	// Not registered under NodesKey: the pivot cannot trigger it, and it reads
+	// nothing, so only its periodic anti-entropy can bring the write.
+	node := startInstance(t, "node", memoryKind.make(t), "", p.addr, cfg)
+	set(t, p, "users/periodic", `"tick"`)
+	eventually(t, waitTimeout, func() bool {
+		return state(t, node.db, []string{"users/*"}, true)["users/periodic"] != ""
+	}, "the periodic sync pulls the pivot's write")
+}
+
+func TestSync_BeforeReadPullsAndNeverWaitsForADownPivot(t *testing.T) {
+	cfg := testConfig()
+	cfg.ReadBudget = time.Hour // a read that waited for a down pivot would hang the test
+	p := startInstance(t, "pivot", memoryKind.make(t), "", "", cfg)
+	node := startInstance(t, "node", memoryKind.make(t), "", p.addr, cfg)
+	eventually(t, waitTimeout, func() bool { return node.result.Status().PivotHealthy }, "first sync")
+
+	// Not registered, no periodic sync: only the read itself can fetch this write.
+	set(t, p, "users/on-read", `"fresh"`)
+	equal(t, `"fresh"`, get(t, node, "users/on-read"), "the read pulled first")
+
+	p.stop()
+	set(t, node, "users/local", `1`) // the push fails: the node learns the pivot is down
+	eventually(t, waitTimeout, func() bool { return !node.result.Status().PivotHealthy }, "pivot down noticed")
+	equal(t, `1`, get(t, node, "users/local"), "a read with the pivot known down returns at once")
 }
