@@ -149,6 +149,9 @@ func (n *nodeSync) run() {
 		_ = n.flush()
 	}()
 	n.request(nil, needPush|needPull)
+	// lastFull is when a round last covered every key; the periodic timer counts
+	// from it, so a node busy with partial rounds (local writes) still pulls.
+	lastFull := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
@@ -168,6 +171,7 @@ func (n *nodeSync) run() {
 		case <-timer.C:
 			n.request(nil, needPush|needPull)
 			<-n.kick
+			lastFull = time.Now()
 		}
 		work, done := n.take()
 		err := n.round(ctx, work)
@@ -184,7 +188,7 @@ func (n *nodeSync) run() {
 			n.down.Store(false)
 			n.failures.Store(0)
 			if n.e.cfg.SyncInterval > 0 {
-				timer.Reset(n.e.cfg.SyncInterval)
+				timer.Reset(max(0, n.e.cfg.SyncInterval-time.Since(lastFull)))
 			}
 		case isRemote(err) && errors.Is(err, ErrUnavailable):
 			n.putBack(work)

@@ -289,3 +289,19 @@ func TestSync_BeforeReadPullsAndNeverWaitsForADownPivot(t *testing.T) {
 	eventually(t, waitTimeout, func() bool { return !node.result.Status().PivotHealthy }, "pivot down noticed")
 	equal(t, `1`, get(t, node, "users/local"), "a read with the pivot known down returns at once")
 }
+
+func TestSync_PeriodicSyncStillPullsWhileTheNodeKeepsWriting(t *testing.T) {
+	cfg := testConfig()
+	cfg.SyncInterval = 20 * time.Millisecond
+	cfg.ReadBudget = -1
+	p := startInstance(t, "pivot", memoryKind.make(t), "", "", cfg)
+	node := startInstance(t, "node", memoryKind.make(t), "", p.addr, cfg)
+	set(t, p, "users/from-pivot", `"tick"`)
+	i := 0
+	eventually(t, waitTimeout, func() bool {
+		// Local writes keep scheduling push rounds faster than the interval.
+		i++
+		set(t, node, "settings", fmt.Sprint(i))
+		return state(t, node.db, []string{"users/*"}, true)["users/from-pivot"] != ""
+	}, "a node busy with its own writes still pulls on its interval")
+}
