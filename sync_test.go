@@ -292,10 +292,11 @@ func TestSync_BeforeReadPullsAndNeverWaitsForADownPivot(t *testing.T) {
 
 func TestSync_PeriodicSyncStillPullsWhileTheNodeKeepsWriting(t *testing.T) {
 	cfg := testConfig()
-	cfg.SyncInterval = 20 * time.Millisecond
+	cfg.SyncInterval = 300 * time.Millisecond // far longer than the gap between writes
 	cfg.ReadBudget = -1
 	p := startInstance(t, "pivot", memoryKind.make(t), "", "", cfg)
 	node := startInstance(t, "node", memoryKind.make(t), "", p.addr, cfg)
+	eventually(t, waitTimeout, func() bool { return node.result.Status().PivotHealthy }, "first sync")
 	set(t, p, "users/from-pivot", `"tick"`)
 	i := 0
 	eventually(t, waitTimeout, func() bool {
