@@ -1,0 +1,184 @@
+package chaos_test
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/benitogf/pivot/ooo/storage"
+)
+
+// Flags of the soak. Without them, TestChaos runs the short version.
+var (
+	flagSeeds    = flag.Int("chaos.seeds", 0, "number of seeds to run, from -chaos.first (0: the short run of 3 seeds, 1 with -short)")
+	flagFirst    = flag.Uint64("chaos.first", 1, "first seed of the run")
+	flagSeed     = flag.Uint64("chaos.seed", 0, "run this one seed only (replays a failure)")
+	flagOps      = flag.Int("chaos.ops", 40, "workload operations per seed")
+	flagNodes    = flag.Int("chaos.nodes", 0, "nodes per cluster (0: 3 to 5, drawn from the seed)")
+	flagParallel = flag.Int("chaos.parallel", 1, "seeds run at once")
+)
+
+// runOptions are the parameters of one seed.
+type runOptions struct {
+	ops   int
+	nodes int
+}
+
+// nodesFor is the cluster size of a seed.
+func nodesFor(seed uint64) int {
+	if *flagNodes > 0 {
+		return *flagNodes
+	}
+	return 3 + int(seed%3)
+}
+
+// TestChaos runs seeded fault-injection scenarios against a whole cluster and checks
+// the invariants of design section 6 over each one's history (see doc.go). It prints
+// the run's figures at the end.
+func TestChaos(t *testing.T) {
+	var seeds []uint64
+	switch {
+	case *flagSeed != 0:
+		seeds = []uint64{*flagSeed}
+	case *flagSeeds > 0:
+		for i := 0; i < *flagSeeds; i++ {
+			seeds = append(seeds, *flagFirst+uint64(i))
+		}
+	case testing.Short():
+		seeds = []uint64{*flagFirst}
+	default:
+		seeds = []uint64{*flagFirst, *flagFirst + 1, *flagFirst + 2}
+	}
+	figs := &figures{start: time.Now()}
+	ports := newPortPool(uint64(time.Now().UnixNano()) ^ uint64(os.Getpid()))
+	slots := make(chan struct{}, max(1, *flagParallel))
+	t.Run("seeds", func(t *testing.T) {
+		for _, seed := range seeds {
+			t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
+				if cap(slots) > 1 {
+					t.Parallel()
+				}
+				slots <- struct{}{}
+				defer func() { <-slots }()
+				figs.add(runSeed(t, seed, runOptions{ops: *flagOps, nodes: nodesFor(seed)}, ports))
+			})
+		}
+	})
+	summary := figs.String()
+	t.Log("\n" + summary)
+	if len(seeds) > 1 {
+		fmt.Println(summary)
+	}
+}
+
+// runSeed runs one seed: a cluster, the schedule, healing, convergence and the checks.
+// On a violation it fails t with the seed, the command that replays it and a trace.
+func runSeed(t *testing.T, seed uint64, opts runOptions, ports *portPool) seedResult {
+	began := time.Now()
+	res := seedResult{seed: seed, nodes: opts.nodes}
+	c := newCluster(t, seed, opts.nodes, defaultTimings(), ports)
+	d := newDriver(c, seed)
+	var violations []string
+	if err := d.run(opts.ops); err != nil {
+		violations = append(violations, "run: "+err.Error())
+	}
+	d.healEverything()
+	deadline := convergeDeadline(c)
+	conv, err := awaitConvergence(c, d.mon, deadline)
+	res.convergence = conv
+	switch {
+	case errors.Is(err, errNotConverged):
+		violations = append(violations, fmt.Sprintf("A: the replicas still differ %s after healing:\n%s",
+			conv.Round(time.Millisecond), d.mon.diff(c)))
+	case err != nil:
+		violations = append(violations, "A: "+err.Error())
+	default:
+		violations = append(violations, finalChecks(c, d)...)
+	}
+	violations = append(violations, d.mon.violations...)
+	violations = append(violations, d.problems...)
+
+	for _, r := range d.h.all() {
+		res.ops++
+		switch {
+		case isRead(r.kind):
+			res.reads++
+		case r.out == outNoop:
+			res.noops++
+		}
+		if r.out == outAck {
+			res.acked++
+		}
+		res.latencies = append(res.latencies, r.latency)
+	}
+	res.faults = d.tally
+	n := &c.net.count
+	res.requests = [6]int64{n.passed.Load(), n.refused.Load(), n.blackholed.Load(), n.droppedReq.Load(), n.droppedResp.Load(), n.delayed.Load()}
+	for _, m := range c.members {
+		res.restarts += m.starts - 1
+	}
+	res.elapsed = time.Since(began)
+	if len(violations) > 0 {
+		res.failed = true
+		report(t, seed, opts, c, d, violations)
+	}
+	return res
+}
+
+// finalChecks compares every replica's whole state, read afresh, and checks the
+// history against it.
+func finalChecks(c *cluster, d *driver) []string {
+	var out []string
+	var final map[string]storage.Entry
+	for _, m := range c.members {
+		st, err := fullState(m)
+		if err != nil {
+			return append(out, "A: "+err.Error())
+		}
+		if final == nil {
+			final = st
+			continue
+		}
+		if !sameState(final, st) {
+			out = append(out, fmt.Sprintf("A: %s's state read afresh differs from the pivot's", m.name))
+		}
+	}
+	for _, p := range syncedPaths() {
+		for k, e := range d.mon.view(c.pivot().name, p).entries {
+			if !sameEntry(final[k], e) {
+				out = append(out, fmt.Sprintf("A: the monitor's view of %s differs from the pivot's state", k))
+			}
+		}
+	}
+	return append(out, checkHistory(d.h.all(), final)...)
+}
+
+// report fails t with everything needed to understand and replay a failed seed, and
+// writes the same, with the engines' logs, to a file in the system's temp folder.
+func report(t *testing.T, seed uint64, opts runOptions, c *cluster, d *driver, violations []string) {
+	var b strings.Builder
+	replay := fmt.Sprintf("go test ./chaos -run 'TestChaos/seeds/seed=%d$' -chaos.seed=%d -chaos.ops=%d -chaos.nodes=%d -v",
+		seed, seed, opts.ops, opts.nodes)
+	fmt.Fprintf(&b, "chaos: seed %d failed (%d nodes, %d operations), %d violations\nreplay: %s\n\nviolations:\n",
+		seed, opts.nodes, opts.ops, len(violations), replay)
+	for _, v := range violations {
+		fmt.Fprintf(&b, "  %s\n", v)
+	}
+	fmt.Fprintf(&b, "\nstatus:\n")
+	for _, m := range c.members {
+		fmt.Fprintf(&b, "  %s\n", m.status())
+	}
+	fmt.Fprintf(&b, "\ntrace:\n%s\n", d.h)
+	short := b.String()
+	fmt.Fprintf(&b, "\nengine logs (last lines):\n%s\n", c.logs)
+	file := filepath.Join(os.TempDir(), fmt.Sprintf("chaos-seed-%d.txt", seed))
+	if err := os.WriteFile(file, []byte(b.String()), 0o600); err == nil {
+		short += "\nfull report with the engines' logs: " + file + "\n"
+	}
+	t.Error(short)
+}

@@ -1,0 +1,367 @@
+package chaos_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/benitogf/pivot/ooo/storage"
+)
+
+// driver runs one seed's schedule: operations, bursts of concurrent operations, faults
+// and pauses, all drawn from rng. Every choice depends only on rng and on the
+// schedule's own state (which members run, which keys were made), never on timing, so
+// a seed replays the same steps.
+type driver struct {
+	c    *cluster
+	h    *history
+	mon  *monitor
+	rng  *rand.Rand
+	step int
+	ops  int // operations run so far
+	// keys lists, per list path, the keys the workload made, in the order made.
+	keys    map[string][]string
+	made    int            // keys made so far (for their names)
+	tally   map[string]int // faults injected, by kind
+	links   map[[2]string]bool
+	skewed  map[string]time.Duration
+	stopped map[string]bool
+	// problems are failures of the run itself (an instance that would not restart).
+	problems []string
+}
+
+func newDriver(c *cluster, seed uint64) *driver {
+	return &driver{
+		c:       c,
+		h:       &history{},
+		mon:     newMonitor(),
+		rng:     rand.New(rand.NewPCG(seed, 0xc4a05)),
+		keys:    map[string][]string{},
+		tally:   map[string]int{},
+		links:   map[[2]string]bool{},
+		skewed:  map[string]time.Duration{},
+		stopped: map[string]bool{},
+	}
+}
+
+// run executes steps until ops operations ran. A step's failures to observe the
+// replicas end the run with an error.
+func (d *driver) run(ops int) error {
+	for d.ops < ops {
+		d.step++
+		switch r := d.rng.IntN(100); {
+		case r < 55:
+			d.single()
+		case r < 65:
+			d.burst()
+		case r < 90:
+			d.fault()
+		default:
+			d.pause()
+		}
+		if err := d.mon.observeAll(d.c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// running lists the running members, in order.
+func (d *driver) running() []*member {
+	var out []*member
+	for _, m := range d.c.members {
+		if m.running {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// single runs one operation on a random running member.
+func (d *driver) single() {
+	live := d.running()
+	if len(live) == 0 {
+		d.startOne()
+		return
+	}
+	spec := d.gen(live[d.rng.IntN(len(live))])
+	d.finish(spec, d.exec(spec))
+}
+
+// burst runs two or three operations at once on distinct running members.
+func (d *driver) burst() {
+	live := d.running()
+	if len(live) < 2 {
+		d.single()
+		return
+	}
+	d.rng.Shuffle(len(live), func(i, j int) { live[i], live[j] = live[j], live[i] })
+	n := min(len(live), 2+d.rng.IntN(2))
+	specs := make([]opSpec, n)
+	for i := range specs {
+		specs[i] = d.gen(live[i])
+	}
+	recs := make([]*record, n)
+	var wg sync.WaitGroup
+	for i := range specs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			recs[i] = d.exec(specs[i])
+		}()
+	}
+	wg.Wait()
+	d.h.note(d.step, "burst of %d", n)
+	for i := range specs {
+		d.finish(specs[i], recs[i])
+	}
+}
+
+// pause lets the background sync run for a moment: the workload's think time.
+func (d *driver) pause() {
+	dur := time.Duration(1+d.rng.IntN(40)) * time.Millisecond
+	d.h.note(d.step, "pause %s", dur)
+	time.Sleep(dur)
+}
+
+// opSpec is an operation chosen by the schedule, before it runs.
+type opSpec struct {
+	m    *member
+	kind string
+	path string // the synced path of key
+	key  string // key or glob; for a POST, the list
+	data []byte
+	made bool // the operation makes a new list key
+}
+
+// gen chooses an operation for m: a path (the single key, or one of the two lists),
+// then a kind and a key. Lists get new keys, and writes to known keys that may be live
+// or deleted (updates, deletes, re-creations). users/* lives on an external storage
+// the REST API does not serve, so only the storage API reaches it.
+func (d *driver) gen(m *member) opSpec {
+	d.ops++
+	s := opSpec{m: m}
+	r := d.rng.IntN(100)
+	switch {
+	case r < 25:
+		s.path = pathSettings
+	case r < 60:
+		s.path = pathUsers
+	default:
+		s.path = pathItems
+	}
+	viaHTTP := s.path != pathUsers && d.rng.IntN(3) == 0
+	r = d.rng.IntN(100)
+	switch {
+	case r < 40:
+		s.kind = pick(viaHTTP, opPut, opSet)
+	case r < 55:
+		s.kind = pick(viaHTTP, opHPatch, opPatch)
+	case r < 80:
+		s.kind = pick(viaHTTP, opHDel, opDel)
+	case r < 82 && s.path != pathSettings:
+		s.kind = opDelGlob
+	default:
+		s.kind = pick(viaHTTP, opHGet, opGet)
+	}
+	known := d.keys[s.path]
+	switch {
+	case s.path == pathSettings:
+		s.key = pathSettings
+	case s.kind == opDelGlob:
+		s.key = s.path
+	case (s.kind == opSet || s.kind == opPut) && (len(known) == 0 || d.rng.IntN(100) < 30):
+		s.made = true
+		d.made++
+		if s.kind == opPut && d.rng.IntN(2) == 0 {
+			s.kind, s.key = opPost, s.path
+		} else {
+			s.key = fmt.Sprintf("%s%c%03d", strings.TrimSuffix(s.path, "*"), s.path[0], d.made)
+		}
+	case isRead(s.kind) && d.rng.IntN(3) == 0:
+		s.key = s.path
+	case len(known) == 0:
+		s.key = strings.TrimSuffix(s.path, "*") + "none"
+	default:
+		s.key = known[d.rng.IntN(len(known))]
+	}
+	switch s.kind {
+	case opSet, opPut, opPost:
+		s.data = fmt.Appendf(nil, `{"by":%q,"op":%d,"r":%d}`, m.name, d.ops, d.rng.IntN(1000))
+	case opPatch, opHPatch:
+		s.data = fmt.Appendf(nil, `{"p":%d}`, d.ops)
+	}
+	return s
+}
+
+func pick(viaHTTP bool, ifHTTP, otherwise string) string {
+	if viaHTTP {
+		return ifHTTP
+	}
+	return otherwise
+}
+
+// finish records an operation and remembers the list keys it made.
+func (d *driver) finish(s opSpec, rec *record) {
+	if s.made && rec.out == outAck {
+		d.keys[s.path] = append(d.keys[s.path], rec.key)
+	}
+	d.h.add(rec)
+}
+
+// exec runs one operation and reads back what it wrote.
+func (d *driver) exec(s opSpec) *record {
+	rec := &record{step: d.step, inst: s.m.name, kind: s.kind, key: s.key, sent: string(s.data), faults: d.faultSummary(s.m)}
+	clk := s.m.replica(s.key).Clock()
+	before := clk.Last()
+	start := time.Now()
+	key, err := d.call(s)
+	rec.latency = time.Since(start)
+	after := clk.Last()
+	rec.key = key
+	switch {
+	case err == nil:
+		rec.out = outAck
+	case errors.Is(err, storage.ErrNotFound) || errors.Is(err, storage.ErrNoop) || errors.Is(err, errHTTPNotFound):
+		rec.out = outNoop
+		if isRead(s.kind) {
+			rec.out = outAck
+		}
+	default:
+		rec.out, rec.err = outFailed, err.Error()
+	}
+	if rec.out == outAck && !isRead(s.kind) {
+		if err := readBack(s.m, rec, before, after); err != nil {
+			rec.out, rec.err = outFailed, err.Error()
+		}
+	}
+	return rec
+}
+
+// errHTTPNotFound is a 404 from the REST API.
+var errHTTPNotFound = errors.New("chaos: 404 not found")
+
+// call performs s and returns the key it wrote (for a POST, the key the server made).
+func (d *driver) call(s opSpec) (string, error) {
+	db := s.m.db(s.key)
+	switch s.kind {
+	case opSet:
+		_, err := db.Set(s.key, s.data)
+		return s.key, err
+	case opPatch:
+		_, err := db.Patch(s.key, s.data)
+		return s.key, err
+	case opDel, opDelGlob:
+		return s.key, db.Del(s.key)
+	case opGet:
+		_, err := db.Get(s.key)
+		return s.key, err
+	case opPut:
+		_, err := s.m.restCall(http.MethodPut, s.key, s.data)
+		return s.key, err
+	case opPost:
+		body, err := s.m.restCall(http.MethodPost, s.key, s.data)
+		if err != nil {
+			return s.key, err
+		}
+		var out struct {
+			Index string `json:"index"`
+		}
+		if err := json.Unmarshal(body, &out); err != nil || out.Index == "" {
+			return s.key, fmt.Errorf("chaos: POST %s answered %q", s.key, body)
+		}
+		return strings.TrimSuffix(s.key, "*") + out.Index, nil
+	case opHPatch:
+		_, err := s.m.restCall(http.MethodPatch, s.key, s.data)
+		return s.key, err
+	case opHDel:
+		_, err := s.m.restCall(http.MethodDelete, s.key, nil)
+		return s.key, err
+	case opHGet:
+		_, err := s.m.restCall(http.MethodGet, s.key, nil)
+		return s.key, err
+	}
+	return s.key, fmt.Errorf("chaos: unknown operation %q", s.kind)
+}
+
+// restCall sends one REST request to m and returns the answer's body. 404 is
+// errHTTPNotFound; any other status outside 2xx is an error.
+func (m *member) restCall(method, key string, body []byte) ([]byte, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequest(method, "http://"+m.addr+"/"+key, rd)
+	if err != nil {
+		return nil, fmt.Errorf("chaos: %s %s: %w", method, key, err)
+	}
+	resp, err := m.rest.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("chaos: %s %s: %w", method, key, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, fmt.Errorf("chaos: %s %s: read answer: %w", method, key, err)
+	}
+	switch {
+	case resp.StatusCode == http.StatusNotFound:
+		return raw, errHTTPNotFound
+	case resp.StatusCode < 200 || resp.StatusCode > 299:
+		return raw, fmt.Errorf("chaos: %s %s: status %d: %s", method, key, resp.StatusCode, raw)
+	}
+	return raw, nil
+}
+
+// readBack finds what an acknowledged write stored: the local, non-replicated entries
+// stamped by the instance's clock between before and after. A key whose entry is a
+// replicated one by then was overwritten at once by a winning entry, which is kept as
+// rec.beatenBy. Finding neither is a lost write.
+func readBack(m *member, rec *record, before, after int64) error {
+	rep := m.replica(rec.key)
+	mine := func(c storage.Change) bool {
+		return !c.Remote && c.Version() > before && c.Version() <= after
+	}
+	if rec.kind == opDelGlob {
+		changes, _, err := rep.Changes(rec.key, 0, 1<<20)
+		if err != nil {
+			return fmt.Errorf("chaos: read back %s: %w", rec.key, err)
+		}
+		for _, c := range changes {
+			if c.Deleted && mine(c) {
+				rec.effects = append(rec.effects, c.Entry)
+			}
+		}
+		sort.Slice(rec.effects, func(i, j int) bool { return rec.effects[i].Key < rec.effects[j].Key })
+		return nil
+	}
+	changes, _, err := rep.Changes(rec.key, 0, 1)
+	if err != nil {
+		return fmt.Errorf("chaos: read back %s: %w", rec.key, err)
+	}
+	if len(changes) == 0 {
+		return fmt.Errorf("chaos: acknowledged %s of %s left no entry", rec.kind, rec.key)
+	}
+	c := changes[0]
+	switch {
+	case mine(c):
+		if wantDeleted := rec.kind == opDel || rec.kind == opHDel; c.Deleted != wantDeleted {
+			return fmt.Errorf("chaos: acknowledged %s of %s left %s", rec.kind, rec.key, entryString(c.Entry))
+		}
+		rec.effects = append(rec.effects, c.Entry)
+	case c.Remote && c.Version() > before:
+		rec.beatenBy = append(rec.beatenBy, c.Entry)
+	default:
+		return fmt.Errorf("chaos: acknowledged %s of %s not found: the entry is %s (remote=%v), stamped outside (%d, %d]",
+			rec.kind, rec.key, entryString(c.Entry), c.Remote, before, after)
+	}
+	return nil
+}
