@@ -85,8 +85,8 @@ type applyResponse struct {
 	Refused    []refusal `json:"refused,omitempty"`
 }
 
-// digestResponse answers GET digest?key=: a hash over (key, version, deleted, data) of
-// every live entry, the count of live entries, and the feed head at the time.
+// digestResponse answers GET digest?key=: a hash over (key, version, data) of every
+// entry, tombstones included, the count of live entries, and the feed head at the time.
 type digestResponse struct {
 	Epoch  string `json:"epoch"`
 	Head   uint64 `json:"head"`

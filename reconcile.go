@@ -14,9 +14,13 @@ import (
 // 5 million entries); a bigger collection finishes in the next round.
 const maxSnapshotPages = 10000
 
-// digest summarises the live entries of one key path: the XOR of a SHA-256 per entry
-// over (key, version, data), so it does not depend on the order entries are read in.
-// Tombstones are left out: replicas may collect them at different times.
+// digest summarises the entries of one key path, tombstones included: the XOR of a
+// SHA-256 per entry over (key, version, data), so it does not depend on the order
+// entries are read in (a tombstone has no data, a live entry always has some, so the
+// two never hash alike). Tombstones count because a node missing one must not be found
+// in sync: it would skip the tombstone for good. Replicas that collected tombstones at
+// different times then differ, which only costs a full snapshot. count is the number
+// of live entries.
 type digest struct {
 	sum   [sha256.Size]byte
 	count int
@@ -36,12 +40,14 @@ func (d *digest) add(e storage.Entry) {
 	for i := range d.sum {
 		d.sum[i] ^= one[i]
 	}
-	d.count++
+	if !e.Deleted {
+		d.count++
+	}
 }
 
 func (d *digest) String() string { return hex.EncodeToString(d.sum[:]) }
 
-// digestOf computes the digest of sk's live entries by reading its whole change feed.
+// digestOf computes the digest of sk's entries by reading its whole change feed.
 func digestOf(sk *syncKey, page int) (*digest, error) {
 	d := &digest{}
 	for i := 0; ; i++ {
@@ -50,9 +56,7 @@ func digestOf(sk *syncKey, page int) (*digest, error) {
 			return nil, fmt.Errorf("pivot: digest of %s: %w", sk.path, err)
 		}
 		for _, c := range changes {
-			if !c.Deleted {
-				d.add(c.Entry)
-			}
+			d.add(c.Entry)
 		}
 		d.head = next
 		if len(changes) < page || i >= maxSnapshotPages {
