@@ -71,7 +71,8 @@ func FuzzApplyRoute(f *testing.F) {
 	})
 }
 
-func FuzzChangesRoute(f *testing.F) {
+// FuzzReadRoutes sends arbitrary queries to the read routes (changes, digest, status).
+func FuzzReadRoutes(f *testing.F) {
 	f.Add("key=users/*&since=0&limit=10")
 	f.Add("key=settings")
 	f.Add("key=users/*&since=18446744073709551615")
@@ -83,9 +84,11 @@ func FuzzChangesRoute(f *testing.F) {
 		serve, db := inProcess(t, "")
 		noErr(t, func() error { _, err := db.Set("users/a", []byte(`1`)); return err }())
 		before := feedHead(t, db)
-		code := serve(http.MethodGet, pivot.DefaultRoutePrefix+"/changes?"+query, "")
-		if code >= 500 {
-			t.Fatalf("status %d for query %q", code, query)
+		for _, route := range []string{"/changes", "/digest", "/status"} {
+			code := serve(http.MethodGet, pivot.DefaultRoutePrefix+route+"?"+query, "")
+			if code >= 500 {
+				t.Fatalf("%s: status %d for query %q", route, code, query)
+			}
 		}
 		if feedHead(t, db) != before {
 			t.Fatalf("a read changed the storage (query %q)", query)
