@@ -121,6 +121,9 @@ type syncKey struct {
 	path string
 	db   ooo.Database
 	rep  storage.Replica
+	// pulledAt is, on a node, when the last successful pull of the path started
+	// (unix ns), 0 before the first.
+	pulledAt atomic.Int64
 }
 
 // buildKeys resolves every configured key to its storage and checks it can replicate.

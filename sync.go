@@ -112,14 +112,21 @@ func (n *nodeSync) triggered(keys []*syncKey) {
 	}
 }
 
-// beforeRead pulls the key's synced path before a read, bounded by ReadBudget.
+// readFreshness is how long after a pull of a path started its reads skip pulling
+// again. Every write on a node is re-read for its websocket broadcast, on one goroutine
+// of the server: without this, a burst of writes would pay one round trip to the pivot
+// per write before its broadcast.
+const readFreshness = 10 * time.Millisecond
+
+// beforeRead pulls the key's synced path before a read, bounded by ReadBudget, unless
+// a pull of it started less than readFreshness ago.
 func (n *nodeSync) beforeRead(k string) {
 	budget := n.e.cfg.ReadBudget
 	if budget < 0 || n.down.Load() || n.e.ctx.Err() != nil {
 		return
 	}
 	sk := n.e.keyFor(k)
-	if sk == nil {
+	if sk == nil || time.Now().UnixNano()-sk.pulledAt.Load() < int64(readFreshness) {
 		return
 	}
 	done := n.request(sk, needPull)
@@ -241,6 +248,7 @@ func (n *nodeSync) round(ctx context.Context, work map[*syncKey]uint8) error {
 			}
 		}
 		if bits&needPull != 0 {
+			started := time.Now().UnixNano()
 			if err := n.pull(ctx, sk, cur); err != nil {
 				if isRemote(err) {
 					return err
@@ -248,6 +256,7 @@ func (n *nodeSync) round(ctx context.Context, work map[*syncKey]uint8) error {
 				errs = append(errs, err)
 				continue
 			}
+			sk.pulledAt.Store(started)
 		}
 	}
 	return errors.Join(errs...)
