@@ -2,11 +2,13 @@ package chaos_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,6 +40,10 @@ type link struct {
 	dropResp int           // send the next dropResp requests, then lose their answers
 	loss     float64       // probability that a request, or else its answer, is lost
 	delay    time.Duration // added before every request is sent
+	// lie answers the next lie pushes with a made-up success without sending them: a
+	// broken peer that loses acknowledged data. Only the checker's own tests use it,
+	// to prove the checker catches a loss.
+	lie int
 }
 
 func (l link) isUp() bool { return l == link{} }
@@ -114,10 +120,11 @@ const (
 	actBlackhole
 	actDropRequest
 	actDropAnswer
+	actLie
 )
 
 // decide consumes the link's counters for one request from → the instance at addr.
-func (n *network) decide(from, addr string) (action, time.Duration) {
+func (n *network) decide(from, addr, path string) (action, time.Duration) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	to, ok := n.names[addr]
@@ -141,6 +148,9 @@ func (n *network) decide(from, addr string) (action, time.Duration) {
 	case l.dropResp > 0:
 		l.dropResp--
 		act = actDropAnswer
+	case l.lie > 0 && strings.HasSuffix(path, "/apply"):
+		l.lie--
+		act = actLie
 	case l.loss > 0 && n.rng.Float64() < l.loss:
 		act = actDropRequest
 		if n.rng.IntN(2) == 0 {
@@ -175,7 +185,7 @@ func newFaultTransport(n *network, from string) *faultTransport {
 // RoundTrip applies the link's faults to req, then sends it for real unless they say
 // otherwise. It always closes the request body, as the RoundTripper contract asks.
 func (f *faultTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	act, delay := f.net.decide(f.from, req.URL.Host)
+	act, delay := f.net.decide(f.from, req.URL.Host, req.URL.Path)
 	fail := func(kind string, counter *atomic.Int64) (*http.Response, error) {
 		if counter != nil {
 			counter.Add(1)
@@ -209,9 +219,35 @@ func (f *faultTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		_ = resp.Body.Close()
 		f.net.count.droppedResp.Add(1)
 		return nil, fmt.Errorf("%w: %s→%s: answer lost after the peer acted", errFault, f.from, req.URL.Host)
+	case actLie:
+		return lie(req)
 	}
 	f.net.count.passed.Add(1)
 	return f.inner.RoundTrip(req)
+}
+
+// lie answers a push as if every entry had been applied, without sending it.
+func lie(req *http.Request) (*http.Response, error) {
+	var body struct {
+		Entries []json.RawMessage `json:"entries"`
+	}
+	err := json.NewDecoder(req.Body).Decode(&body)
+	_ = req.Body.Close()
+	if err != nil {
+		return nil, fmt.Errorf("%w: lie: read the push: %v", errFault, err)
+	}
+	answer := fmt.Sprintf(`{"epoch":"lie","applied":%d,"superseded":0}`, len(body.Entries))
+	return &http.Response{
+		Status:        "200 OK",
+		StatusCode:    http.StatusOK,
+		Proto:         "HTTP/1.1",
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        http.Header{"Content-Type": {"application/json"}},
+		Body:          io.NopCloser(strings.NewReader(answer)),
+		ContentLength: int64(len(answer)),
+		Request:       req,
+	}, nil
 }
 
 // wait blocks for d or until ctx ends.

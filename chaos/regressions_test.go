@@ -59,3 +59,31 @@ func TestRegression_FreshNodeGetsTombstonesOfKeysItNeverHad(t *testing.T) {
 	}
 	mustConverge(t, c, mo, 5*time.Second)
 }
+
+// An instance restarted with its wall clock set back further than the max skew must
+// still stamp its writes after the ones it stored before: a delete made after the
+// restart has to win over the write it deletes. BoltStorage resumed its clock through
+// Observe, which refuses a stamp that far ahead of the wall clock, so the clock
+// restarted behind the stored stamps: the delete lost to the older write, and the
+// write came back from the pivot.
+func TestRegression_RestartWithClockSetBackKeepsStampsIncreasing(t *testing.T) {
+	c, mo := scripted(t, 1)
+	node := c.members[1]
+	if _, err := node.main.Set(pathSettings, []byte(`{"v":1}`)); err != nil {
+		t.Fatal(err)
+	}
+	mustConverge(t, c, mo, 5*time.Second)
+	node.stop()
+	node.wall.offset.Store(int64(-4 * c.tm.maxSkew))
+	if err := node.start(); err != nil {
+		t.Fatal(err)
+	}
+	if err := node.main.Del(pathSettings); err != nil {
+		t.Fatal(err)
+	}
+	node.wall.offset.Store(0)
+	mustConverge(t, c, mo, 5*time.Second)
+	if st, err := fullState(c.pivot()); err != nil || !st[pathSettings].Deleted {
+		t.Fatalf("the delete made after the restart lost: %v %s", err, entryString(st[pathSettings]))
+	}
+}
