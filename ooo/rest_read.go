@@ -26,12 +26,7 @@ func (s *Server) serveKeys(w http.ResponseWriter, r *http.Request) {
 // serveGet answers GET /<key>: one stored object, or a JSON array for a glob. A missing
 // key is 404 (with or without a read filter); a list is never 404.
 func (s *Server) serveGet(w http.ResponseWriter, r *http.Request, k string) {
-	if !key.IsValid(k) {
-		httpError(w, http.StatusBadRequest, ErrInvalidKey)
-		return
-	}
-	if !s.audit(r) {
-		httpError(w, http.StatusUnauthorized, ErrNotAuthorized)
+	if !s.admit(w, r, k) {
 		return
 	}
 	if err := s.canRead(k); err != nil {

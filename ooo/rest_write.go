@@ -121,12 +121,7 @@ func (s *Server) servePatch(w http.ResponseWriter, r *http.Request, k string) {
 // serveDelete answers DELETE of a key (404 when missing) or of every key matching a
 // glob (204 even when nothing matched).
 func (s *Server) serveDelete(w http.ResponseWriter, r *http.Request, k string) {
-	if !key.IsValid(k) {
-		httpError(w, http.StatusBadRequest, ErrInvalidKey)
-		return
-	}
-	if !s.audit(r) {
-		httpError(w, http.StatusUnauthorized, ErrNotAuthorized)
+	if !s.admit(w, r, k) {
 		return
 	}
 	if err := s.deleteFilter(k); err != nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"github.com/benitogf/pivot/ooo/key"
 	"github.com/benitogf/pivot/ooo/storage"
 	"github.com/benitogf/pivot/ooo/stream"
 )
@@ -223,4 +224,18 @@ func (s *Server) Active() bool {
 // audit applies Audit.
 func (s *Server) audit(r *http.Request) bool {
 	return s.Audit == nil || s.Audit(r)
+}
+
+// admit runs the checks every read and delete starts with: a valid key (400), then
+// Audit (401). It answers the request itself and returns false when one fails.
+func (s *Server) admit(w http.ResponseWriter, r *http.Request, k string) bool {
+	if !key.IsValid(k) {
+		httpError(w, http.StatusBadRequest, ErrInvalidKey)
+		return false
+	}
+	if !s.audit(r) {
+		httpError(w, http.StatusUnauthorized, ErrNotAuthorized)
+		return false
+	}
+	return true
 }

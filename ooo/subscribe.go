@@ -2,18 +2,11 @@ package ooo
 
 import (
 	"net/http"
-
-	"github.com/benitogf/pivot/ooo/key"
 )
 
 // serveSubscribe upgrades GET /<key> to a websocket subscription (see package stream).
 func (s *Server) serveSubscribe(w http.ResponseWriter, r *http.Request, k string) {
-	if !key.IsValid(k) {
-		httpError(w, http.StatusBadRequest, ErrInvalidKey)
-		return
-	}
-	if !s.audit(r) {
-		httpError(w, http.StatusUnauthorized, ErrNotAuthorized)
+	if !s.admit(w, r, k) {
 		return
 	}
 	if err := s.canRead(k); err != nil {
