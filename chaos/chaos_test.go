@@ -15,10 +15,10 @@ import (
 
 // Flags of the soak. Without them, TestChaos runs the short version.
 var (
-	flagSeeds    = flag.Int("chaos.seeds", 0, "number of seeds to run, from -chaos.first (0: the short run of 3 seeds, 1 with -short)")
+	flagSeeds    = flag.Int("chaos.seeds", 0, "number of seeds to run, from -chaos.first (0: the short run of 4 seeds, 1 with -short)")
 	flagFirst    = flag.Uint64("chaos.first", 1, "first seed of the run")
 	flagSeed     = flag.Uint64("chaos.seed", 0, "run this one seed only (replays a failure)")
-	flagOps      = flag.Int("chaos.ops", 40, "workload operations per seed")
+	flagOps      = flag.Int("chaos.ops", 80, "workload operations per seed")
 	flagNodes    = flag.Int("chaos.nodes", 0, "nodes per cluster (0: 3 to 5, drawn from the seed)")
 	flagParallel = flag.Int("chaos.parallel", 1, "seeds run at once")
 )
@@ -52,7 +52,7 @@ func TestChaos(t *testing.T) {
 	case testing.Short():
 		seeds = []uint64{*flagFirst}
 	default:
-		seeds = []uint64{*flagFirst, *flagFirst + 1, *flagFirst + 2}
+		seeds = []uint64{*flagFirst, *flagFirst + 1, *flagFirst + 2, *flagFirst + 3}
 	}
 	figs := &figures{start: time.Now()}
 	ports := newPortPool(uint64(time.Now().UnixNano()) ^ uint64(os.Getpid()))
@@ -115,6 +115,7 @@ func runSeed(t *testing.T, seed uint64, opts runOptions, ports *portPool) seedRe
 			res.acked++
 		}
 		res.latencies = append(res.latencies, r.latency)
+		res.lost += len(r.lost)
 	}
 	res.faults = d.tally
 	n := &c.net.count

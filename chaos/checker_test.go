@@ -33,6 +33,7 @@ type monitor struct {
 
 // view is one replica's state of one synced path, as far as its feed was read.
 type view struct {
+	epoch   string // the storage's epoch; a new one (data wiped) starts the view again
 	since   uint64
 	entries map[string]storage.Entry
 }
@@ -73,6 +74,9 @@ func (mo *monitor) observe(m *member) error {
 	for _, p := range syncedPaths() {
 		v := mo.view(m.name, p)
 		rep := m.replica(p)
+		if ep := rep.Epoch(); ep != v.epoch {
+			*v = view{epoch: ep, entries: map[string]storage.Entry{}}
+		}
 		for range 10000 {
 			changes, next, err := rep.Changes(p, v.since, page)
 			if err != nil {
@@ -94,6 +98,28 @@ func (mo *monitor) observe(m *member) error {
 		}
 	}
 	return nil
+}
+
+// forget drops the views of a member whose data was wiped.
+func (mo *monitor) forget(member string) {
+	delete(mo.views, member)
+}
+
+// heldBy reports whether member's view holds e or an entry that wins over it.
+func (mo *monitor) heldBy(member string, e storage.Entry) bool {
+	v := mo.view(member, pathOf(e.Key))
+	x, ok := v.entries[e.Key]
+	return ok && (sameEntry(x, e) || pivot.Wins(x, e))
+}
+
+// pathOf returns the synced path a key belongs to.
+func pathOf(k string) string {
+	for _, p := range syncedPaths() {
+		if k == p || strings.HasPrefix(k, strings.TrimSuffix(p, "*")) && strings.HasSuffix(p, "*") {
+			return p
+		}
+	}
+	return k
 }
 
 // converged reports whether every member's view holds the same entries and tombstones.
@@ -184,6 +210,12 @@ func convergeDeadline(c *cluster) time.Time {
 // awaitConvergence polls the replicas until they all hold the same state (invariant A)
 // or the deadline passes, and returns how long it took.
 func awaitConvergence(c *cluster, mo *monitor, deadline time.Time) (time.Duration, error) {
+	return awaitState(c, mo, deadline, func() bool { return mo.converged(c) })
+}
+
+// awaitState observes the replicas every few milliseconds until cond holds or the
+// deadline passes (errNotConverged), and returns how long it took.
+func awaitState(c *cluster, mo *monitor, deadline time.Time, cond func() bool) (time.Duration, error) {
 	start := time.Now()
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
@@ -191,7 +223,7 @@ func awaitConvergence(c *cluster, mo *monitor, deadline time.Time) (time.Duratio
 		if err := mo.observeAll(c); err != nil {
 			return time.Since(start), err
 		}
-		if mo.converged(c) {
+		if cond() {
 			return time.Since(start), nil
 		}
 		if time.Now().After(deadline) {
@@ -242,6 +274,9 @@ func checkHistory(records []*record, final map[string]storage.Entry) []string {
 			if g, ok := greatest[e.Key]; !ok || pivot.Wins(e, g) {
 				greatest[e.Key] = e
 			}
+		}
+		for _, e := range r.lost {
+			written[e.Key] = append(written[e.Key], e)
 		}
 	}
 	for _, r := range records {

@@ -21,6 +21,7 @@ type seedResult struct {
 	convergence time.Duration
 	latencies   []time.Duration
 	restarts    int
+	lost        int // entries lost with a wiped disk (held by no other replica)
 	elapsed     time.Duration
 }
 
@@ -55,7 +56,7 @@ func (f *figures) String() string {
 		ops, acked, noops, rds int
 		req                    [6]int64
 		failed                 []string
-		restarts               int
+		restarts, lost         int
 		faults                 = map[string]int{}
 		nodes                  = map[int]int{}
 	)
@@ -71,6 +72,7 @@ func (f *figures) String() string {
 		}
 		nodes[r.nodes]++
 		restarts += r.restarts
+		lost += r.lost
 		if r.failed {
 			failed = append(failed, fmt.Sprint(r.seed))
 		}
@@ -89,7 +91,8 @@ func (f *figures) String() string {
 		len(f.results), len(failed), list(failed), time.Since(f.start).Round(time.Second), nodes[3], nodes[4], nodes[5])
 	fmt.Fprintf(&b, "  operations: %d (%d writes and reads acknowledged, %d no-ops on missing keys, %d reads)\n",
 		ops, acked, noops, rds)
-	fmt.Fprintf(&b, "  faults injected: %d (%s); restarts: %d\n", total, strings.Join(kinds, ", "), restarts)
+	fmt.Fprintf(&b, "  faults injected: %d (%s); restarts: %d; entries lost with a wiped disk (held nowhere else): %d\n",
+		total, strings.Join(kinds, ", "), restarts, lost)
 	fmt.Fprintf(&b, "  pivot requests: %d passed, %d refused, %d blackholed, %d dropped before sending, %d answers dropped after the peer acted, %d delayed\n",
 		req[0], req[1], req[2], req[3], req[4], req[5])
 	fmt.Fprintf(&b, "  convergence after healing: p50 %s, p99 %s, max %s\n",

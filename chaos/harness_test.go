@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -44,6 +45,7 @@ type timings struct {
 	backoffMin     time.Duration
 	backoffMax     time.Duration
 	batchSize      int
+	retention      time.Duration // storages' TombstoneRetention; 0 means the default (days)
 }
 
 func defaultTimings() timings {
@@ -250,8 +252,8 @@ func (m *member) start() error {
 	newClock := func(id uint16) *clock.Clock {
 		return clock.New(clock.Options{Wall: m.wall.now, MaxSkew: m.c.tm.maxSkew, InstanceID: id})
 	}
-	m.main = &storage.BoltStorage{Path: filepath.Join(m.dir, "main.db"), HLC: newClock(id)}
-	m.ext = &storage.BoltStorage{Path: filepath.Join(m.dir, "users.db"), HLC: newClock(id + 1)}
+	m.main = &storage.BoltStorage{Path: filepath.Join(m.dir, "main.db"), HLC: newClock(id), TombstoneRetention: m.c.tm.retention}
+	m.ext = &storage.BoltStorage{Path: filepath.Join(m.dir, "users.db"), HLC: newClock(id + 1), TombstoneRetention: m.c.tm.retention}
 	server := &ooo.Server{Silence: true, Storage: m.main}
 	if !m.isPivot() {
 		server.Pivot = m.c.pivot().addr
@@ -304,6 +306,16 @@ func (m *member) stop() {
 	m.tr.inner.CloseIdleConnections()
 	m.rest.CloseIdleConnections()
 	m.running = false
+}
+
+// wipe deletes the data of a stopped member, as when its disk is replaced.
+func (m *member) wipe() error {
+	for _, f := range []string{"main.db", "users.db"} {
+		if err := os.Remove(filepath.Join(m.dir, f)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("chaos: wipe %s: %w", m.name, err)
+		}
+	}
+	return nil
 }
 
 // status is the member's pivot status as one JSON line, for traces.

@@ -64,6 +64,10 @@ type record struct {
 	// was read back, that entry: the write's own stamps are then unknown, but it was
 	// beaten by this entry, so the final state must be at least this entry.
 	beatenBy []storage.Entry
+	// lost are the effects and beatenBy entries that were held by no replica but one
+	// when that replica's data was wiped (its disk replaced): they may be gone for good,
+	// so invariants B and C do not ask for them.
+	lost []storage.Entry
 }
 
 func (r *record) String() string {
@@ -81,6 +85,9 @@ func (r *record) String() string {
 	}
 	for _, e := range r.beatenBy {
 		fmt.Fprintf(&b, " [beaten at once by %s]", entryString(e))
+	}
+	for _, e := range r.lost {
+		fmt.Fprintf(&b, " [lost with a wiped disk: %s]", entryString(e))
 	}
 	fmt.Fprintf(&b, " %s", r.latency.Round(time.Microsecond))
 	return b.String()

@@ -1,8 +1,6 @@
 package chaos_test
 
 import (
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 )
@@ -33,10 +31,8 @@ func mustConverge(t *testing.T, c *cluster, mo *monitor, within time.Duration) {
 func wipe(t *testing.T, m *member) {
 	t.Helper()
 	m.stop()
-	for _, f := range []string{"main.db", "users.db"} {
-		if err := os.Remove(filepath.Join(m.dir, f)); err != nil {
-			t.Fatal(err)
-		}
+	if err := m.wipe(); err != nil {
+		t.Fatal(err)
 	}
 }
 

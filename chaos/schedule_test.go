@@ -5,6 +5,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/benitogf/pivot/ooo/storage"
 )
 
 // fault injects one random fault, or lifts one.
@@ -18,6 +20,8 @@ func (d *driver) fault() {
 		d.stopOne()
 	case r < 77:
 		d.startOne()
+	case r < 80:
+		d.wipeOne()
 	case r < 92:
 		d.skewOne()
 	case r < 96:
@@ -134,6 +138,57 @@ func (d *driver) restart(m *member) {
 	}
 	delete(d.stopped, m.name)
 	d.h.note(d.step, "start %s (%s)", m.name, time.Since(start).Round(time.Millisecond))
+}
+
+// wipeOne replaces a member's disk: it stops (if running), loses its data and starts
+// again empty, under a new epoch. What only that member held is lost with it: those
+// entries are marked lost in the history. Nodes are wiped twice as often as the pivot.
+func (d *driver) wipeOne() {
+	m := d.c.members[0]
+	if r := d.rng.IntN(3); r > 0 {
+		m = d.c.members[1+d.rng.IntN(len(d.c.members)-1)]
+	}
+	if m.running {
+		m.stop()
+	}
+	if err := d.mon.observeAll(d.c); err != nil {
+		d.problems = append(d.problems, fmt.Sprintf("step %d: wipe %s: %v", d.step, m.name, err))
+	}
+	lost := 0
+	for _, r := range d.h.all() {
+		keep := func(es []storage.Entry) []storage.Entry {
+			var out []storage.Entry
+			for _, e := range es {
+				if d.heldElsewhere(m, e) {
+					out = append(out, e)
+				} else {
+					r.lost = append(r.lost, e)
+					lost++
+				}
+			}
+			return out
+		}
+		r.effects, r.beatenBy = keep(r.effects), keep(r.beatenBy)
+	}
+	d.mon.forget(m.name)
+	if err := m.wipe(); err != nil {
+		d.problems = append(d.problems, fmt.Sprintf("step %d: wipe %s: %v", d.step, m.name, err))
+		return
+	}
+	d.tally["wipe "+map[bool]string{true: "pivot", false: "node"}[m.isPivot()]]++
+	d.h.note(d.step, "wipe %s: %d entries held nowhere else are lost with it", m.name, lost)
+	d.restart(m)
+}
+
+// heldElsewhere reports whether a member other than m holds e, or an entry that wins
+// over it, as far as the monitor saw (stopped members keep what their disk holds).
+func (d *driver) heldElsewhere(m *member, e storage.Entry) bool {
+	for _, o := range d.c.members {
+		if o != m && d.mon.heldBy(o.name, e) {
+			return true
+		}
+	}
+	return false
 }
 
 // skewOne moves a member's wall clock forward or backward, within the max skew or

@@ -2,6 +2,7 @@ package chaos_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -129,7 +130,7 @@ func (d *driver) burst() {
 func (d *driver) pause() {
 	dur := time.Duration(1+d.rng.IntN(40)) * time.Millisecond
 	d.h.note(d.step, "pause %s", dur)
-	time.Sleep(dur)
+	_ = wait(context.Background(), dur)
 }
 
 // opSpec is an operation chosen by the schedule, before it runs.
