@@ -1,6 +1,7 @@
 package chaos_test
 
 import (
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -116,6 +117,9 @@ func runSeed(t *testing.T, seed uint64, opts runOptions, ports *portPool) seedRe
 		}
 		res.latencies = append(res.latencies, r.latency)
 		res.lost += len(r.lost)
+		if r.faults != "" {
+			res.duringFaults++
+		}
 	}
 	res.faults = d.tally
 	n := &c.net.count
@@ -156,7 +160,47 @@ func finalChecks(c *cluster, d *driver) []string {
 			}
 		}
 	}
-	return append(out, checkHistory(d.h.all(), final)...)
+	out = append(out, checkHistory(d.h.all(), final)...)
+	return append(out, checkNodes(c, final)...)
+}
+
+// checkNodes checks that every node is registered under NodesKey in the final state
+// and, within the convergence bound, known to the pivot's engine (so it gets triggers),
+// through restarts and wiped disks.
+func checkNodes(c *cluster, final map[string]storage.Entry) []string {
+	var out []string
+	registered := map[string]bool{}
+	for k, e := range final {
+		if strings.HasPrefix(k, "things/") && !e.Deleted {
+			var v struct {
+				IP string `json:"ip"`
+			}
+			if json.Unmarshal(e.Data, &v) == nil {
+				registered[v.IP] = true
+			}
+		}
+	}
+	for _, m := range c.members[1:] {
+		if !registered[m.addr] {
+			out = append(out, fmt.Sprintf("A: %s (%s) is not registered under %s", m.name, m.addr, pathNodes))
+		}
+	}
+	known := func() bool {
+		have := map[string]bool{}
+		for _, n := range c.pivot().result.Status().Nodes {
+			have[n.Address] = true
+		}
+		for _, m := range c.members[1:] {
+			if !have[m.addr] {
+				return false
+			}
+		}
+		return true
+	}
+	if _, err := awaitState(c, newMonitor(), time.Now().Add(convergeBase), known); err != nil {
+		out = append(out, fmt.Sprintf("A: the pivot's engine does not know every node: %+v", c.pivot().result.Status().Nodes))
+	}
+	return out
 }
 
 // report fails t with everything needed to understand and replay a failed seed, and

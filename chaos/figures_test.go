@@ -22,7 +22,10 @@ type seedResult struct {
 	latencies   []time.Duration
 	restarts    int
 	lost        int // entries lost with a wiped disk (held by no other replica)
-	elapsed     time.Duration
+	// duringFaults counts operations run on an instance cut off, delayed, skewed or
+	// without a running pivot.
+	duringFaults int
+	elapsed      time.Duration
 }
 
 // figures aggregates the results of a run. It is safe for concurrent use.
@@ -56,7 +59,7 @@ func (f *figures) String() string {
 		ops, acked, noops, rds int
 		req                    [6]int64
 		failed                 []string
-		restarts, lost         int
+		restarts, lost, during int
 		faults                 = map[string]int{}
 		nodes                  = map[int]int{}
 	)
@@ -73,6 +76,7 @@ func (f *figures) String() string {
 		nodes[r.nodes]++
 		restarts += r.restarts
 		lost += r.lost
+		during += r.duringFaults
 		if r.failed {
 			failed = append(failed, fmt.Sprint(r.seed))
 		}
@@ -89,8 +93,8 @@ func (f *figures) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "chaos figures: %d seeds (%d failed%s) in %s, clusters of 3/4/5 nodes: %d/%d/%d\n",
 		len(f.results), len(failed), list(failed), time.Since(f.start).Round(time.Second), nodes[3], nodes[4], nodes[5])
-	fmt.Fprintf(&b, "  operations: %d (%d writes and reads acknowledged, %d no-ops on missing keys, %d reads)\n",
-		ops, acked, noops, rds)
+	fmt.Fprintf(&b, "  operations: %d (%d writes and reads acknowledged, %d no-ops on missing keys, %d reads; %d run while a fault concerned their instance)\n",
+		ops, acked, noops, rds, during)
 	fmt.Fprintf(&b, "  faults injected: %d (%s); restarts: %d; entries lost with a wiped disk (held nowhere else): %d\n",
 		total, strings.Join(kinds, ", "), restarts, lost)
 	fmt.Fprintf(&b, "  pivot requests: %d passed, %d refused, %d blackholed, %d dropped before sending, %d answers dropped after the peer acted, %d delayed\n",
