@@ -243,8 +243,10 @@ func (n *nodeSync) round(ctx context.Context, work map[*syncKey]uint8) error {
 				if isRemote(err) {
 					return err
 				}
+				// Refused entries (clock skew) stay queued for the next round, but the
+				// pull still runs: a node whose clock runs ahead must keep receiving
+				// the others' writes meanwhile.
 				errs = append(errs, err)
-				continue
 			}
 		}
 		if bits&needPull != 0 {
