@@ -9,11 +9,24 @@ import (
 // deterministically while the bug is there.
 
 // scripted starts a cluster of n nodes for a scripted scenario and returns it with a
-// monitor that follows its replicas.
+// monitor that follows its replicas, once every node is registered everywhere.
 func scripted(t *testing.T, n int) (*cluster, *monitor) {
 	t.Helper()
-	c := newCluster(t, 1, n, defaultTimings(), newPortPool(uint64(time.Now().UnixNano())))
-	return c, newMonitor()
+	return scriptedWith(t, n, defaultTimings())
+}
+
+// scriptedWith is scripted with other timings.
+func scriptedWith(t *testing.T, n int, tm timings) (*cluster, *monitor) {
+	t.Helper()
+	c := newCluster(t, 1, n, tm, newPortPool(uint64(time.Now().UnixNano())))
+	mo := newMonitor()
+	ready := func() bool {
+		return mo.converged(c) && len(mo.view(c.pivot().name, pathNodes).entries) == n
+	}
+	if _, err := awaitState(c, mo, time.Now().Add(5*time.Second), ready); err != nil {
+		t.Fatalf("the cluster did not settle: %v\n%s", err, mo.diff(c))
+	}
+	return c, mo
 }
 
 // mustConverge waits for every replica to hold the same entries and tombstones.
@@ -81,5 +94,33 @@ func TestRegression_RestartWithClockSetBackKeepsStampsIncreasing(t *testing.T) {
 	mustConverge(t, c, mo, 5*time.Second)
 	if st, err := fullState(c.pivot()); err != nil || !st[pathSettings].Deleted {
 		t.Fatalf("the delete made after the restart lost: %v %s", err, entryString(st[pathSettings]))
+	}
+}
+
+// A node whose clock runs far ahead stamps writes the pivot refuses (and must keep
+// retrying), but it must still receive everybody else's writes meanwhile: one bad
+// clock must not cut its own node off from a whole synced path. The sync round skipped
+// the pull of a path whenever its push had been refused, so such a node saw nothing
+// new on that path until real time caught up with its stamps (here, an hour).
+func TestRegression_NodeWithClockAheadStillPulls(t *testing.T) {
+	c, mo := scripted(t, 1)
+	p, node := c.pivot(), c.members[1]
+	mustConverge(t, c, mo, 5*time.Second)
+	node.wall.offset.Store(int64(time.Hour))
+	if _, err := node.main.Set("items/ahead", []byte(`{"v":1}`)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.main.Set("items/fresh", []byte(`{"v":2}`)); err != nil {
+		t.Fatal(err)
+	}
+	got := func() bool {
+		_, ok := mo.view(node.name, pathItems).entries["items/fresh"]
+		return ok
+	}
+	if _, err := awaitState(c, mo, time.Now().Add(5*time.Second), got); err != nil {
+		t.Fatalf("the node with a clock an hour ahead never pulled the pivot's write: %v\n%s", err, node.status())
+	}
+	if _, ok := mo.view(p.name, pathItems).entries["items/ahead"]; ok {
+		t.Fatal("the pivot adopted an entry stamped an hour ahead")
 	}
 }

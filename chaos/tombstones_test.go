@@ -15,8 +15,7 @@ import (
 func TestTombstones_StaleNodeDropsWhatWasDeletedAndCollected(t *testing.T) {
 	tm := defaultTimings()
 	tm.retention = time.Hour // collected only when the test says so
-	c := newCluster(t, 1, 2, tm, newPortPool(uint64(time.Now().UnixNano())))
-	mo := newMonitor()
+	c, mo := scriptedWith(t, 2, tm)
 	p, away := c.pivot(), c.members[1]
 	for _, k := range []string{"items/a", "items/b"} {
 		if _, err := p.main.Set(k, []byte(`{"v":1}`)); err != nil {
