@@ -66,7 +66,16 @@ func TestChaos(t *testing.T) {
 				}
 				slots <- struct{}{}
 				defer func() { <-slots }()
-				figs.add(runSeed(t, seed, runOptions{ops: *flagOps, nodes: nodesFor(seed)}, ports))
+				res := runSeed(t, seed, runOptions{ops: *flagOps, nodes: nodesFor(seed)}, ports)
+				done := figs.add(res)
+				if len(seeds) > 1 {
+					verdict := "ok"
+					if res.failed {
+						verdict = "FAILED"
+					}
+					fmt.Printf("chaos: seed %d %s in %s (%d nodes, converged in %s), %d/%d done\n", seed, verdict,
+						res.elapsed.Round(time.Millisecond), res.nodes, res.convergence.Round(time.Millisecond), done, len(seeds))
+				}
 			})
 		}
 	})
@@ -82,7 +91,7 @@ func TestChaos(t *testing.T) {
 func runSeed(t *testing.T, seed uint64, opts runOptions, ports *portPool) seedResult {
 	began := time.Now()
 	res := seedResult{seed: seed, nodes: opts.nodes}
-	c := newCluster(t, seed, opts.nodes, defaultTimings(), ports)
+	c := newCluster(t, seed, opts.nodes, timingsFor(seed), ports)
 	d := newDriver(c, seed)
 	var violations []string
 	if err := d.run(opts.ops); err != nil {

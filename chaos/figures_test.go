@@ -35,10 +35,12 @@ type figures struct {
 	results []seedResult
 }
 
-func (f *figures) add(r seedResult) {
+// add records a seed's result and returns how many seeds are done.
+func (f *figures) add(r seedResult) int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.results = append(f.results, r)
+	return len(f.results)
 }
 
 // percentile returns the p-th percentile (0..100) of sorted durations.

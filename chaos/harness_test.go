@@ -45,6 +45,7 @@ type timings struct {
 	backoffMin     time.Duration
 	backoffMax     time.Duration
 	batchSize      int
+	fanOut         int
 	retention      time.Duration // storages' TombstoneRetention; 0 means the default (days)
 }
 
@@ -57,7 +58,17 @@ func defaultTimings() timings {
 		backoffMin:     5 * time.Millisecond,
 		backoffMax:     120 * time.Millisecond,
 		batchSize:      7, // small, so pushes and pulls span several batches
+		fanOut:         2,
 	}
+}
+
+// timingsFor varies the batch size (2 to 10: a backlog spans many batches and, past 64
+// of them, several rounds) and the pivot's fan-out (1 to 3) with the seed.
+func timingsFor(seed uint64) timings {
+	tm := defaultTimings()
+	tm.batchSize = 2 + int(seed%9)
+	tm.fanOut = 1 + int(seed/9%3)
+	return tm
 }
 
 // portPool hands out loopback ports below the kernel's ephemeral range, so a port that
@@ -236,6 +247,7 @@ func (m *member) config() pivot.Config {
 		BackoffMin:     tm.backoffMin,
 		BackoffMax:     tm.backoffMax,
 		BatchSize:      tm.batchSize,
+		FanOut:         tm.fanOut,
 		Client:         &http.Client{Transport: m.tr},
 		Logger: slog.New(slog.NewTextHandler(m.c.logs, &slog.HandlerOptions{Level: slog.LevelInfo})).
 			With("inst", m.name),
