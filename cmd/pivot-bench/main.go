@@ -66,7 +66,7 @@ func defaults(quick bool) options {
 	if quick {
 		return options{
 			quick: true, deadline: 30 * time.Second,
-			sizes: []int{1_000, 10_000}, samples: 100, naiveSample: 15, budget: 3 * time.Second,
+			sizes: []int{1_000, 10_000}, samples: 100, naiveSample: 15, budget: 2 * time.Second,
 			rounds: 2, perRound: 10_000, writeFor: time.Second, writers: 4, convergeFor: 15 * time.Second,
 			catchUpSize: 100_000, catchUpRounds: 1,
 			fanOut: []int{1, 10, 50}, fanOutSamples: 30,
@@ -191,7 +191,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if selected["fanout"] {
 		for _, n := range o.fanOut {
 			for _, mode := range modes {
-				if err := step(fmt.Sprintf("fan-out, %d nodes, %s", n, mode), func() error {
+				if err := step(fmt.Sprintf("fan-out, %s, %s", nodesLabel(n), mode), func() error {
 					return runFanOut(r, o, mode, n)
 				}); err != nil {
 					return err
