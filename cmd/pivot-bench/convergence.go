@@ -13,8 +13,14 @@ const (
 	figChangeCPU     = "CPU time per changed entry"
 )
 
-// warmUp is how many samples each scenario takes before it records any.
-const warmUp = 20
+// warmUp is how many samples a latency figure takes before it records any: delta sync
+// samples are short and plenty, a naive one can take seconds.
+func warmUp(mode string) int {
+	if mode == modeNaive {
+		return 3
+	}
+	return 20
+}
 
 // runConvergence measures, with the synced collection holding size entries: the time
 // from a write on node A until the entry is readable on node B and on the pivot, and the
@@ -38,12 +44,13 @@ func runConvergence(r *results, o options, mode string, size int) error {
 		r.add(f)
 	}
 	samples, budget := o.convergenceSamples(mode)
+	warm := warmUp(mode)
 	var began time.Time
-	for i := 0; i < warmUp+samples; i++ {
-		if i == warmUp {
+	for i := 0; i < warm+samples; i++ {
+		if i == warm {
 			began = time.Now()
 		}
-		if i >= warmUp+minSamples && time.Since(began) > budget {
+		if i >= warm+minSamples && time.Since(began) > budget {
 			toNode.note = fmt.Sprintf("(%s budget)", budget)
 			break
 		}
@@ -66,7 +73,7 @@ func runConvergence(r *results, o options, mode string, size int) error {
 		if err := c.settle(o.deadline); err != nil {
 			return err
 		}
-		if i < warmUp {
+		if i < warm {
 			continue
 		}
 		toNode.samples = append(toNode.samples, ms(atNode.Sub(t0)))

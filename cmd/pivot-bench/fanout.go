@@ -19,15 +19,16 @@ func runFanOut(r *results, o options, mode string, n int) error {
 		return err
 	}
 	defer c.close()
-	f := &figure{name: figFanOut, size: fmt.Sprintf("%d nodes", n), mode: mode, unit: unitMs}
+	f := &figure{name: figFanOut, size: nodesLabel(n), mode: mode, unit: unitMs}
 	r.add(f)
 	samples, budget := o.fanOutCount(mode)
+	warm := warmUp(mode)
 	var began time.Time
-	for i := 0; i < warmUp+samples; i++ {
-		if i == warmUp {
+	for i := 0; i < warm+samples; i++ {
+		if i == warm {
 			began = time.Now()
 		}
-		if i >= warmUp+minSamples && time.Since(began) > budget {
+		if i >= warm+minSamples && time.Since(began) > budget {
 			f.note = fmt.Sprintf("(%s budget)", budget)
 			break
 		}
@@ -54,9 +55,17 @@ func runFanOut(r *results, o options, mode string, n int) error {
 		if err := c.settle(o.deadline); err != nil {
 			return err
 		}
-		if i >= warmUp {
+		if i >= warm {
 			f.samples = append(f.samples, ms(last.Sub(t0)))
 		}
 	}
 	return nil
+}
+
+// nodesLabel writes a node count: "1 node", "10 nodes".
+func nodesLabel(n int) string {
+	if n == 1 {
+		return "1 node"
+	}
+	return fmt.Sprintf("%d nodes", n)
 }

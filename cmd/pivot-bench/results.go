@@ -31,9 +31,17 @@ type figure struct {
 // higherIsBetter reports whether a larger value of the figure is the better one.
 func (f *figure) higherIsBetter() bool { return f.unit == unitRate }
 
-// median and p99 (nearest rank) of the samples; NaN when there are none.
+// median of the samples; NaN when there are none.
 func (f *figure) median() float64 { return percentile(f.samples, 0.50) }
-func (f *figure) p99() float64    { return percentile(f.samples, 0.99) }
+
+// p99 is the tail of the samples, nearest rank: the 99th percentile, or for a figure
+// where higher is better (writes/s) the 1st percentile. NaN when there are none.
+func (f *figure) p99() float64 {
+	if f.higherIsBetter() {
+		return percentile(f.samples, 0.01)
+	}
+	return percentile(f.samples, 0.99)
+}
 
 func percentile(xs []float64, p float64) float64 {
 	if len(xs) == 0 {
@@ -63,13 +71,14 @@ func (r *results) find(name, size, mode string) *figure {
 	return nil
 }
 
-// print writes the table: one row per figure, each naive row followed by how many
-// times better delta sync does on the median.
+// print writes the table: one row per figure; a naive row also says how many times
+// better delta sync does on the median. The p99 column holds the tail: the 99th
+// percentile, or the 1st for writes/s.
 func (r *results) print(w io.Writer) {
-	const layout = "| %-34s | %-9s | %-5s | %5s | %12s | %12s | %-12s |\n"
+	const layout = "| %-35s | %-19s | %-5s | %4s | %10s | %10s | %-12s |\n"
 	fmt.Fprintf(w, layout, "figure", "scale", "sync", "n", "median", "p99", "delta gain")
-	fmt.Fprintf(w, "|%s|%s|%s|%s|%s|%s|%s|\n", strings.Repeat("-", 36), strings.Repeat("-", 11),
-		strings.Repeat("-", 7), strings.Repeat("-", 7), strings.Repeat("-", 14), strings.Repeat("-", 14), strings.Repeat("-", 14))
+	fmt.Fprintf(w, "|%s|%s|%s|%s|%s|%s|%s|\n", strings.Repeat("-", 37), strings.Repeat("-", 21),
+		strings.Repeat("-", 7), strings.Repeat("-", 5)+":", strings.Repeat("-", 11)+":", strings.Repeat("-", 11)+":", strings.Repeat("-", 14))
 	for _, f := range r.figures {
 		gain := ""
 		if f.mode == modeNaive {

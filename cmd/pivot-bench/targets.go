@@ -57,6 +57,6 @@ func printTargets(w io.Writer, r *results, o options) {
 	v, ok = med(figCatchUp, sizeLabel(o.catchUpSize))
 	line(fmt.Sprintf("catch-up of %s entries ≤ 5 s", sizeLabel(o.catchUpSize)), format(v, unitMs), v <= 5000, ok)
 
-	v, ok = med(figFanOut, "50 nodes")
+	v, ok = med(figFanOut, nodesLabel(50))
 	line("fan-out to 50 nodes ≤ 50 ms", format(v, unitMs), v <= 50, ok)
 }
