@@ -210,12 +210,19 @@ func (s *Server) Close(sig os.Signal) {
 	log.Info("ooo: closed", "address", s.Address, "signal", fmt.Sprint(sig))
 }
 
-// WaitClose blocks until the process gets SIGINT, SIGTERM or SIGHUP, then closes the
-// server.
+// WaitClose blocks until the process gets SIGINT, SIGTERM or SIGHUP, or until a signal
+// is sent on Signal, then closes the server with that signal. It uses Signal when it is
+// already set (so the embedding program, or a test, can stop the server through it) and
+// otherwise makes it, with a buffer of one. The process-wide signal handlers it
+// installs are removed before it returns. Call it at most once per Start.
 func (s *Server) WaitClose() {
-	s.Signal = make(chan os.Signal, 1)
-	signal.Notify(s.Signal, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
-	sig := <-s.Signal
-	signal.Stop(s.Signal)
+	ch := s.Signal
+	if ch == nil {
+		ch = make(chan os.Signal, 1)
+		s.Signal = ch
+	}
+	signal.Notify(ch, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	sig := <-ch
+	signal.Stop(ch)
 	s.Close(sig)
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -176,6 +177,67 @@ func TestServer_RestartOnSameAddress(t *testing.T) {
 	sub.waitState(expected(t, s, "kept"))
 	expect(t, s, "PATCH", "/kept", `{"v":2}`, http.StatusOK, "")
 	sub.waitState(expected(t, s, "kept"))
+}
+
+func TestServer_WaitClose(t *testing.T) {
+	closed := make(chan struct{})
+	s := start(t, func(s *ooo.Server) {
+		// A channel set before WaitClose stands in for the process's signals, so the
+		// test never signals the test binary itself.
+		s.Signal = make(chan os.Signal, 1)
+		s.OnClose = func() { close(closed) }
+	})
+	returned := make(chan struct{})
+	go func() {
+		defer close(returned)
+		s.WaitClose()
+	}()
+	s.Signal <- syscall.SIGTERM
+	select {
+	case <-returned:
+	case <-time.After(10 * time.Second):
+		t.Fatal("WaitClose did not return after a signal")
+	}
+	select {
+	case <-closed:
+	default:
+		t.Fatal("WaitClose returned without closing the server (OnClose did not run)")
+	}
+	if s.Active() || s.Storage.Active() {
+		t.Fatal("the server or its storage is still active after WaitClose")
+	}
+}
+
+// startRecorder is a storage that records the options Start got.
+type startRecorder struct {
+	*ooo.MemoryStorage
+	got ooo.StorageOpt
+}
+
+func (r *startRecorder) Start(opts ooo.StorageOpt) error {
+	r.got = opts
+	return r.MemoryStorage.Start(opts)
+}
+
+func TestServer_StartPassesStorageOptions(t *testing.T) {
+	rec := &startRecorder{MemoryStorage: &ooo.MemoryStorage{}}
+	reads := 0
+	start(t, func(s *ooo.Server) {
+		s.Storage = rec
+		s.NoBroadcastKeys = []string{"quiet/*"}
+		s.BeforeRead = func(string) { reads++ }
+		s.DbOpt = "opaque"
+	})
+	if rec.got.DbOpt != "opaque" || len(rec.got.NoBroadcastKeys) != 1 || rec.got.NoBroadcastKeys[0] != "quiet/*" {
+		t.Fatalf("storage started with %+v", rec.got)
+	}
+	if rec.got.BeforeRead == nil {
+		t.Fatal("BeforeRead did not reach the storage")
+	}
+	rec.got.BeforeRead("k")
+	if reads != 1 {
+		t.Fatal("the storage got another BeforeRead than the server's")
+	}
 }
 
 func TestServer_BoltStorageKeepsDataAcrossServers(t *testing.T) {

@@ -90,7 +90,9 @@ type Server struct {
 	// Logger receives the server's log. nil means text on stderr, or nothing when
 	// Silence is set.
 	Logger *slog.Logger
-	// Signal is made by WaitClose.
+	// Signal is the channel WaitClose waits on. nil means WaitClose makes one (buffer
+	// 1); a channel set before WaitClose is used as it is, and sending on it closes the
+	// server like a process signal would.
 	Signal chan os.Signal
 	// Client is a shared outgoing HTTP client for extensions such as pivot. nil is
 	// replaced at Start by a client with short timeouts.

@@ -3,6 +3,7 @@ package ooo_test
 import (
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -207,6 +208,33 @@ func TestWebsocket_SubscribeHooks(t *testing.T) {
 	if !strings.Contains(got, "sub:ok") || !strings.Contains(got, "sub:,") || !strings.Contains(got, "unsub:ok") || !strings.Contains(got, "unsub:") {
 		t.Fatalf("hooks saw %s", got)
 	}
+}
+
+func TestWebsocket_ClockRefusedByOnSubscribe(t *testing.T) {
+	s := start(t, func(s *ooo.Server) {
+		s.OnSubscribe = func(k string) error {
+			if k == "" {
+				return errors.New("no clock for you")
+			}
+			return nil
+		}
+	})
+	_, res, err := trySubscribe(t, s, "/", nil)
+	if err == nil || res == nil || res.StatusCode != http.StatusBadRequest {
+		t.Fatalf("clock socket refused by OnSubscribe: err %v, response %v; want a 400 handshake", err, res)
+	}
+	body, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(body), "no clock for you") {
+		t.Fatalf("refusal body %q, want the OnSubscribe error", body)
+	}
+	if n := s.Stream.Connections(""); n != 0 {
+		t.Fatalf("%d clock sockets after a refusal, want 0", n)
+	}
+	sub := subscribe(t, s, "/a", nil) // only the clock is refused
+	sub.waitFrames(1)
 }
 
 func TestWebsocket_Clock(t *testing.T) {
