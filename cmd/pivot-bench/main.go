@@ -156,13 +156,15 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return nil
 	}
 	if selected["convergence"] {
+		var labels []string
 		for _, size := range o.sizes {
-			for _, mode := range modes {
-				if err := step(fmt.Sprintf("convergence, %s entries, %s", sizeLabel(size), mode), func() error {
-					return runConvergence(r, o, mode, size)
-				}); err != nil {
-					return err
-				}
+			labels = append(labels, sizeLabel(size))
+		}
+		for _, mode := range modes {
+			if err := step(fmt.Sprintf("convergence, %s entries, %s", strings.Join(labels, "/"), mode), func() error {
+				return runConvergence(r, o, mode, o.sizes)
+			}); err != nil {
+				return err
 			}
 		}
 	}

@@ -71,15 +71,25 @@ func (r *results) find(name, size, mode string) *figure {
 	return nil
 }
 
-// print writes the table: one row per figure; a naive row also says how many times
-// better delta sync does on the median. The p99 column holds the tail: the 99th
-// percentile, or the 1st for writes/s.
+// print writes the table: one row per figure, a naive row under its delta twin, saying
+// how many times better delta sync does on the median. The p99 column holds the tail:
+// the 99th percentile, or the 1st for writes/s.
 func (r *results) print(w io.Writer) {
+	first := map[string]int{}
+	for i, f := range r.figures {
+		if _, ok := first[f.name+"|"+f.size]; !ok {
+			first[f.name+"|"+f.size] = i
+		}
+	}
+	rows := append([]*figure(nil), r.figures...)
+	sort.SliceStable(rows, func(i, j int) bool {
+		return first[rows[i].name+"|"+rows[i].size] < first[rows[j].name+"|"+rows[j].size]
+	})
 	const layout = "| %-35s | %-19s | %-5s | %4s | %10s | %10s | %-12s |\n"
 	fmt.Fprintf(w, layout, "figure", "scale", "sync", "n", "median", "p99", "delta gain")
 	fmt.Fprintf(w, "|%s|%s|%s|%s|%s|%s|%s|\n", strings.Repeat("-", 37), strings.Repeat("-", 21),
 		strings.Repeat("-", 7), strings.Repeat("-", 5)+":", strings.Repeat("-", 11)+":", strings.Repeat("-", 11)+":", strings.Repeat("-", 14))
-	for _, f := range r.figures {
+	for _, f := range rows {
 		gain := ""
 		if f.mode == modeNaive {
 			gain = r.gain(f)
