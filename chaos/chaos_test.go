@@ -170,14 +170,22 @@ func finalChecks(c *cluster, d *driver) []string {
 		}
 	}
 	out = append(out, checkHistory(d.h.all(), final)...)
-	return append(out, checkNodes(c, final)...)
+	return append(out, checkNodes(c, d.h.all(), final)...)
 }
 
 // checkNodes checks that every node is registered under NodesKey in the final state
 // and, within the convergence bound, known to the pivot's engine (so it gets triggers),
-// through restarts and wiped disks.
-func checkNodes(c *cluster, final map[string]storage.Entry) []string {
+// through restarts and wiped disks. A registration the operator wrote on a pivot whose
+// disk was then wiped before any node had it is lost with the disk: that node is not
+// required (the operator would register it again).
+func checkNodes(c *cluster, records []*record, final map[string]storage.Entry) []string {
 	var out []string
+	lostReg := map[string]bool{}
+	for _, r := range records {
+		if strings.HasPrefix(r.key, "things/") && len(r.lost) > 0 {
+			lostReg[r.key] = true
+		}
+	}
 	registered := map[string]bool{}
 	for k, e := range final {
 		if strings.HasPrefix(k, "things/") && !e.Deleted {
@@ -189,7 +197,12 @@ func checkNodes(c *cluster, final map[string]storage.Entry) []string {
 			}
 		}
 	}
+	var want []*member
 	for _, m := range c.members[1:] {
+		if k, _ := m.registration(); m.operReg && lostReg[k] && !registered[m.addr] {
+			continue
+		}
+		want = append(want, m)
 		if !registered[m.addr] {
 			out = append(out, fmt.Sprintf("A: %s (%s) is not registered under %s", m.name, m.addr, pathNodes))
 		}
@@ -199,7 +212,7 @@ func checkNodes(c *cluster, final map[string]storage.Entry) []string {
 		for _, n := range c.pivot().result.Status().Nodes {
 			have[n.Address] = true
 		}
-		for _, m := range c.members[1:] {
+		for _, m := range want {
 			if !have[m.addr] {
 				return false
 			}

@@ -147,15 +147,17 @@ type cluster struct {
 // and fault transport survive restarts; each start makes new storages, clocks, server
 // and sync engine, as a restarted process would.
 type member struct {
-	c       *cluster
-	name    string
-	index   int // 0 for the pivot
-	addr    string
-	dir     string
-	wall    skewClock
-	tr      *faultTransport
-	rest    *http.Client // the workload's own client for REST calls (no faults)
-	operReg bool         // registered by the pivot's operator rather than by itself
+	c     *cluster
+	name  string
+	index int // 0 for the pivot
+	addr  string
+	dir   string
+	wall  skewClock
+	tr    *faultTransport
+	rest  *http.Client // the workload's own client for REST calls (no faults)
+	// operReg: the pivot's operator registers this node under NodesKey (the even
+	// nodes); the others register themselves (Config.Advertise).
+	operReg bool
 
 	running bool
 	starts  int
@@ -209,17 +211,12 @@ func newCluster(tb testing.TB, seed uint64, n int, tm timings, ports *portPool) 
 			tb.Fatalf("chaos: start %s: %v", m.name, err)
 		}
 	}
-	// The pivot's operator registers the even nodes; the odd ones register themselves
-	// (Config.Advertise).
-	for _, m := range c.members[1:] {
-		if m.operReg {
-			id := strings.NewReplacer(".", "-", ":", "-").Replace(m.addr)
-			if _, err := c.pivot().main.Set("things/"+id, fmt.Appendf(nil, `{"ip":%q}`, m.addr)); err != nil {
-				tb.Fatalf("chaos: register %s: %v", m.name, err)
-			}
-		}
-	}
 	return c
+}
+
+// registration is the key and data under which the pivot's operator registers m.
+func (m *member) registration() (string, []byte) {
+	return "things/" + strings.NewReplacer(".", "-", ":", "-").Replace(m.addr), fmt.Appendf(nil, `{"ip":%q}`, m.addr)
 }
 
 func (c *cluster) pivot() *member { return c.members[0] }

@@ -19,6 +19,14 @@ func scripted(t *testing.T, n int) (*cluster, *monitor) {
 func scriptedWith(t *testing.T, n int, tm timings) (*cluster, *monitor) {
 	t.Helper()
 	c := newCluster(t, 1, n, tm, newPortPool(uint64(time.Now().UnixNano())))
+	for _, m := range c.members[1:] {
+		if m.operReg {
+			k, data := m.registration()
+			if _, err := c.pivot().main.Set(k, data); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 	mo := newMonitor()
 	ready := func() bool {
 		return mo.converged(c) && len(mo.view(c.pivot().name, pathNodes).entries) == n

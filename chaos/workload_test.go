@@ -53,9 +53,15 @@ func newDriver(c *cluster, seed uint64) *driver {
 	}
 }
 
-// run executes steps until ops operations ran. A step's failures to observe the
-// replicas end the run with an error.
+// run registers the operator's nodes, then executes steps until ops operations ran. A
+// step's failures to observe the replicas end the run with an error.
 func (d *driver) run(ops int) error {
+	for _, m := range d.c.members[1:] {
+		if m.operReg {
+			k, data := m.registration()
+			d.h.add(d.exec(opSpec{m: d.c.pivot(), kind: opSet, path: pathNodes, key: k, data: data}))
+		}
+	}
 	for d.ops < ops {
 		d.step++
 		switch r := d.rng.IntN(100); {
