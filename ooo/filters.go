@@ -57,36 +57,50 @@ func find[F any](f *filters, pick func(*filters) []route[F], k string) (F, bool)
 	return zero, false
 }
 
+// register appends a route to the list picked from f.
+func register[F any](f *filters, pick func(*filters) *[]route[F], path string, fn F) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	list := pick(f)
+	*list = append(*list, route[F]{path, fn})
+}
+
+// lookup is find with the Static rule: when no route of the list matches k, a static
+// server refuses k with ErrRouteNotDefined, any other lets it through (ok false).
+func lookup[F any](s *Server, pick func(*filters) []route[F], k string) (fn F, ok bool, err error) {
+	fn, ok = find(&s.filters, pick, k)
+	if !ok && s.Static {
+		return fn, false, fmt.Errorf("%w, key:%s", ErrRouteNotDefined, k)
+	}
+	return fn, ok, nil
+}
+
 // WriteFilter registers fn for HTTP POST, PUT and PATCH on keys matching path. Only the
 // first registered filter that matches a key runs. It may be called at any time.
 func (s *Server) WriteFilter(path string, fn Apply) {
-	s.filters.mu.Lock()
-	defer s.filters.mu.Unlock()
-	s.filters.write = append(s.filters.write, route[Apply]{path, fn})
+	register(&s.filters, func(f *filters) *[]route[Apply] { return &f.write }, path, fn)
 }
 
 // ReadFilter registers fn for every read that reaches a client of keys matching path:
 // HTTP GET, the first websocket message and every broadcast. For a glob, fn gets the
-// whole JSON array. Only the first registered filter that matches a key runs.
+// whole JSON array. Only the first registered filter that matches a key runs. It may be
+// called at any time.
 func (s *Server) ReadFilter(path string, fn Apply) {
-	s.filters.mu.Lock()
-	defer s.filters.mu.Unlock()
-	s.filters.read = append(s.filters.read, route[Apply]{path, fn})
+	register(&s.filters, func(f *filters) *[]route[Apply] { return &f.read }, path, fn)
 }
 
 // DeleteFilter registers fn for HTTP DELETE of keys matching path (globs included).
+// Only the first registered filter that matches a key runs. It may be called at any
+// time.
 func (s *Server) DeleteFilter(path string, fn ApplyDelete) {
-	s.filters.mu.Lock()
-	defer s.filters.mu.Unlock()
-	s.filters.del = append(s.filters.del, route[ApplyDelete]{path, fn})
+	register(&s.filters, func(f *filters) *[]route[ApplyDelete] { return &f.del }, path, fn)
 }
 
 // AfterWrite registers fn to run, on the request goroutine, after a successful HTTP
-// POST, PUT or PATCH of a key matching path. POST to a list passes the new key.
+// POST, PUT or PATCH of a key matching path. POST to a list passes the new key. Only
+// the first registered hook that matches a key runs. It may be called at any time.
 func (s *Server) AfterWrite(path string, fn Notify) {
-	s.filters.mu.Lock()
-	defer s.filters.mu.Unlock()
-	s.filters.after = append(s.filters.after, route[Notify]{path, fn})
+	register(&s.filters, func(f *filters) *[]route[Notify] { return &f.after }, path, fn)
 }
 
 // OpenFilter lets every read, write and delete of keys matching path through, which
@@ -97,15 +111,13 @@ func (s *Server) OpenFilter(path string) {
 	s.DeleteFilter(path, NoopHook)
 }
 
-// applyFilter runs the first filter of list matching k on data. With no match, data
-// passes unless the server is static.
+// applyFilter runs the first filter of the list picked matching k on data. With no
+// match, data passes unless the server is static. A filter's error is returned as it
+// is; a result that is not JSON is ErrInvalidFilterResult.
 func (s *Server) applyFilter(pick func(*filters) []route[Apply], k string, data json.RawMessage) (json.RawMessage, error) {
-	fn, ok := find(&s.filters, pick, k)
-	if !ok {
-		if s.Static {
-			return nil, fmt.Errorf("%w, key:%s", ErrRouteNotDefined, k)
-		}
-		return data, nil
+	fn, ok, err := lookup(s, pick, k)
+	if err != nil || !ok {
+		return data, err
 	}
 	out, err := fn(k, data)
 	if err != nil {
@@ -128,26 +140,20 @@ func (s *Server) readFilter(k string, data json.RawMessage) (json.RawMessage, er
 // canRead reports whether k may be read at all: always, unless the server is static
 // and no read filter matches k.
 func (s *Server) canRead(k string) error {
-	if !s.Static {
-		return nil
-	}
-	if _, ok := find(&s.filters, readRoutes, k); !ok {
-		return fmt.Errorf("%w, key:%s", ErrRouteNotDefined, k)
-	}
-	return nil
+	_, _, err := lookup(s, readRoutes, k)
+	return err
 }
 
+// deleteFilter runs the first delete filter matching k (with the Static rule).
 func (s *Server) deleteFilter(k string) error {
-	fn, ok := find(&s.filters, func(f *filters) []route[ApplyDelete] { return f.del }, k)
-	if !ok {
-		if s.Static {
-			return fmt.Errorf("%w, key:%s", ErrRouteNotDefined, k)
-		}
-		return nil
+	fn, ok, err := lookup(s, func(f *filters) []route[ApplyDelete] { return f.del }, k)
+	if err != nil || !ok {
+		return err
 	}
 	return fn(k)
 }
 
+// afterWrite runs the first AfterWrite hook matching k; hooks are never required.
 func (s *Server) afterWrite(k string) {
 	if fn, ok := find(&s.filters, func(f *filters) []route[Notify] { return f.after }, k); ok {
 		fn(k)

@@ -151,23 +151,10 @@ func (s *Server) tick(every time.Duration, stop <-chan struct{}) {
 // hybrid logical clock.
 func (s *Server) now() []byte {
 	now := time.Now().UnixNano()
-	if r, ok := s.Storage.(storage.Replica); ok {
-		if c := r.Clock(); c != nil && c.Last() > now {
-			now = c.Last()
-		}
+	if c := storage.ClockOf(s.Storage); c != nil {
+		now = max(now, c.Last())
 	}
 	return strconv.AppendInt(nil, now, 10)
-}
-
-// stamp is the time used to build a new key on POST to a list: from the storage's
-// clock when it has one, which keeps indexes unique across a cluster.
-func (s *Server) stamp() int64 {
-	if r, ok := s.Storage.(storage.Replica); ok {
-		if c := r.Clock(); c != nil {
-			return c.Now()
-		}
-	}
-	return time.Now().UnixNano()
 }
 
 // Close stops the server: websocket clients get a close frame and are disconnected,

@@ -11,8 +11,7 @@ import (
 
 // serveKeys answers GET / with {"keys":[...]}.
 func (s *Server) serveKeys(w http.ResponseWriter, r *http.Request) {
-	if !s.audit(r) {
-		httpError(w, http.StatusUnauthorized, ErrNotAuthorized)
+	if !s.authorize(w, r) {
 		return
 	}
 	body, err := s.Storage.Keys()
@@ -33,13 +32,13 @@ func (s *Server) serveGet(w http.ResponseWriter, r *http.Request, k string) {
 		httpError(w, http.StatusBadRequest, err)
 		return
 	}
-	raw, err := s.Storage.Get(k)
-	if errors.Is(err, ErrNotFound) || (err == nil && len(raw) == 0 && !key.IsGlob(k)) {
-		httpError(w, http.StatusNotFound, ErrEmptyKey)
-		return
-	}
+	raw, found, err := s.read(k)
 	if err != nil {
 		httpError(w, statusOf(err), err)
+		return
+	}
+	if !found {
+		httpError(w, http.StatusNotFound, ErrEmptyKey)
 		return
 	}
 	out, err := s.readFilter(k, raw)
@@ -60,12 +59,25 @@ func (s *Server) readForStream(k string) ([]byte, error) {
 	if err := s.canRead(k); err != nil {
 		return nil, err
 	}
-	raw, err := s.Storage.Get(k)
-	switch {
-	case errors.Is(err, ErrNotFound) || (err == nil && len(raw) == 0 && !key.IsGlob(k)):
-		raw = []byte(meta.EmptyObject)
-	case err != nil:
+	raw, found, err := s.read(k)
+	if err != nil {
 		return nil, err
 	}
+	if !found {
+		raw = []byte(meta.EmptyObject)
+	}
 	return s.readFilter(k, raw)
+}
+
+// read reads k from the storage, unfiltered. found is false for a missing (or empty)
+// single key; a glob is always found, its list possibly empty.
+func (s *Server) read(k string) (raw []byte, found bool, err error) {
+	raw, err = s.Storage.Get(k)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return nil, false, nil
+	case err != nil:
+		return nil, false, err
+	}
+	return raw, len(raw) > 0 || key.IsGlob(k), nil
 }

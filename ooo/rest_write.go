@@ -9,6 +9,7 @@ import (
 
 	"github.com/benitogf/pivot/ooo/key"
 	"github.com/benitogf/pivot/ooo/messages"
+	"github.com/benitogf/pivot/ooo/storage"
 )
 
 // serveWrite dispatches POST, PUT, PATCH and DELETE (behind the Deadline).
@@ -53,8 +54,7 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) (json.RawMessa
 // writeCheck runs the checks shared by POST, PUT and PATCH: Audit, a writable key and
 // a JSON body. It answers the request itself when a check fails.
 func (s *Server) writeCheck(w http.ResponseWriter, r *http.Request, k string) (json.RawMessage, bool) {
-	if !s.audit(r) {
-		httpError(w, http.StatusUnauthorized, ErrNotAuthorized)
+	if !s.authorize(w, r) {
 		return nil, false
 	}
 	if !key.IsWritable(k) {
@@ -78,7 +78,7 @@ func (s *Server) serveSet(w http.ResponseWriter, r *http.Request, k string, buil
 	}
 	target := k
 	if build && key.IsGlob(k) {
-		target = key.BuildAt(k, s.stamp())
+		target = key.BuildAt(k, storage.NewStamp(s.Storage))
 	}
 	if key.IsGlob(target) {
 		httpError(w, http.StatusBadRequest, ErrGlobWrite)

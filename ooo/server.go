@@ -223,9 +223,13 @@ func (s *Server) Active() bool {
 	return s.active.Load()
 }
 
-// audit applies Audit.
-func (s *Server) audit(r *http.Request) bool {
-	return s.Audit == nil || s.Audit(r)
+// authorize applies Audit. It answers a refused request itself (401) and returns false.
+func (s *Server) authorize(w http.ResponseWriter, r *http.Request) bool {
+	if s.Audit == nil || s.Audit(r) {
+		return true
+	}
+	httpError(w, http.StatusUnauthorized, ErrNotAuthorized)
+	return false
 }
 
 // admit runs the checks every read and delete starts with: a valid key (400), then
@@ -235,9 +239,5 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request, k string) bool {
 		httpError(w, http.StatusBadRequest, ErrInvalidKey)
 		return false
 	}
-	if !s.audit(r) {
-		httpError(w, http.StatusUnauthorized, ErrNotAuthorized)
-		return false
-	}
-	return true
+	return s.authorize(w, r)
 }

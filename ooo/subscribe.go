@@ -20,8 +20,7 @@ func (s *Server) serveSubscribe(w http.ResponseWriter, r *http.Request, k string
 
 // serveClock upgrades GET / to the clock socket.
 func (s *Server) serveClock(w http.ResponseWriter, r *http.Request) {
-	if !s.audit(r) {
-		httpError(w, http.StatusUnauthorized, ErrNotAuthorized)
+	if !s.authorize(w, r) {
 		return
 	}
 	if err := s.Stream.ServeClock(w, r, s.now); err != nil {

@@ -29,6 +29,31 @@ type OnMessageCallback[T any] func([]Meta[T])
 // connection is kept.
 var errSkip = errors.New("client: value does not decode into the callback's type")
 
+// FromObject decodes a stored object into a Meta[T]. Data that does not decode into T
+// is an error; an object without data leaves Data at T's zero value.
+func FromObject[T any](o meta.Object) (Meta[T], error) {
+	m := Meta[T]{Created: o.Created, Updated: o.Updated, Index: o.Index}
+	if len(o.Data) == 0 {
+		return m, nil
+	}
+	if err := json.Unmarshal(o.Data, &m.Data); err != nil {
+		return Meta[T]{}, fmt.Errorf("client: decode data of %q: %w", o.Path, err)
+	}
+	return m, nil
+}
+
+// FromList decodes stored objects into Meta[T], in order, skipping those whose data does
+// not decode into T (as upstream ooo does). The result is never nil.
+func FromList[T any](list []meta.Object) []Meta[T] {
+	out := make([]Meta[T], 0, len(list))
+	for _, o := range list {
+		if m, err := FromObject[T](o); err == nil {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
 // decodeState turns the reconstructed value into the callback's argument.
 func decodeState[T any](raw json.RawMessage) ([]Meta[T], error) {
 	if isArray(raw) {
@@ -36,21 +61,13 @@ func decodeState[T any](raw json.RawMessage) ([]Meta[T], error) {
 		if err != nil {
 			return nil, fmt.Errorf("client: decode list: %w", err)
 		}
-		out := make([]Meta[T], 0, len(list))
-		for _, o := range list {
-			m, err := convert[T](o)
-			if err != nil {
-				continue // an item that does not fit T is skipped, as upstream does
-			}
-			out = append(out, m)
-		}
-		return out, nil
+		return FromList[T](list), nil
 	}
 	o, err := meta.Decode(raw)
 	if err != nil {
 		return nil, fmt.Errorf("client: decode object: %w", err)
 	}
-	m, err := convert[T](o)
+	m, err := FromObject[T](o)
 	if err != nil {
 		if o.Created != 0 || o.Index != "" {
 			return nil, errSkip
@@ -60,17 +77,6 @@ func decodeState[T any](raw json.RawMessage) ([]Meta[T], error) {
 		m = Meta[T]{}
 	}
 	return []Meta[T]{m}, nil
-}
-
-func convert[T any](o meta.Object) (Meta[T], error) {
-	m := Meta[T]{Created: o.Created, Updated: o.Updated, Index: o.Index}
-	if len(o.Data) == 0 {
-		return m, nil
-	}
-	if err := json.Unmarshal(o.Data, &m.Data); err != nil {
-		return Meta[T]{}, err
-	}
-	return m, nil
 }
 
 func isArray(raw []byte) bool {

@@ -48,8 +48,9 @@ func backoff(failures int) time.Duration {
 	}
 }
 
-// URL returns the websocket address Subscribe dials: protocol://host/path. A leading
-// '/' on path is optional.
+// URL returns the address of path on the server at host: protocol://host/path, the
+// websocket address Subscribe dials ("ws", "wss") and the one package io calls
+// ("http", "https"). A leading '/' on path is optional.
 func URL(protocol, host, path string) string {
 	return protocol + "://" + host + "/" + strings.TrimPrefix(path, "/")
 }

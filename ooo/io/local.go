@@ -3,7 +3,6 @@ package io
 import (
 	"encoding/json"
 	"fmt"
-	"time"
 
 	"github.com/benitogf/pivot/ooo"
 	"github.com/benitogf/pivot/ooo/client"
@@ -75,9 +74,8 @@ func Set[T any](s *ooo.Server, path string, item T) error {
 }
 
 // Push appends item to the list at path (such as "things/*") of s's storage and returns
-// the new entry's index: the key is path with its "*" replaced by that index. The index
-// is the hex of a stamp from the storage's clock when the storage is a storage.Replica
-// (unique across a cluster), or of the wall clock otherwise.
+// the new entry's index: the key is path with its "*" replaced by that index, the hex of
+// storage.NewStamp (from the storage's clock: unique across a cluster).
 func Push[T any](s *ooo.Server, path string, item T) (string, error) {
 	if !key.IsList(path) || !key.IsWritable(path) {
 		return "", fmt.Errorf("io: Push[%s]: %w", path, ErrNotListPath)
@@ -90,11 +88,7 @@ func Push[T any](s *ooo.Server, path string, item T) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("io: Push[%s]: encode: %w", path, err)
 	}
-	stamp := time.Now().UnixNano()
-	if r, ok := db.(storage.Replica); ok {
-		stamp = r.Clock().Now()
-	}
-	k := key.BuildAt(path, stamp)
+	k := key.BuildAt(path, storage.NewStamp(db))
 	if _, err := db.Set(k, data); err != nil {
 		return "", fmt.Errorf("io: Push[%s]: %w", path, err)
 	}
@@ -120,11 +114,9 @@ func decodeObject[T any](op, path string, raw []byte) (client.Meta[T], error) {
 	if err != nil {
 		return client.Meta[T]{}, fmt.Errorf("io: %s[%s]: %w", op, path, err)
 	}
-	m := client.Meta[T]{Created: o.Created, Updated: o.Updated, Index: o.Index}
-	if len(o.Data) > 0 {
-		if err := json.Unmarshal(o.Data, &m.Data); err != nil {
-			return client.Meta[T]{}, fmt.Errorf("io: %s[%s]: decode data: %w", op, path, err)
-		}
+	m, err := client.FromObject[T](o)
+	if err != nil {
+		return client.Meta[T]{}, fmt.Errorf("io: %s[%s]: %w", op, path, err)
 	}
 	return m, nil
 }
@@ -134,13 +126,5 @@ func decodeList[T any](op, path string, raw []byte) ([]client.Meta[T], error) {
 	if err != nil {
 		return nil, fmt.Errorf("io: %s[%s]: %w", op, path, err)
 	}
-	out := make([]client.Meta[T], 0, len(list))
-	for _, o := range list {
-		m := client.Meta[T]{Created: o.Created, Updated: o.Updated, Index: o.Index}
-		if len(o.Data) > 0 && json.Unmarshal(o.Data, &m.Data) != nil {
-			continue // an item that does not fit T is skipped, as upstream does
-		}
-		out = append(out, m)
-	}
-	return out, nil
+	return client.FromList[T](list), nil
 }

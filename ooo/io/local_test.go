@@ -197,3 +197,16 @@ func TestDel(t *testing.T) {
 		}
 	})
 }
+
+func TestPush_StorageNotStarted(t *testing.T) {
+	for _, st := range storages {
+		t.Run(st.name, func(t *testing.T) {
+			// A server that was never started: its storage has no clock yet. Push must
+			// report the inactive storage, not dereference the missing clock.
+			s := &ooo.Server{Storage: st.make(t)}
+			if _, err := oio.Push(s, "things/*", thing{}); !errors.Is(err, storage.ErrNotActive) {
+				t.Fatalf("Push before Start: err = %v, want ErrNotActive", err)
+			}
+		})
+	}
+}

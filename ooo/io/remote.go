@@ -140,7 +140,7 @@ func call(ctx context.Context, c *http.Client, op, method string, ssl bool, host
 	if ssl {
 		scheme = "https"
 	}
-	address := scheme + "://" + host + "/" + strings.TrimPrefix(path, "/")
+	address := client.URL(scheme, host, path)
 	var reader goio.Reader
 	if body != nil {
 		reader = bytes.NewReader(body)

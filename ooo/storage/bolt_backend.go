@@ -203,10 +203,8 @@ func (r *boltReader) object(k string) ([]byte, bool, error) {
 	if err != nil || !ok || c.Deleted {
 		return nil, false, err
 	}
-	return meta.New(&meta.Object{
-		Created: c.Created, Updated: c.Updated,
-		Index: key.LastIndex(k), Path: k, Data: c.Data,
-	}), true, nil
+	o := objectOf(c)
+	return meta.New(&o), true, nil
 }
 
 func (r *boltReader) scan(pattern string, fn func(c Change) error) error {

@@ -203,6 +203,16 @@ func (e *engine) publish(events []Event) {
 	e.queue.push(events...)
 }
 
+// store writes c (which gets its sequence) and queues its event, op on c.Key: the
+// one-event-per-write step of Set, Patch, SetWithMeta and Apply.
+func (e *engine) store(w writer, c *Change, op string) error {
+	if err := w.put(c); err != nil {
+		return err
+	}
+	e.emit(w, c.Key, op)
+	return nil
+}
+
 // emit queues ev unless its key is silenced by NoBroadcastKeys.
 func (e *engine) emit(w writer, k, op string) {
 	if key.Contains(e.opts.NoBroadcastKeys, k) {

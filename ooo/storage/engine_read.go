@@ -19,12 +19,7 @@ func (e *engine) Keys() ([]byte, error) {
 	defer e.mu.RUnlock()
 	keys := []string{}
 	err := e.be.view(func(r reader) error {
-		return r.scan("", func(c Change) error {
-			if !c.Deleted {
-				keys = append(keys, c.Key)
-			}
-			return nil
-		})
+		return scanLive(r, "", func(c Change) { keys = append(keys, c.Key) })
 	})
 	if err != nil {
 		return nil, fmt.Errorf("storage: keys: %w", err)
@@ -133,16 +128,23 @@ func (e *engine) list(pattern string) ([]meta.Object, error) {
 	defer e.mu.RUnlock()
 	objs := []meta.Object{}
 	err := e.be.view(func(r reader) error {
-		return r.scan(pattern, func(c Change) error {
-			if !c.Deleted {
-				objs = append(objs, objectOf(c))
-			}
-			return nil
-		})
+		return scanLive(r, pattern, func(c Change) { objs = append(objs, objectOf(c)) })
 	})
 	return objs, err
 }
 
+// scanLive calls fn for every live record (not a tombstone) whose key matches the glob
+// pattern ("" matches every key), in no particular order.
+func scanLive(r reader, pattern string, fn func(c Change)) error {
+	return r.scan(pattern, func(c Change) error {
+		if !c.Deleted {
+			fn(c)
+		}
+		return nil
+	})
+}
+
+// objectOf is the stored object of a live record: the form reads return it in.
 func objectOf(c Change) meta.Object {
 	return meta.Object{Created: c.Created, Updated: c.Updated, Index: key.LastIndex(c.Key), Path: c.Key, Data: c.Data}
 }

@@ -135,15 +135,13 @@ func (e *engine) Apply(entries []Entry, wins Wins) ([]Entry, error) {
 				skewed = append(skewed, fmt.Errorf("storage: apply %q: %w", en.Key, err))
 				continue
 			}
-			c := Change{Entry: en, Remote: true}
-			if err := w.put(&c); err != nil {
-				return err
-			}
 			op := OpSet
 			if en.Deleted {
 				op = OpDel
 			}
-			e.emit(w, en.Key, op)
+			if err := e.store(w, &Change{Entry: en, Remote: true}, op); err != nil {
+				return err
+			}
 			applied = append(applied, en)
 		}
 		return nil

@@ -40,11 +40,7 @@ func (e *engine) Set(k string, data json.RawMessage) (string, error) {
 		} else {
 			c.Created = now
 		}
-		if err := w.put(&c); err != nil {
-			return err
-		}
-		e.emit(w, k, OpSet)
-		return nil
+		return e.store(w, &c, OpSet)
 	})
 	if err != nil {
 		return k, fmt.Errorf("storage: set %q: %w", k, err)
@@ -72,27 +68,9 @@ func (e *engine) Patch(k string, data json.RawMessage) (string, error) {
 	}
 	defer e.mu.RUnlock()
 	err := e.be.update(func(w writer) error {
-		var targets []Change
-		if key.IsGlob(k) {
-			err := w.scan(k, func(c Change) error {
-				if !c.Deleted {
-					targets = append(targets, c)
-				}
-				return nil
-			})
-			if err != nil {
-				return err
-			}
-			sort.Slice(targets, func(i, j int) bool { return targets[i].Key < targets[j].Key })
-		} else {
-			cur, ok, err := w.record(k)
-			if err != nil {
-				return err
-			}
-			if !ok || cur.Deleted {
-				return ErrNotFound
-			}
-			targets = []Change{cur}
+		targets, err := liveTargets(w, k)
+		if err != nil {
+			return err
 		}
 		changed := 0
 		for _, cur := range targets {
@@ -104,10 +82,9 @@ func (e *engine) Patch(k string, data json.RawMessage) (string, error) {
 				continue
 			}
 			c := Change{Entry: Entry{Key: cur.Key, Created: cur.Created, Updated: e.clk.Now(), Data: merged}}
-			if err := w.put(&c); err != nil {
+			if err := e.store(w, &c, OpSet); err != nil {
 				return err
 			}
-			e.emit(w, cur.Key, OpSet)
 			changed++
 		}
 		if changed == 0 {
@@ -142,11 +119,7 @@ func (e *engine) SetWithMeta(k string, data json.RawMessage, created, updated in
 		if err := e.clk.Observe(c.Version()); err != nil {
 			return err
 		}
-		if err := w.put(&c); err != nil {
-			return err
-		}
-		e.emit(w, k, OpSet)
-		return nil
+		return e.store(w, &c, OpSet)
 	})
 	if err != nil {
 		return k, fmt.Errorf("storage: set with meta %q: %w", k, err)
@@ -167,31 +140,13 @@ func (e *engine) Del(k string) error {
 	}
 	defer e.mu.RUnlock()
 	err := e.be.update(func(w writer) error {
-		var targets []string
-		if key.IsGlob(k) {
-			err := w.scan(k, func(c Change) error {
-				if !c.Deleted {
-					targets = append(targets, c.Key)
-				}
-				return nil
-			})
-			if err != nil {
-				return err
-			}
-			sort.Strings(targets)
-		} else {
-			cur, ok, err := w.record(k)
-			if err != nil {
-				return err
-			}
-			if !ok || cur.Deleted {
-				return ErrNotFound
-			}
-			targets = []string{k}
+		targets, err := liveTargets(w, k)
+		if err != nil {
+			return err
 		}
 		now := e.clk.Now()
 		for _, t := range targets {
-			c := Change{Entry: Entry{Key: t, Updated: now, Deleted: true}}
+			c := Change{Entry: Entry{Key: t.Key, Updated: now, Deleted: true}}
 			if err := w.put(&c); err != nil {
 				return err
 			}
@@ -261,4 +216,26 @@ func (e *engine) SetAndUnlock(k string, data json.RawMessage) (string, error) {
 // Unlock releases the lock taken by GetAndLock; ErrLockNotFound when k is not locked.
 func (e *engine) Unlock(k string) error {
 	return e.locks.unlock(k)
+}
+
+// liveTargets returns the live records a write of k applies to: for a glob, every live
+// key matching it, in key order (none is not an error); otherwise the key k itself,
+// ErrNotFound when it is missing or deleted.
+func liveTargets(r reader, k string) ([]Change, error) {
+	if !key.IsGlob(k) {
+		cur, ok, err := r.record(k)
+		if err != nil {
+			return nil, err
+		}
+		if !ok || cur.Deleted {
+			return nil, ErrNotFound
+		}
+		return []Change{cur}, nil
+	}
+	var targets []Change
+	if err := scanLive(r, k, func(c Change) { targets = append(targets, c) }); err != nil {
+		return nil, err
+	}
+	sort.Slice(targets, func(i, j int) bool { return targets[i].Key < targets[j].Key })
+	return targets, nil
 }

@@ -171,10 +171,8 @@ func (b *memoryBackend) put(c *Change) error {
 		b.tombs[c.Key] = struct{}{}
 	} else {
 		delete(b.tombs, c.Key)
-		r.raw = meta.New(&meta.Object{
-			Created: c.Created, Updated: c.Updated,
-			Index: key.LastIndex(c.Key), Path: c.Key, Data: c.Data,
-		})
+		o := objectOf(*c)
+		r.raw = meta.New(&o)
 	}
 	b.records[c.Key] = r
 	b.log = append(b.log, feedRow{seq: c.Seq, key: c.Key})

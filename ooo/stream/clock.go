@@ -10,12 +10,6 @@ import (
 // every payload given to BroadcastClock, until the connection ends. Clock messages are
 // binary frames holding only the payload (a decimal nanosecond time), not an envelope.
 func (s *Stream) ServeClock(w http.ResponseWriter, r *http.Request, now func() []byte) error {
-	if s.OnSubscribe != nil {
-		if err := s.OnSubscribe(""); err != nil {
-			http.Error(w, "ooo: subscription refused: "+err.Error(), http.StatusBadRequest)
-			return err
-		}
-	}
 	c, gen, err := s.accept(w, r, "")
 	if err != nil {
 		return err
@@ -24,8 +18,7 @@ func (s *Stream) ServeClock(w http.ResponseWriter, r *http.Request, now func() [
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		s.drop(c)
-		c.shutdown(websocket.CloseGoingAway, "ooo: server closing")
+		s.abandon(c, websocket.CloseGoingAway, "ooo: server closing")
 		return ErrClosed
 	}
 	if s.clock == nil {
@@ -37,15 +30,7 @@ func (s *Stream) ServeClock(w http.ResponseWriter, r *http.Request, now func() [
 	s.mu.Unlock()
 
 	c.readLoop(ReadLimit)
-
-	s.mu.Lock()
-	delete(s.clock, c)
-	delete(s.all, c)
-	s.mu.Unlock()
-	c.shutdown(0, "")
-	if s.OnUnsubscribe != nil {
-		s.OnUnsubscribe("")
-	}
+	s.end(c)
 	return nil
 }
 

@@ -170,12 +170,6 @@ func (s *Stream) Close() {
 // message is sent. When get fails for the first message the client gets a close frame
 // with the error. Errors before the upgrade are answered with an HTTP error.
 func (s *Stream) Serve(w http.ResponseWriter, r *http.Request, key string, get GetFn) error {
-	if s.OnSubscribe != nil {
-		if err := s.OnSubscribe(key); err != nil {
-			http.Error(w, "ooo: subscription refused: "+err.Error(), http.StatusBadRequest)
-			return fmt.Errorf("stream: subscribe %q: %w", key, err)
-		}
-	}
 	c, gen, err := s.accept(w, r, key)
 	if err != nil {
 		return err
@@ -183,29 +177,30 @@ func (s *Stream) Serve(w http.ResponseWriter, r *http.Request, key string, get G
 	defer gen.wg.Done()
 	p := s.acquire(key)
 	if p == nil {
-		s.drop(c)
-		c.shutdown(websocket.CloseGoingAway, "ooo: server closing")
+		s.abandon(c, websocket.CloseGoingAway, "ooo: server closing")
 		return ErrClosed
 	}
 	if err := s.join(p, c, r.URL.Query().Get("v"), get); err != nil {
 		s.release(p)
-		s.drop(c)
-		c.shutdown(websocket.CloseInternalServerErr, err.Error())
+		s.abandon(c, websocket.CloseInternalServerErr, err.Error())
 		return fmt.Errorf("stream: first message for %q: %w", key, err)
 	}
 	c.readLoop(ReadLimit)
 	s.leave(p, c)
-	s.drop(c)
-	c.shutdown(0, "")
-	if s.OnUnsubscribe != nil {
-		s.OnUnsubscribe(key)
-	}
+	s.end(c)
 	return nil
 }
 
-// accept upgrades r and registers the connection and its writer. On success the caller
+// accept runs OnSubscribe, upgrades r and registers the connection and its writer.
+// Refusals before the upgrade are answered with an HTTP error. On success the caller
 // owns one count of gen.wg and must call gen.wg.Done when the connection is over.
 func (s *Stream) accept(w http.ResponseWriter, r *http.Request, key string) (*Conn, *generation, error) {
+	if s.OnSubscribe != nil {
+		if err := s.OnSubscribe(key); err != nil {
+			http.Error(w, "ooo: subscription refused: "+err.Error(), http.StatusBadRequest)
+			return nil, nil, fmt.Errorf("stream: subscribe %q: %w", key, err)
+		}
+	}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -252,7 +247,24 @@ func (s *Stream) accept(w http.ResponseWriter, r *http.Request, key string) (*Co
 func (s *Stream) drop(c *Conn) {
 	s.mu.Lock()
 	delete(s.all, c)
+	delete(s.clock, c)
 	s.mu.Unlock()
+}
+
+// abandon forgets an accepted connection that will not be served and closes it with a
+// close frame carrying code and reason.
+func (s *Stream) abandon(c *Conn, code int, reason string) {
+	s.drop(c)
+	c.shutdown(code, reason)
+}
+
+// end forgets a connection whose read loop returned, closes it and runs OnUnsubscribe.
+func (s *Stream) end(c *Conn) {
+	s.drop(c)
+	c.shutdown(0, "")
+	if s.OnUnsubscribe != nil {
+		s.OnUnsubscribe(c.key)
+	}
 }
 
 // Connections returns how many clients are subscribed to key; "" counts clock sockets.
