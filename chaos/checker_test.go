@@ -261,7 +261,8 @@ func workloadKey(k string) bool {
 //	  replicated entry when it was read back is checked against that entry. And every
 //	  final entry is one that an operation of the history wrote: nothing is invented.
 //	C (no resurrection): a key whose greatest operation under pivot.Wins is a delete
-//	  ends deleted.
+//	  ends deleted (or with a write of the history that wins over it: one marked lost
+//	  with a wiped disk that still made it out).
 //	D (availability): every operation on a running instance answered, whatever the
 //	  faults, within stallLimit.
 func checkHistory(records []*record, final map[string]storage.Entry) []string {
@@ -320,7 +321,10 @@ func checkHistory(records []*record, final map[string]storage.Entry) []string {
 		if invented {
 			out = append(out, fmt.Sprintf("B: final [%s] was written by no operation of the history", entryString(f)))
 		}
-		if g, ok := greatest[k]; ok && g.Deleted && !f.Deleted {
+		// An entry marked lost (wiped) may still have survived, through a push in
+		// flight at the wipe: a live final entry that wins over the delete is no
+		// resurrection (the no-invention check above vouches for it).
+		if g, ok := greatest[k]; ok && g.Deleted && !f.Deleted && !pivot.Wins(f, g) {
 			out = append(out, fmt.Sprintf("C: %s resurrected: its greatest operation is the delete [%s], final [%s]",
 				k, entryString(g), entryString(f)))
 		}

@@ -65,8 +65,10 @@ func (d *driver) run(ops int) error {
 	for d.ops < ops {
 		d.step++
 		switch r := d.rng.IntN(100); {
-		case r < 55:
+		case r < 53:
 			d.single()
+		case r < 55:
+			d.bulk(ops)
 		case r < 65:
 			d.burst()
 		case r < 90:
@@ -101,6 +103,35 @@ func (d *driver) single() {
 	}
 	spec := d.gen(live[d.rng.IntN(len(live))])
 	d.finish(spec, d.exec(spec))
+}
+
+// bulk runs 10 to 40 writes in a row on one running member (at most the operations
+// left), so that a backlog spans many batches and, with a small batch size, several
+// rounds.
+func (d *driver) bulk(ops int) {
+	live := d.running()
+	if len(live) == 0 {
+		d.startOne()
+		return
+	}
+	m := live[d.rng.IntN(len(live))]
+	n := min(10+d.rng.IntN(31), ops-d.ops)
+	d.h.note(d.step, "bulk of %d on %s", n, m.name)
+	for range n {
+		spec := d.gen(m)
+		if isRead(spec.kind) || spec.kind == opDelGlob {
+			spec.kind = opSet
+			spec.data = fmt.Appendf(nil, `{"by":%q,"op":%d,"r":%d}`, m.name, d.ops, d.rng.IntN(1000))
+			if spec.path == pathSettings {
+				spec.key = pathSettings
+			} else if spec.key == spec.path {
+				spec.made = true
+				d.made++
+				spec.key = fmt.Sprintf("%s%c%03d", strings.TrimSuffix(spec.path, "*"), spec.path[0], d.made)
+			}
+		}
+		d.finish(spec, d.exec(spec))
+	}
 }
 
 // burst runs two or three operations at once on distinct running members.
