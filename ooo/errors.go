@@ -1,9 +1,13 @@
 package ooo
 
-import "errors"
+import (
+	"errors"
 
-// Errors of the server itself, also the texts of the matching HTTP error responses.
-// Test for them with errors.Is.
+	"github.com/benitogf/pivot/ooo/storage"
+)
+
+// Errors of the server, whose texts are also the bodies of the matching HTTP error
+// responses, then those of its storage. Test for them with errors.Is.
 var (
 	// ErrInvalidKey answers a request whose key is not valid (400).
 	ErrInvalidKey = errors.New("ooo: pathKeyError key is not valid")
@@ -23,6 +27,24 @@ var (
 	ErrMethodNotAllowed = errors.New("ooo: method not allowed")
 	// ErrBodyTooLarge answers a body over MaxBodyBytes (413).
 	ErrBodyTooLarge = errors.New("ooo: request body too large")
+
+	// The storage errors, the very values of package storage (errors.Is works with
+	// either name); see there for what each means. Over HTTP: ErrNotFound 404,
+	// ErrNoop 409, ErrNotActive 503, the other input errors 400.
+
+	ErrInvalidPath    = storage.ErrInvalidPath    // invalid key
+	ErrNotFound       = storage.ErrNotFound       // missing key
+	ErrNoop           = storage.ErrNoop           // a patch that changes nothing
+	ErrEmptyData      = storage.ErrEmptyData      // a write without data
+	ErrInvalidData    = storage.ErrInvalidData    // data that is not JSON
+	ErrInvalidPattern = storage.ErrInvalidPattern // a list operation without a glob
+	ErrInvalidRange   = storage.ErrInvalidRange   // a range ending before it starts
+	ErrInvalidLimit   = storage.ErrInvalidLimit   // a limit that is not positive
+	ErrGlobLock       = storage.ErrGlobLock       // GetAndLock of a glob
+	ErrLockNotFound   = storage.ErrLockNotFound   // unlock of a key not locked
+	ErrNotActive      = storage.ErrNotActive      // storage not started, or closed
+	ErrLocked         = storage.ErrLocked         // storage file held by another opener
+	ErrCorrupt        = storage.ErrCorrupt        // storage file damaged
 )
 
 // deadlineMessage is the body of the 503 sent when a write outlives Deadline.

@@ -45,3 +45,29 @@ func Example() {
 	// 200 {"index":"greeting"}
 	// 200 greeting {"hello":"world"}
 }
+
+// In Static mode a server serves only the keys a filter was registered for; OpenFilter
+// opens a key or glob for reads, writes and deletes.
+func ExampleServer_OpenFilter() {
+	server := &ooo.Server{Silence: true, Static: true}
+	server.OpenFilter("public/*")
+	if err := server.Start("localhost:0"); err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer server.Close(os.Interrupt)
+
+	for _, path := range []string{"/public/a", "/private/a"} {
+		res, err := http.Post("http://"+server.Address+path, "application/json", strings.NewReader(`1`))
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		fmt.Println(path, res.StatusCode, strings.TrimSpace(string(body)))
+	}
+	// Output:
+	// /public/a 200 {"index":"a"}
+	// /private/a 400 ooo: route not defined, static mode, key:private/a
+}

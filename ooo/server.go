@@ -19,13 +19,13 @@ import (
 
 // Defaults used by Start when the matching Server field is zero.
 const (
-	DefaultDeadline          = 10 * time.Second
-	DefaultTick              = time.Second
-	DefaultReadTimeout       = time.Minute
-	DefaultWriteTimeout      = time.Minute
-	DefaultReadHeaderTimeout = 10 * time.Second
-	DefaultIdleTimeout       = 10 * time.Second
-	DefaultMaxBodyBytes      = 4 << 20
+	DefaultDeadline          = 10 * time.Second // Server.Deadline
+	DefaultTick              = time.Second      // Server.Tick
+	DefaultReadTimeout       = time.Minute      // Server.ReadTimeout
+	DefaultWriteTimeout      = time.Minute      // Server.WriteTimeout
+	DefaultReadHeaderTimeout = 10 * time.Second // Server.ReadHeaderTimeout
+	DefaultIdleTimeout       = 10 * time.Second // Server.IdleTimeout
+	DefaultMaxBodyBytes      = 4 << 20          // Server.MaxBodyBytes, in bytes
 	// ShutdownTimeout bounds how long Close waits for HTTP requests in flight and for
 	// the event dispatcher.
 	ShutdownTimeout = 5 * time.Second
@@ -218,7 +218,7 @@ func (s *Server) logger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
-// Active reports whether the server is started and not closed.
+// Active reports whether the server is started and not closed. Safe for concurrent use.
 func (s *Server) Active() bool {
 	return s.active.Load()
 }

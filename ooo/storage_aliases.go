@@ -1,11 +1,6 @@
 package ooo
 
-import (
-	"strconv"
-	"time"
-
-	"github.com/benitogf/pivot/ooo/storage"
-)
+import "github.com/benitogf/pivot/ooo/storage"
 
 // Database is an ooo storage (see package storage).
 type Database = storage.Database
@@ -27,29 +22,6 @@ type StorageChan = storage.EventChan
 
 // StorageEventCallback receives every storage event after its broadcast.
 type StorageEventCallback func(StorageEvent)
-
-// Storage errors, the same values as in package storage so errors.Is works with either.
-var (
-	ErrInvalidPath    = storage.ErrInvalidPath
-	ErrNotFound       = storage.ErrNotFound
-	ErrNoop           = storage.ErrNoop
-	ErrEmptyData      = storage.ErrEmptyData
-	ErrInvalidData    = storage.ErrInvalidData
-	ErrInvalidPattern = storage.ErrInvalidPattern
-	ErrInvalidRange   = storage.ErrInvalidRange
-	ErrInvalidLimit   = storage.ErrInvalidLimit
-	ErrGlobLock       = storage.ErrGlobLock
-	ErrLockNotFound   = storage.ErrLockNotFound
-	ErrNotActive      = storage.ErrNotActive
-	ErrLocked         = storage.ErrLocked
-	ErrCorrupt        = storage.ErrCorrupt
-)
-
-// Time returns the current wall-clock time as decimal Unix nanoseconds, the format of
-// the clock socket and of ooo timestamps.
-func Time() string {
-	return strconv.FormatInt(time.Now().UnixNano(), 10)
-}
 
 // WatchStorageNoop drains the events of a started storage that no server reads, until
 // the storage is closed. It returns at once when db is not active.

@@ -2,6 +2,8 @@ package ooo
 
 import (
 	"net/http"
+	"strconv"
+	"time"
 )
 
 // serveSubscribe upgrades GET /<key> to a websocket subscription (see package stream).
@@ -26,4 +28,11 @@ func (s *Server) serveClock(w http.ResponseWriter, r *http.Request) {
 	if err := s.Stream.ServeClock(w, r, s.now); err != nil {
 		s.logger().Debug("ooo: clock socket ended with an error", "err", err)
 	}
+}
+
+// Time returns the current wall-clock time as decimal Unix nanoseconds, the format of
+// the clock socket and of ooo timestamps. (The clock socket itself never goes behind
+// the storage's hybrid logical clock.)
+func Time() string {
+	return strconv.FormatInt(time.Now().UnixNano(), 10)
 }

@@ -13,10 +13,10 @@ import (
 // nanosecond stamps of the storage's clock (0 for a missing key); Index is the last
 // segment of the entry's key.
 type Meta[T any] struct {
-	Created int64  `json:"created"`
-	Updated int64  `json:"updated"`
-	Index   string `json:"index"`
-	Data    T      `json:"data"`
+	Created int64  `json:"created"` // stamp of the first write; 0 for a missing key
+	Updated int64  `json:"updated"` // stamp of the last write; 0 if written once
+	Index   string `json:"index"`   // last segment of the key
+	Data    T      `json:"data"`    // the value
 }
 
 // OnMessageCallback receives the whole current state after each message: the list of a

@@ -7,17 +7,17 @@ import (
 
 // Path names one subscription of SubscribeMultiple2/3/4: the arguments Subscribe takes.
 type Path struct {
-	Protocol string
-	Host     string
-	Path     string
-	Header   http.Header
+	Protocol string      // "ws" or "wss"
+	Host     string      // host:port of the server
+	Path     string      // key or glob to follow
+	Header   http.Header // sent with each handshake; may be nil
 }
 
 // MultiState is the latest state of one subscription in a combined callback. Updated is
 // true for the subscription whose message caused this call.
 type MultiState[T any] struct {
-	Data    []Meta[T]
-	Updated bool
+	Data    []Meta[T] // the latest state; nil until the first message
+	Updated bool      // this subscription's message caused the call
 }
 
 // multiBuffer is how many updates may wait for the combining goroutine before the

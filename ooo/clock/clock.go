@@ -37,10 +37,13 @@ type SkewError struct {
 	MaxSkew time.Duration // the limit in force
 }
 
+// Error describes the refused stamp and how far ahead it was.
 func (e *SkewError) Error() string {
 	return fmt.Sprintf("clock: remote stamp %d is %s ahead of the local clock (max skew %s)",
 		e.Remote, time.Duration(e.Remote-e.Local), e.MaxSkew)
 }
+
+var _ error = (*SkewError)(nil)
 
 // Options configures a Clock. The zero value is valid.
 type Options struct {

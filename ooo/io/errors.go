@@ -28,6 +28,8 @@ type StatusError struct {
 	Message    string // the start of the response body, the server's reason
 }
 
+var _ error = (*StatusError)(nil)
+
 // Error names the helper, the path, the status and the server's message.
 func (e *StatusError) Error() string {
 	return fmt.Sprintf("io: %s[%s]: not OK status: %d %s: %s",

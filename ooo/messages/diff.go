@@ -3,17 +3,11 @@ package messages
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/wI2L/jsondiff"
 )
-
-// ErrNeedSnapshot is returned by Diff when the change is better sent as a whole value:
-// it replaces the whole document, or it touches an object member whose name is empty
-// (a path such as "/a//b" that patch libraries commonly mishandle).
-var ErrNeedSnapshot = errors.New("messages: change needs a snapshot")
 
 // Diff returns the RFC 6902 JSON Patch that turns the JSON value from into to, encoded
 // as a JSON array ("[]" when they are equal). Numbers are compared and copied as their

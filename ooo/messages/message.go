@@ -13,20 +13,7 @@ package messages
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
-)
-
-// Errors returned by this package. Test for them with errors.Is.
-var (
-	// ErrEmptyData means a message had no data field (or an empty one).
-	ErrEmptyData = errors.New("messages: empty data")
-	// ErrEmptyBody means a request body held no JSON value at all.
-	ErrEmptyBody = errors.New("messages: empty body")
-	// ErrInvalidJSON means a body was not exactly one well-formed JSON value.
-	ErrInvalidJSON = errors.New("messages: invalid JSON")
-	// ErrInvalidPatch means a patch message could not be decoded or applied.
-	ErrInvalidPatch = errors.New("messages: invalid patch")
 )
 
 // Message is one subscription message as sent by the server.

@@ -14,11 +14,11 @@ import (
 // afterwards; Updated is 0 until the entry is written again. Both are nanosecond stamps
 // from the storage's hybrid logical clock. Index is the last path segment of Path.
 type Object struct {
-	Created int64           `json:"created"`
-	Updated int64           `json:"updated"`
-	Index   string          `json:"index"`
-	Path    string          `json:"path"`
-	Data    json.RawMessage `json:"data"`
+	Created int64           `json:"created"` // stamp of the first write
+	Updated int64           `json:"updated"` // stamp of the last write; 0 if written once
+	Index   string          `json:"index"`   // last segment of Path
+	Path    string          `json:"path"`    // the full key
+	Data    json.RawMessage `json:"data"`    // the value, one JSON value
 }
 
 // Version is the entry's position in time: the later of Created and Updated.

@@ -3,7 +3,6 @@ package storage
 import (
 	"bytes"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -126,57 +125,6 @@ func (b *boltBackend) commit(batch []*boltRequest) {
 	for _, req := range batch {
 		b.commit([]*boltRequest{req})
 	}
-}
-
-// A record is stored as: format byte, seq, created, updated (8 bytes each, big
-// endian), flags, then the data.
-const (
-	recordFormat = 1
-	recordHeader = 1 + 8 + 8 + 8 + 1
-	flagDeleted  = 1 << 0
-	flagRemote   = 1 << 1
-)
-
-func encodeRecord(c *Change) []byte {
-	out := make([]byte, recordHeader, recordHeader+len(c.Data))
-	out[0] = recordFormat
-	binary.BigEndian.PutUint64(out[1:], c.Seq)
-	binary.BigEndian.PutUint64(out[9:], uint64(c.Created))
-	binary.BigEndian.PutUint64(out[17:], uint64(c.Updated))
-	if c.Deleted {
-		out[25] |= flagDeleted
-	}
-	if c.Remote {
-		out[25] |= flagRemote
-	}
-	return append(out, c.Data...)
-}
-
-// decodeRecord decodes a stored record; the data is copied out of bbolt's memory.
-func decodeRecord(k, v []byte) (Change, error) {
-	if len(v) < recordHeader || v[0] != recordFormat {
-		return Change{}, fmt.Errorf("record %q: %w", k, ErrCorrupt)
-	}
-	c := Change{
-		Entry: Entry{
-			Key:     string(k),
-			Created: int64(binary.BigEndian.Uint64(v[9:])),
-			Updated: int64(binary.BigEndian.Uint64(v[17:])),
-			Deleted: v[25]&flagDeleted != 0,
-		},
-		Seq:    binary.BigEndian.Uint64(v[1:]),
-		Remote: v[25]&flagRemote != 0,
-	}
-	if !c.Deleted {
-		c.Data = append(json.RawMessage(nil), v[recordHeader:]...)
-	}
-	return c, nil
-}
-
-func seqKey(seq uint64) []byte { return binary.BigEndian.AppendUint64(nil, seq) }
-
-func tombKey(stamp int64, k string) []byte {
-	return append(binary.BigEndian.AppendUint64(nil, uint64(stamp)), k...)
 }
 
 // boltReader reads inside a bbolt transaction.

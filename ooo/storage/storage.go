@@ -8,34 +8,54 @@ import (
 	"github.com/benitogf/pivot/ooo/meta"
 )
 
-// Errors returned by storages. Test for them with errors.Is.
+// Errors returned by storages, wrapped with the operation and key. Test for them with
+// errors.Is. Their texts are upstream ooo's where upstream has the error.
 var (
-	ErrInvalidPath    = errors.New("ooo: invalid path")
-	ErrNotFound       = errors.New("ooo: not found")
-	ErrNoop           = errors.New("ooo: noop")
-	ErrEmptyData      = errors.New("ooo: invalid storage data (empty)")
-	ErrInvalidData    = errors.New("ooo: invalid storage data (not JSON)")
+	// ErrInvalidPath: the key is not valid (key.IsValid), or is a glob where only a
+	// plain key is allowed (SetWithMeta, Apply, an empty cursor name).
+	ErrInvalidPath = errors.New("ooo: invalid path")
+	// ErrNotFound: the key is missing, or deleted (Get, Patch, Del, GetAndLock).
+	ErrNotFound = errors.New("ooo: not found")
+	// ErrNoop: a Patch would change nothing; nothing was stored.
+	ErrNoop = errors.New("ooo: noop")
+	// ErrEmptyData: a write without data.
+	ErrEmptyData = errors.New("ooo: invalid storage data (empty)")
+	// ErrInvalidData: data that is not one JSON value, a Patch body that is not a JSON
+	// object, or a remote entry without data or stamp.
+	ErrInvalidData = errors.New("ooo: invalid storage data (not JSON)")
+	// ErrInvalidPattern: an operation on lists (GetN, KeysRange, ...) given a plain key
+	// or an invalid glob.
 	ErrInvalidPattern = errors.New("ooo: invalid pattern")
-	ErrInvalidRange   = errors.New("ooo: invalid range")
-	ErrInvalidLimit   = errors.New("ooo: invalid limit")
-	ErrGlobLock       = errors.New("ooo: can't lock a glob pattern path")
-	ErrLockNotFound   = errors.New("ooo: lock not found can't unlock")
-	ErrNotActive      = errors.New("ooo: storage is not active")
-	ErrLocked         = errors.New("ooo: storage file is locked by another process")
-	ErrCorrupt        = errors.New("ooo: storage file is corrupt")
+	// ErrInvalidRange: a range whose end is before its start.
+	ErrInvalidRange = errors.New("ooo: invalid range")
+	// ErrInvalidLimit: a limit that is not positive.
+	ErrInvalidLimit = errors.New("ooo: invalid limit")
+	// ErrGlobLock: GetAndLock or SetAndUnlock given a glob.
+	ErrGlobLock = errors.New("ooo: can't lock a glob pattern path")
+	// ErrLockNotFound: SetAndUnlock or Unlock of a key that is not locked.
+	ErrLockNotFound = errors.New("ooo: lock not found can't unlock")
+	// ErrNotActive: the storage was not started, or was closed. Nothing was done.
+	ErrNotActive = errors.New("ooo: storage is not active")
+	// ErrLocked: Start could not open a storage file held by another opener within its
+	// timeout.
+	ErrLocked = errors.New("ooo: storage file is locked by another process")
+	// ErrCorrupt: a storage file that is damaged, or is not a storage file.
+	ErrCorrupt = errors.New("ooo: storage file is corrupt")
 )
 
 // Operation names carried by events.
 const (
+	// OpSet: the key was written (Set, Patch, SetWithMeta, or a live entry applied).
 	OpSet = "set"
+	// OpDel: the key, or every key matching a glob, was deleted.
 	OpDel = "del"
 )
 
 // Event tells that a key was written ("set") or deleted ("del"). For a glob delete, Key
 // is the glob.
 type Event struct {
-	Key       string
-	Operation string
+	Key       string // the key written or deleted, or the glob of a glob delete
+	Operation string // OpSet or OpDel
 }
 
 // EventChan is the channel a storage hands out from Watch.
@@ -103,11 +123,11 @@ type Database interface {
 // when the key was deleted. A tombstone has Deleted set, Updated holding the delete
 // stamp and no Data.
 type Entry struct {
-	Key     string          `json:"key"`
-	Created int64           `json:"created"`
-	Updated int64           `json:"updated"`
-	Deleted bool            `json:"deleted,omitempty"`
-	Data    json.RawMessage `json:"data,omitempty"`
+	Key     string          `json:"key"`               // a plain key, never a glob
+	Created int64           `json:"created"`           // stamp of the key's first write
+	Updated int64           `json:"updated"`           // stamp of the last write or of the delete; 0 if none
+	Deleted bool            `json:"deleted,omitempty"` // a tombstone
+	Data    json.RawMessage `json:"data,omitempty"`    // one JSON value; nil for a tombstone
 }
 
 // Version is the entry's position in time: the later of Created and Updated.

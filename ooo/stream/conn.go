@@ -42,7 +42,8 @@ func newConn(ws *websocket.Conn, key string, writeTimeout time.Duration, maxQueu
 	}
 }
 
-// Key returns the subscription key of the connection ("" for the clock).
+// Key returns the subscription key of the connection ("" for the clock). Safe for
+// concurrent use.
 func (c *Conn) Key() string { return c.key }
 
 // enqueue queues msg for sending and never blocks. When the queue already holds

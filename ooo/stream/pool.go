@@ -2,9 +2,24 @@ package stream
 
 import (
 	"bytes"
+	"sync"
 
 	"github.com/benitogf/pivot/ooo/messages"
 )
+
+// pool is the set of connections subscribed to one key.
+type pool struct {
+	key string
+
+	// guarded by Stream.mu
+	refs int
+	idle bool
+
+	// guarded by mu
+	mu    sync.Mutex
+	cache Cache
+	conns map[*Conn]struct{}
+}
 
 // acquire returns the pool of key, creating it, and counts one more user of it so it is
 // not forgotten while in use. It returns nil when the stream is closed.

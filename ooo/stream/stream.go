@@ -71,8 +71,8 @@ type BroadcastOpt struct {
 
 // Cache is the value a pool's clients hold, and its version.
 type Cache struct {
-	Version int64
-	Data    []byte
+	Version int64  // nanosecond stamp, sent as lowercase hex; moves only with Data
+	Data    []byte // the value as clients hold it; never modified once cached
 }
 
 // Stream holds the subscription pools and the clock sockets. The zero value is ready to
@@ -113,21 +113,8 @@ type generation struct {
 	wg sync.WaitGroup
 }
 
-// pool is the set of connections subscribed to one key.
-type pool struct {
-	key string
-
-	// guarded by Stream.mu
-	refs int
-	idle bool
-
-	// guarded by mu
-	mu    sync.Mutex
-	cache Cache
-	conns map[*Conn]struct{}
-}
-
 // Open makes a closed Stream accept connections again. A zero Stream is already open.
+// Open and Close are safe to call concurrently with everything else.
 func (s *Stream) Open() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -268,6 +255,8 @@ func (s *Stream) end(c *Conn) {
 }
 
 // Connections returns how many clients are subscribed to key; "" counts clock sockets.
+// It may be called concurrently with everything else; it waits for a broadcast in
+// progress on key's pool.
 func (s *Stream) Connections(key string) int {
 	s.mu.RLock()
 	if key == "" {

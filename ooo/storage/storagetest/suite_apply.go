@@ -16,7 +16,7 @@ import (
 )
 
 // winsLWW is pivot's last-write-wins order, the one replication uses.
-var winsLWW storage.Wins = pivot.Wins
+func winsLWW(incoming, current storage.Entry) bool { return pivot.Wins(incoming, current) }
 
 func entry(k string, created, updated int64, data string) storage.Entry {
 	return storage.Entry{Key: k, Created: created, Updated: updated, Data: json.RawMessage(data)}

@@ -1,0 +1,148 @@
+package storage
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/benitogf/pivot/ooo/clock"
+)
+
+// The layout of a BoltStorage file: buckets, meta entries and the record encoding.
+
+// Bucket and meta key names of the file format.
+var (
+	bucketData    = []byte("data")    // key -> record
+	bucketFeed    = []byte("feed")    // big-endian seq -> key, current writes only
+	bucketTombs   = []byte("tombs")   // big-endian delete stamp + key -> nothing
+	bucketMeta    = []byte("meta")    // the names below
+	bucketCursors = []byte("cursors") // cursor name -> value
+
+	metaFormat   = []byte("format")
+	metaHead     = []byte("head")
+	metaHorizon  = []byte("horizon")
+	metaEpoch    = []byte("epoch")
+	metaInstance = []byte("instance")
+	metaStamp    = []byte("stamp")
+)
+
+// boltFormat is the version of the file layout, stored under metaFormat.
+const boltFormat = 1
+
+type boltState struct {
+	instance uint16
+	stamp    int64
+}
+
+// initBolt creates the buckets of a new file, or checks those of an existing one.
+func initBolt(db *bolt.DB) (boltState, error) {
+	var st boltState
+	err := db.Update(func(tx *bolt.Tx) error {
+		m := tx.Bucket(bucketMeta)
+		if m == nil {
+			empty := true
+			_ = tx.ForEach(func([]byte, *bolt.Bucket) error {
+				empty = false
+				return nil
+			})
+			if !empty {
+				return fmt.Errorf("not an ooo storage file: %w", ErrCorrupt)
+			}
+			for _, name := range [][]byte{bucketData, bucketFeed, bucketTombs, bucketMeta, bucketCursors} {
+				if _, err := tx.CreateBucket(name); err != nil {
+					return err
+				}
+			}
+			m = tx.Bucket(bucketMeta)
+			var id [2]byte
+			binary.BigEndian.PutUint16(id[:], clock.RandomInstanceID())
+			if err := m.Put(metaFormat, []byte{boltFormat}); err != nil {
+				return err
+			}
+			if err := m.Put(metaInstance, id[:]); err != nil {
+				return err
+			}
+		}
+		if f := m.Get(metaFormat); len(f) != 1 || f[0] != boltFormat {
+			return fmt.Errorf("unknown file format %v: %w", f, ErrCorrupt)
+		}
+		for _, name := range [][]byte{bucketData, bucketFeed, bucketTombs, bucketCursors} {
+			if tx.Bucket(name) == nil {
+				return fmt.Errorf("bucket %s missing: %w", name, ErrCorrupt)
+			}
+		}
+		id := m.Get(metaInstance)
+		if len(id) != 2 {
+			return fmt.Errorf("instance id: %w", ErrCorrupt)
+		}
+		st.instance = binary.BigEndian.Uint16(id)
+		st.stamp = int64(getUint(m, metaStamp))
+		return nil
+	})
+	return st, err
+}
+
+func putUint(b *bolt.Bucket, name []byte, v uint64) error {
+	return b.Put(name, binary.BigEndian.AppendUint64(nil, v))
+}
+
+func getUint(b *bolt.Bucket, name []byte) uint64 {
+	v := b.Get(name)
+	if len(v) != 8 {
+		return 0
+	}
+	return binary.BigEndian.Uint64(v)
+}
+
+// A record is stored as: format byte, seq, created, updated (8 bytes each, big
+// endian), flags, then the data.
+const (
+	recordFormat = 1
+	recordHeader = 1 + 8 + 8 + 8 + 1
+	flagDeleted  = 1 << 0
+	flagRemote   = 1 << 1
+)
+
+func encodeRecord(c *Change) []byte {
+	out := make([]byte, recordHeader, recordHeader+len(c.Data))
+	out[0] = recordFormat
+	binary.BigEndian.PutUint64(out[1:], c.Seq)
+	binary.BigEndian.PutUint64(out[9:], uint64(c.Created))
+	binary.BigEndian.PutUint64(out[17:], uint64(c.Updated))
+	if c.Deleted {
+		out[25] |= flagDeleted
+	}
+	if c.Remote {
+		out[25] |= flagRemote
+	}
+	return append(out, c.Data...)
+}
+
+// decodeRecord decodes a stored record; the data is copied out of bbolt's memory.
+func decodeRecord(k, v []byte) (Change, error) {
+	if len(v) < recordHeader || v[0] != recordFormat {
+		return Change{}, fmt.Errorf("record %q: %w", k, ErrCorrupt)
+	}
+	c := Change{
+		Entry: Entry{
+			Key:     string(k),
+			Created: int64(binary.BigEndian.Uint64(v[9:])),
+			Updated: int64(binary.BigEndian.Uint64(v[17:])),
+			Deleted: v[25]&flagDeleted != 0,
+		},
+		Seq:    binary.BigEndian.Uint64(v[1:]),
+		Remote: v[25]&flagRemote != 0,
+	}
+	if !c.Deleted {
+		c.Data = append(json.RawMessage(nil), v[recordHeader:]...)
+	}
+	return c, nil
+}
+
+func seqKey(seq uint64) []byte { return binary.BigEndian.AppendUint64(nil, seq) }
+
+func tombKey(stamp int64, k string) []byte {
+	return append(binary.BigEndian.AppendUint64(nil, uint64(stamp)), k...)
+}
