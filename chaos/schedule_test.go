@@ -108,7 +108,6 @@ func (d *driver) stopOne() {
 	m := live[d.rng.IntN(len(live))]
 	start := time.Now()
 	m.stop()
-	d.stopped[m.name] = true
 	d.tally["stop "+map[bool]string{true: "pivot", false: "node"}[m.isPivot()]]++
 	d.h.note(d.step, "stop %s (%s)", m.name, time.Since(start).Round(time.Millisecond))
 }
@@ -136,7 +135,6 @@ func (d *driver) restart(m *member) {
 		d.h.note(d.step, "start %s FAILED: %v", m.name, err)
 		return
 	}
-	delete(d.stopped, m.name)
 	d.h.note(d.step, "start %s (%s)", m.name, time.Since(start).Round(time.Millisecond))
 }
 

@@ -29,27 +29,25 @@ type driver struct {
 	step int
 	ops  int // operations run so far
 	// keys lists, per list path, the keys the workload made, in the order made.
-	keys    map[string][]string
-	made    int            // keys made so far (for their names)
-	tally   map[string]int // faults injected, by kind
-	links   map[[2]string]bool
-	skewed  map[string]time.Duration
-	stopped map[string]bool
+	keys   map[string][]string
+	made   int            // keys made so far (for their names)
+	tally  map[string]int // faults injected, by kind
+	links  map[[2]string]bool
+	skewed map[string]time.Duration
 	// problems are failures of the run itself (an instance that would not restart).
 	problems []string
 }
 
 func newDriver(c *cluster, seed uint64) *driver {
 	return &driver{
-		c:       c,
-		h:       &history{},
-		mon:     newMonitor(),
-		rng:     rand.New(rand.NewPCG(seed, 0xc4a05)),
-		keys:    map[string][]string{},
-		tally:   map[string]int{},
-		links:   map[[2]string]bool{},
-		skewed:  map[string]time.Duration{},
-		stopped: map[string]bool{},
+		c:      c,
+		h:      &history{},
+		mon:    newMonitor(),
+		rng:    rand.New(rand.NewPCG(seed, 0xc4a05)),
+		keys:   map[string][]string{},
+		tally:  map[string]int{},
+		links:  map[[2]string]bool{},
+		skewed: map[string]time.Duration{},
 	}
 }
 
