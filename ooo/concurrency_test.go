@@ -6,6 +6,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/benitogf/pivot/ooo/internal/wstest"
 )
 
 // Many writers and many subscribers at once, subscribers joining while the writes go
@@ -33,7 +35,7 @@ func TestServer_ConcurrentWritersAndSubscribers(t *testing.T) {
 	}
 
 	var subsMu sync.Mutex
-	var subs []*subscriber
+	var subs []*wstest.Client
 	var paths []string
 	var joined sync.WaitGroup
 	join := func(path string) {
@@ -88,8 +90,8 @@ func TestServer_ConcurrentWritersAndSubscribers(t *testing.T) {
 		return
 	}
 	for i, sub := range subs {
-		sub.waitState(expected(t, s, paths[i]))
-		if msgs := sub.messages(); !msgs[0].Snapshot {
+		sub.WaitState(expected(t, s, paths[i]))
+		if msgs := sub.Messages(); !msgs[0].Snapshot {
 			t.Fatalf("subscriber %d of %s: first message is a patch", i, paths[i])
 		}
 	}

@@ -104,7 +104,7 @@ func TestServer_Static(t *testing.T) {
 	}
 	expect(t, s, "DELETE", "/open/*", "", http.StatusNoContent, "")
 	sub := subscribe(t, s, "/open/*", nil)
-	sub.waitState([]byte(`[]`))
+	sub.WaitState(`[]`)
 }
 
 func TestServer_Audit(t *testing.T) {
@@ -136,12 +136,12 @@ func TestServer_Audit(t *testing.T) {
 		t.Fatalf("authorized POST = %d %s", res.status, res.body)
 	}
 	sub := subscribe(t, s, "/a", http.Header{"Sec-WebSocket-Protocol": {"bearer, ok"}})
-	if sub.ws.Subprotocol() != "bearer" {
-		t.Fatalf("subprotocol %q, want bearer", sub.ws.Subprotocol())
+	if sub.WS.Subprotocol() != "bearer" {
+		t.Fatalf("subprotocol %q, want bearer", sub.WS.Subprotocol())
 	}
-	sub.waitFrames(1)
+	sub.WaitFrames(1)
 	clock := subscribe(t, s, "/", http.Header{"Sec-WebSocket-Protocol": {"bearer, ok"}})
-	clock.waitFrames(1)
+	clock.WaitFrames(1)
 }
 
 func TestServer_CORS(t *testing.T) {
@@ -179,7 +179,7 @@ func TestServer_CORS(t *testing.T) {
 		t.Fatalf("websocket from an unknown origin: %v", err)
 	}
 	sub := subscribe(t, s, "/a", http.Header{"Origin": {"https://app.example"}})
-	sub.waitFrames(1)
+	sub.WaitFrames(1)
 
 	open := start(t, nil) // default: any origin
 	if res := do(t, open, "GET", "/", "", http.Header{"Origin": {"https://any.example"}}); res.header.Get("Access-Control-Allow-Origin") != "*" {

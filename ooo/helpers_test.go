@@ -1,21 +1,16 @@
 package ooo_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"io"
 	"net/http"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/gorilla/websocket"
-
 	"github.com/benitogf/pivot/ooo"
-	"github.com/benitogf/pivot/ooo/messages"
+	"github.com/benitogf/pivot/ooo/internal/wstest"
 )
 
 // start runs a silent server on a free loopback port, configured by setup, and closes
@@ -84,165 +79,24 @@ func expect(tb testing.TB, s *ooo.Server, method, path, body string, status int,
 // poll checks cond until it holds, failing the test after a deadline.
 func poll(tb testing.TB, what string, cond func() bool) {
 	tb.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	wstest.Poll(tb, what, cond)
 }
 
 // canonical re-encodes JSON with sorted keys and exact numbers, so equal documents
 // compare equal as strings.
-func canonical(data []byte) string {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return "invalid:" + string(data)
-	}
-	out, _ := json.Marshal(v)
-	return string(out)
-}
+func canonical(data []byte) string { return wstest.Canonical(data) }
 
-// subscriber is a test websocket client that folds every message into its state the
-// way ooo clients do.
-type subscriber struct {
-	tb testing.TB
-	ws *websocket.Conn
-
-	mu       sync.Mutex
-	state    json.RawMessage
-	msgs     []messages.Message
-	raw      [][]byte
-	closeErr error
-	changed  chan struct{}
-	done     chan struct{}
-}
-
-func subscribe(tb testing.TB, s *ooo.Server, path string, header http.Header) *subscriber {
+// subscribe opens a websocket on path of the server, or fails the test.
+func subscribe(tb testing.TB, s *ooo.Server, path string, header http.Header) *wstest.Client {
 	tb.Helper()
-	sub, res, err := trySubscribe(tb, s, path, header)
-	if err != nil {
-		status := 0
-		if res != nil {
-			status = res.StatusCode
-		}
-		tb.Fatalf("subscribe %s: %v (status %d)", path, err, status)
-	}
-	return sub
+	return wstest.Dial(tb, "ws://"+s.Address+path, header)
 }
 
-func trySubscribe(tb testing.TB, s *ooo.Server, path string, header http.Header) (*subscriber, *http.Response, error) {
+// trySubscribe opens a websocket on path of the server; a refused handshake gives the
+// error and the server's response.
+func trySubscribe(tb testing.TB, s *ooo.Server, path string, header http.Header) (*wstest.Client, *http.Response, error) {
 	tb.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	ws, res, err := websocket.DefaultDialer.DialContext(ctx, "ws://"+s.Address+path, header)
-	if err != nil {
-		return nil, res, err
-	}
-	sub := &subscriber{tb: tb, ws: ws, changed: make(chan struct{}, 1), done: make(chan struct{})}
-	go sub.read()
-	tb.Cleanup(sub.close)
-	return sub, res, nil
-}
-
-func (c *subscriber) read() {
-	defer close(c.done)
-	for {
-		typ, data, err := c.ws.ReadMessage()
-		c.mu.Lock()
-		switch {
-		case err != nil:
-			c.closeErr = err
-		case typ != websocket.BinaryMessage:
-			c.closeErr = &wrongFrame{typ}
-		default:
-			c.raw = append(c.raw, data)
-			if msg, derr := messages.DecodeBuffer(data); derr == nil {
-				c.msgs = append(c.msgs, msg)
-				next, perr := messages.PatchCache(msg, c.state)
-				if perr != nil {
-					c.closeErr = perr
-				} else {
-					c.state = next
-				}
-			}
-		}
-		stop := c.closeErr != nil
-		c.mu.Unlock()
-		select {
-		case c.changed <- struct{}{}:
-		default:
-		}
-		if stop {
-			return
-		}
-	}
-}
-
-type wrongFrame struct{ typ int }
-
-func (e *wrongFrame) Error() string { return "not a binary frame" }
-
-func (c *subscriber) close() {
-	_ = c.ws.Close()
-	<-c.done
-}
-
-// waitFor re-checks cond after every frame until it holds; it fails after a deadline.
-func (c *subscriber) waitFor(what string, cond func(c *subscriber) bool) {
-	c.tb.Helper()
-	deadline := time.NewTimer(10 * time.Second)
-	defer deadline.Stop()
-	for {
-		c.mu.Lock()
-		ok := cond(c)
-		c.mu.Unlock()
-		if ok {
-			return
-		}
-		select {
-		case <-c.changed:
-		case <-deadline.C:
-			c.mu.Lock()
-			defer c.mu.Unlock()
-			c.tb.Fatalf("timed out waiting for %s; state %s after %d frames, err %v", what, c.state, len(c.raw), c.closeErr)
-		}
-	}
-}
-
-// waitState waits until the client's state means the same as want.
-func (c *subscriber) waitState(want []byte) {
-	c.tb.Helper()
-	w := canonical(want)
-	c.waitFor("state "+string(want), func(c *subscriber) bool { return c.state != nil && canonical(c.state) == w })
-}
-
-func (c *subscriber) waitFrames(n int) {
-	c.tb.Helper()
-	c.waitFor("frames", func(c *subscriber) bool { return len(c.raw) >= n })
-}
-
-func (c *subscriber) waitClosed() error {
-	c.tb.Helper()
-	c.waitFor("close", func(c *subscriber) bool { return c.closeErr != nil })
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.closeErr
-}
-
-func (c *subscriber) messages() []messages.Message {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]messages.Message(nil), c.msgs...)
-}
-
-func (c *subscriber) frames() [][]byte {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([][]byte(nil), c.raw...)
+	return wstest.TryDial(tb, "ws://"+s.Address+path, header)
 }
 
 // stored returns what the server's storage holds for k, as a client would see it.

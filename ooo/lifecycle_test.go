@@ -18,6 +18,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/benitogf/pivot/ooo"
+	"github.com/benitogf/pivot/ooo/internal/wstest"
 )
 
 func TestServer_StartAddress(t *testing.T) {
@@ -59,11 +60,11 @@ func TestServer_CloseDisconnectsClients(t *testing.T) {
 	}
 	sub := subscribe(t, s, "/a", nil)
 	clock := subscribe(t, s, "/", nil)
-	sub.waitFrames(1)
-	clock.waitFrames(1)
+	sub.WaitFrames(1)
+	clock.WaitFrames(1)
 	s.Close(os.Interrupt)
-	for _, c := range []*subscriber{sub, clock} {
-		err := c.waitClosed()
+	for _, c := range []*wstest.Client{sub, clock} {
+		err := c.WaitClosed()
 		var ce *websocket.CloseError
 		if !errors.As(err, &ce) || ce.Code != websocket.CloseGoingAway {
 			t.Fatalf("client closed with %v, want a going-away close frame", err)
@@ -121,7 +122,7 @@ func TestServer_CloseWithWritesInFlight(t *testing.T) {
 	}
 	for i := 0; i < 4; i++ {
 		sub := subscribe(t, s, "/load/*", nil)
-		sub.waitFrames(1)
+		sub.WaitFrames(1)
 	}
 	poll(t, "writes to flow", func() bool { return ok.Load() > 20 })
 	done := make(chan struct{})
@@ -174,9 +175,9 @@ func TestServer_RestartOnSameAddress(t *testing.T) {
 		t.Fatalf("router has %d routes after a restart, want 2 (user + ooo)", routes)
 	}
 	sub := subscribe(t, s, "/kept", nil)
-	sub.waitState(expected(t, s, "kept"))
+	sub.WaitState(expected(t, s, "kept"))
 	expect(t, s, "PATCH", "/kept", `{"v":2}`, http.StatusOK, "")
-	sub.waitState(expected(t, s, "kept"))
+	sub.WaitState(expected(t, s, "kept"))
 }
 
 func TestServer_WaitClose(t *testing.T) {

@@ -14,21 +14,22 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/benitogf/pivot/ooo"
+	"github.com/benitogf/pivot/ooo/internal/wstest"
 	"github.com/benitogf/pivot/ooo/meta"
 )
 
 // expected returns what a subscriber of k must end up holding: the storage's value,
 // or the empty object for a missing key.
-func expected(tb testing.TB, s *ooo.Server, k string) []byte {
+func expected(tb testing.TB, s *ooo.Server, k string) string {
 	tb.Helper()
 	data, err := s.Storage.Get(k)
 	if errors.Is(err, ooo.ErrNotFound) {
-		return []byte(meta.EmptyObject)
+		return meta.EmptyObject
 	}
 	if err != nil {
 		tb.Fatalf("storage get %s: %v", k, err)
 	}
-	return data
+	return string(data)
 }
 
 func TestWebsocket_StateFollowsEveryWrite(t *testing.T) {
@@ -36,10 +37,10 @@ func TestWebsocket_StateFollowsEveryWrite(t *testing.T) {
 	long := strings.Repeat("x", 200) // big enough values that patches beat snapshots
 	expect(t, s, "POST", "/items/seed", `{"text":"`+long+`"}`, http.StatusOK, "")
 	paths := []string{"items/*", "items/fixed", "doc", "*"}
-	subs := map[string]*subscriber{}
+	subs := map[string]*wstest.Client{}
 	for _, p := range paths {
 		subs[p] = subscribe(t, s, "/"+p, nil)
-		subs[p].waitState(expected(t, s, p))
+		subs[p].WaitState(expected(t, s, p))
 	}
 	steps := []struct{ method, path, body string }{
 		{"POST", "/items/*", `{"n":1,"text":"` + long + `"}`},
@@ -60,15 +61,15 @@ func TestWebsocket_StateFollowsEveryWrite(t *testing.T) {
 			t.Fatalf("%s %s = %d %s", st.method, st.path, res.status, res.body)
 		}
 		for _, p := range paths {
-			subs[p].waitState(expected(t, s, p))
+			subs[p].WaitState(expected(t, s, p))
 		}
 	}
 	for p, sub := range subs {
-		msgs := sub.messages()
+		msgs := sub.Messages()
 		if !msgs[0].Snapshot {
 			t.Fatalf("%s: first message is a patch", p)
 		}
-		for _, f := range sub.frames() {
+		for _, f := range sub.Frames() {
 			if !strings.HasPrefix(string(f), `{"snapshot":`) || !strings.Contains(string(f), `,"version":"`) {
 				t.Fatalf("%s: frame %s is not {snapshot,version,data}", p, f)
 			}
@@ -80,7 +81,7 @@ func TestWebsocket_StateFollowsEveryWrite(t *testing.T) {
 		}
 	}
 	patches := 0
-	for _, m := range subs["items/*"].messages() {
+	for _, m := range subs["items/*"].Messages() {
 		if !m.Snapshot {
 			patches++
 		}
@@ -93,9 +94,9 @@ func TestWebsocket_StateFollowsEveryWrite(t *testing.T) {
 func TestWebsocket_MissingKeySnapshot(t *testing.T) {
 	s := start(t, nil)
 	sub := subscribe(t, s, "/nothing", nil)
-	sub.waitFrames(1)
-	f := string(sub.frames()[0])
-	v := sub.messages()[0].Version
+	sub.WaitFrames(1)
+	f := string(sub.Frames()[0])
+	v := sub.Messages()[0].Version
 	want := `{"snapshot":true,"version":"` + v + `","data":` + meta.EmptyObject + `}`
 	if f != want {
 		t.Fatalf("frame %s, want %s", f, want)
@@ -104,7 +105,7 @@ func TestWebsocket_MissingKeySnapshot(t *testing.T) {
 		t.Fatalf("version %q is not hex", v)
 	}
 	list := subscribe(t, s, "/nothing/*", nil)
-	list.waitState([]byte(`[]`))
+	list.WaitState(`[]`)
 }
 
 func TestWebsocket_NoMessageWhenPoolValueUnchanged(t *testing.T) {
@@ -114,15 +115,15 @@ func TestWebsocket_NoMessageWhenPoolValueUnchanged(t *testing.T) {
 		})
 	})
 	f := subscribe(t, s, "/f/*", nil)
-	f.waitFrames(1)
+	f.WaitFrames(1)
 	marker := subscribe(t, s, "/marker", nil)
-	marker.waitFrames(1)
+	marker.WaitFrames(1)
 	for i := 0; i < 5; i++ {
 		expect(t, s, "POST", "/f/*", `1`, http.StatusOK, "")
 	}
 	expect(t, s, "POST", "/marker", `1`, http.StatusOK, "")
-	marker.waitFrames(2) // events are dispatched in order: the f/* broadcasts are done
-	if n := len(f.frames()); n != 1 {
+	marker.WaitFrames(2) // events are dispatched in order: the f/* broadcasts are done
+	if n := len(f.Frames()); n != 1 {
 		t.Fatalf("f/* got %d frames, want 1: unchanged values must not be sent", n)
 	}
 }
@@ -131,25 +132,23 @@ func TestWebsocket_ResumeWithVersion(t *testing.T) {
 	s := start(t, func(s *ooo.Server) { s.ForcePatch = true })
 	expect(t, s, "POST", "/r", `{"n":1}`, http.StatusOK, "")
 	first := subscribe(t, s, "/r", nil)
-	first.waitFrames(1)
-	version := first.messages()[0].Version
-	held := first.messages()[0].Data
-	first.close()
+	first.WaitFrames(1)
+	version := first.Messages()[0].Version
+	held := first.Messages()[0].Data
+	first.Close()
 	poll(t, "unsubscribe", func() bool { return s.Stream.Connections("r") == 0 })
 
 	back := subscribe(t, s, "/r?v="+version, nil)
 	poll(t, "resubscribe", func() bool { return s.Stream.Connections("r") == 1 })
-	back.mu.Lock()
-	back.state = held // what the client kept from its last connection
-	back.mu.Unlock()
+	back.SetState(held) // what the client kept from its last connection
 	expect(t, s, "PATCH", "/r", `{"n":2}`, http.StatusOK, "")
-	back.waitState(expected(t, s, "r"))
-	if msgs := back.messages(); len(msgs) != 1 || msgs[0].Snapshot {
+	back.WaitState(expected(t, s, "r"))
+	if msgs := back.Messages(); len(msgs) != 1 || msgs[0].Snapshot {
 		t.Fatalf("resumed client got %d messages (first snapshot=%v), want one patch", len(msgs), msgs[0].Snapshot)
 	}
 	stale := subscribe(t, s, "/r?v=1", nil)
-	stale.waitState(expected(t, s, "r"))
-	if !stale.messages()[0].Snapshot {
+	stale.WaitState(expected(t, s, "r"))
+	if !stale.Messages()[0].Snapshot {
 		t.Fatal("a stale version did not get a snapshot")
 	}
 }
@@ -161,7 +160,7 @@ func TestWebsocket_ReadFilterErrorClosesConnection(t *testing.T) {
 		})
 	})
 	sub := subscribe(t, s, "/bad", nil)
-	err := sub.waitClosed()
+	err := sub.WaitClosed()
 	var ce *websocket.CloseError
 	if !errors.As(err, &ce) || ce.Code != websocket.CloseInternalServerErr || !strings.Contains(ce.Text, "not for you") {
 		t.Fatalf("close = %v, want 1011 with the filter error", err)
@@ -192,11 +191,11 @@ func TestWebsocket_SubscribeHooks(t *testing.T) {
 		t.Fatalf("refused subscription: %v", err)
 	}
 	sub := subscribe(t, s, "/ok", nil)
-	sub.waitFrames(1)
+	sub.WaitFrames(1)
 	clock := subscribe(t, s, "/", nil)
-	clock.waitFrames(1)
-	sub.close()
-	clock.close()
+	clock.WaitFrames(1)
+	sub.Close()
+	clock.Close()
 	poll(t, "OnUnsubscribe", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
@@ -234,16 +233,16 @@ func TestWebsocket_ClockRefusedByOnSubscribe(t *testing.T) {
 		t.Fatalf("%d clock sockets after a refusal, want 0", n)
 	}
 	sub := subscribe(t, s, "/a", nil) // only the clock is refused
-	sub.waitFrames(1)
+	sub.WaitFrames(1)
 }
 
 func TestWebsocket_Clock(t *testing.T) {
 	s := start(t, func(s *ooo.Server) { s.Tick = 10 * time.Millisecond })
 	before := time.Now().UnixNano()
 	c := subscribe(t, s, "/", nil)
-	c.waitFrames(3)
+	c.WaitFrames(3)
 	var last int64
-	for _, f := range c.frames() {
+	for _, f := range c.Frames() {
 		n, err := strconv.ParseInt(string(f), 10, 64)
 		if err != nil {
 			t.Fatalf("clock frame %q is not decimal nanoseconds", f)
@@ -297,11 +296,11 @@ func TestWebsocket_NoBroadcastKeysAndEventOrder(t *testing.T) {
 	}
 	// A quiet write reaches a subscriber when it joins, and the others with it.
 	q1 := subscribe(t, s, "/quiet/*", nil)
-	q1.waitState(expected(t, s, "quiet/*"))
+	q1.WaitState(expected(t, s, "quiet/*"))
 	expect(t, s, "POST", "/quiet/new", `2`, http.StatusOK, "")
 	q2 := subscribe(t, s, "/quiet/*", nil)
-	q2.waitState(expected(t, s, "quiet/*"))
-	q1.waitState(expected(t, s, "quiet/*"))
+	q2.WaitState(expected(t, s, "quiet/*"))
+	q1.WaitState(expected(t, s, "quiet/*"))
 }
 
 func TestWebsocket_BeforeReadReachesStorage(t *testing.T) {
@@ -317,7 +316,7 @@ func TestWebsocket_BeforeReadReachesStorage(t *testing.T) {
 	expect(t, s, "POST", "/br", `1`, http.StatusOK, "")
 	expect(t, s, "GET", "/br", "", http.StatusOK, "")
 	sub := subscribe(t, s, "/br/*", nil)
-	sub.waitFrames(1)
+	sub.WaitFrames(1)
 	mu.Lock()
 	defer mu.Unlock()
 	if seen["br"] == 0 || seen["br/*"] == 0 {

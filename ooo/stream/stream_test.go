@@ -11,6 +11,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/benitogf/pivot/ooo/internal/wstest"
 	"github.com/benitogf/pivot/ooo/stream"
 )
 
@@ -66,9 +67,15 @@ func serve(tb testing.TB, s *stream.Stream, v *values) string {
 	return "ws" + strings.TrimPrefix(srv.URL, "http")
 }
 
+// dial subscribes to url, or fails the test.
+func dial(tb testing.TB, url string, header http.Header) *wstest.Client {
+	tb.Helper()
+	return wstest.Dial(tb, url, header)
+}
+
 func waitConnections(tb testing.TB, s *stream.Stream, k string, n int) {
 	tb.Helper()
-	poll(tb, fmt.Sprintf("%d connections on %q", n, k), func() bool { return s.Connections(k) == n })
+	wstest.Poll(tb, fmt.Sprintf("%d connections on %q", n, k), func() bool { return s.Connections(k) == n })
 }
 
 func TestStream_SnapshotThenPatches(t *testing.T) {
@@ -77,8 +84,8 @@ func TestStream_SnapshotThenPatches(t *testing.T) {
 	v.set("a", `{"n":0,"list":[1,2,3],"text":"`+filler+`"}`)
 	url := serve(t, s, v)
 	sub := dial(t, url+"/a", nil)
-	sub.waitState(`{"n":0,"list":[1,2,3],"text":"` + filler + `"}`)
-	if msgs := sub.messages(); !msgs[0].Snapshot {
+	sub.WaitState(`{"n":0,"list":[1,2,3],"text":"` + filler + `"}`)
+	if msgs := sub.Messages(); !msgs[0].Snapshot {
 		t.Fatalf("first message is not a snapshot: %+v", msgs[0])
 	}
 	states := []string{
@@ -90,9 +97,9 @@ func TestStream_SnapshotThenPatches(t *testing.T) {
 	for _, st := range states {
 		v.set("a", st)
 		s.Broadcast("a", stream.BroadcastOpt{Get: v.get})
-		sub.waitState(st)
+		sub.WaitState(st)
 	}
-	msgs := sub.messages()
+	msgs := sub.Messages()
 	if len(msgs) != 1+len(states) {
 		t.Fatalf("got %d messages, want %d", len(msgs), 1+len(states))
 	}
@@ -116,12 +123,12 @@ func TestStream_NothingSentWhenUnchanged(t *testing.T) {
 	v.set("a", `{"n":0}`)
 	url := serve(t, s, v)
 	sub := dial(t, url+"/a", nil)
-	sub.waitMessages(1)
+	sub.WaitFrames(1)
 	s.Broadcast("a", stream.BroadcastOpt{Get: v.get}) // unchanged: nothing goes out
 	v.set("a", `{"n":1}`)
 	s.Broadcast("a", stream.BroadcastOpt{Get: v.get})
-	sub.waitState(`{"n":1}`)
-	if msgs := sub.messages(); len(msgs) != 2 {
+	sub.WaitState(`{"n":1}`)
+	if msgs := sub.Messages(); len(msgs) != 2 {
 		t.Fatalf("got %d messages (%v), want 2: the unchanged broadcast must send nothing", len(msgs), msgs)
 	}
 }
@@ -136,19 +143,19 @@ func TestStream_BroadcastReachesMatchingPools(t *testing.T) {
 	list := dial(t, url+"/t/*", nil)
 	one := dial(t, url+"/t/1", nil)
 	other := dial(t, url+"/u/1", nil)
-	list.waitMessages(1)
-	one.waitMessages(1)
-	other.waitMessages(1)
+	list.WaitFrames(1)
+	one.WaitFrames(1)
+	other.WaitFrames(1)
 	v.set("t/*", `[{"x":1}]`)
 	v.set("t/1", `{"x":1}`)
 	v.set("u/1", `{"x":1}`)
 	s.Broadcast("t/1", stream.BroadcastOpt{Get: v.get})
-	list.waitState(`[{"x":1}]`)
-	one.waitState(`{"x":1}`)
+	list.WaitState(`[{"x":1}]`)
+	one.WaitState(`{"x":1}`)
 	// u/1 is not concerned: a later broadcast to it is the first thing it gets.
 	s.Broadcast("u/1", stream.BroadcastOpt{Get: v.get})
-	other.waitState(`{"x":1}`)
-	if n := len(other.messages()); n != 2 {
+	other.WaitState(`{"x":1}`)
+	if n := len(other.Messages()); n != 2 {
 		t.Fatalf("u/1 got %d messages, want 2", n)
 	}
 }
@@ -159,44 +166,40 @@ func TestStream_ResumeWithVersion(t *testing.T) {
 	v.set("a", `{"n":1}`)
 	url := serve(t, s, v)
 	first := dial(t, url+"/a", nil)
-	first.waitMessages(1)
-	version := first.messages()[0].Version
+	first.WaitFrames(1)
+	version := first.Messages()[0].Version
 
 	// Same version while the pool is live: no first message.
 	resumed := dial(t, url+"/a?v="+version, nil)
-	resumed.mu.Lock()
-	resumed.state = []byte(`{"n":1}`) // what the client held under that version
-	resumed.mu.Unlock()
+	resumed.SetState([]byte(`{"n":1}`)) // what the client held under that version
 	waitConnections(t, s, "a", 2)
 	v.set("a", `{"n":2}`)
 	s.Broadcast("a", stream.BroadcastOpt{Get: v.get})
-	resumed.waitState(`{"n":2}`)
-	if msgs := resumed.messages(); len(msgs) != 1 || msgs[0].Snapshot {
+	resumed.WaitState(`{"n":2}`)
+	if msgs := resumed.Messages(); len(msgs) != 1 || msgs[0].Snapshot {
 		t.Fatalf("resumed client got %+v, want exactly one patch", msgs)
 	}
 
 	// A stale version gets a snapshot.
 	stale := dial(t, url+"/a?v="+version, nil)
-	stale.waitState(`{"n":2}`)
-	if msgs := stale.messages(); !msgs[0].Snapshot {
+	stale.WaitState(`{"n":2}`)
+	if msgs := stale.Messages(); !msgs[0].Snapshot {
 		t.Fatalf("stale client got %+v first, want a snapshot", msgs[0])
 	}
 
 	// After every client left, the idle pool still remembers its version.
-	current := stale.messages()[0].Version
-	first.close()
-	resumed.close()
-	stale.close()
+	current := stale.Messages()[0].Version
+	first.Close()
+	resumed.Close()
+	stale.Close()
 	waitConnections(t, s, "a", 0)
 	back := dial(t, url+"/a?v="+current, nil)
-	back.mu.Lock()
-	back.state = []byte(`{"n":2}`)
-	back.mu.Unlock()
+	back.SetState([]byte(`{"n":2}`))
 	waitConnections(t, s, "a", 1)
 	v.set("a", `{"n":3}`)
 	s.Broadcast("a", stream.BroadcastOpt{Get: v.get})
-	back.waitState(`{"n":3}`)
-	if msgs := back.messages(); len(msgs) != 1 || msgs[0].Snapshot {
+	back.WaitState(`{"n":3}`)
+	if msgs := back.Messages(); len(msgs) != 1 || msgs[0].Snapshot {
 		t.Fatalf("client back on an idle pool got %+v, want exactly one patch", msgs)
 	}
 }
@@ -207,15 +210,15 @@ func TestStream_IdlePoolDriftSendsSnapshot(t *testing.T) {
 	v.set("a", `{"n":1}`)
 	url := serve(t, s, v)
 	first := dial(t, url+"/a", nil)
-	first.waitMessages(1)
-	version := first.messages()[0].Version
-	first.close()
+	first.WaitFrames(1)
+	version := first.Messages()[0].Version
+	first.Close()
 	waitConnections(t, s, "a", 0)
 	v.set("a", `{"n":2}`) // changes while nobody listens
 	s.Broadcast("a", stream.BroadcastOpt{Get: v.get})
 	back := dial(t, url+"/a?v="+version, nil)
-	back.waitState(`{"n":2}`)
-	if msgs := back.messages(); !msgs[0].Snapshot || msgs[0].Version == version {
+	back.WaitState(`{"n":2}`)
+	if msgs := back.Messages(); !msgs[0].Snapshot || msgs[0].Version == version {
 		t.Fatalf("got %+v, want a snapshot with a new version", msgs[0])
 	}
 }
@@ -226,11 +229,11 @@ func TestStream_JoinCatchesUpMembersOnDrift(t *testing.T) {
 	v.set("a", `{"n":1}`)
 	url := serve(t, s, v)
 	first := dial(t, url+"/a", nil)
-	first.waitMessages(1)
+	first.WaitFrames(1)
 	v.set("a", `{"n":2}`) // a change no broadcast announced
 	second := dial(t, url+"/a", nil)
-	second.waitState(`{"n":2}`)
-	first.waitState(`{"n":2}`)
+	second.WaitState(`{"n":2}`)
+	first.WaitState(`{"n":2}`)
 }
 
 func TestStream_FirstReadErrorClosesWithReason(t *testing.T) {
@@ -239,7 +242,7 @@ func TestStream_FirstReadErrorClosesWithReason(t *testing.T) {
 	v.fail["bad"] = errors.New("filter says no")
 	url := serve(t, s, v)
 	sub := dial(t, url+"/bad", nil)
-	err := sub.waitClosed()
+	err := sub.WaitClosed()
 	var ce *websocket.CloseError
 	if !errors.As(err, &ce) || ce.Code != websocket.CloseInternalServerErr || !strings.Contains(ce.Text, "filter says no") {
 		t.Fatalf("close = %v, want code 1011 with the read error", err)
@@ -259,14 +262,14 @@ func TestStream_OnSubscribeRefuses(t *testing.T) {
 		OnUnsubscribe: func(string) { unsub.Done() },
 	}
 	url := serve(t, s, newValues())
-	sub, err := tryDial(t, url+"/no", nil)
-	if err == nil || sub.resp == nil || sub.resp.StatusCode != http.StatusBadRequest {
+	_, res, err := wstest.TryDial(t, url+"/no", nil)
+	if err == nil || res == nil || res.StatusCode != http.StatusBadRequest {
 		t.Fatalf("dial refused key: err %v, want a 400 handshake", err)
 	}
 	unsub.Add(1)
 	ok := dial(t, url+"/yes", nil)
-	ok.waitMessages(1)
-	ok.close()
+	ok.WaitFrames(1)
+	ok.Close()
 	unsub.Wait() // OnUnsubscribe ran for the closed connection
 }
 
@@ -274,7 +277,7 @@ func TestStream_BearerSubprotocol(t *testing.T) {
 	s := &stream.Stream{}
 	url := serve(t, s, newValues())
 	sub := dial(t, url+"/a", http.Header{"Sec-WebSocket-Protocol": {"bearer, token123"}})
-	if got := sub.ws.Subprotocol(); got != "bearer" {
+	if got := sub.WS.Subprotocol(); got != "bearer" {
 		t.Fatalf("subprotocol = %q, want bearer", got)
 	}
 }
@@ -285,33 +288,33 @@ func TestStream_CloseDisconnectsClients(t *testing.T) {
 	url := serve(t, s, v)
 	sub := dial(t, url+"/a", nil)
 	clock := dial(t, url+"/", nil)
-	sub.waitMessages(1)
-	clock.waitMessages(1)
+	sub.WaitFrames(1)
+	clock.WaitFrames(1)
 	s.Close()
-	for _, c := range []*subscriber{sub, clock} {
-		err := c.waitClosed()
+	for _, c := range []*wstest.Client{sub, clock} {
+		err := c.WaitClosed()
 		var ce *websocket.CloseError
 		if !errors.As(err, &ce) || ce.Code != websocket.CloseGoingAway {
 			t.Fatalf("close = %v, want a going-away close frame", err)
 		}
 	}
-	if _, err := tryDial(t, url+"/a", nil); err == nil {
+	if _, _, err := wstest.TryDial(t, url+"/a", nil); err == nil {
 		t.Fatal("a closed stream accepted a subscription")
 	}
 	s.Open()
 	again := dial(t, url+"/a", nil)
-	again.waitMessages(1)
+	again.WaitFrames(1)
 }
 
 func TestStream_Clock(t *testing.T) {
 	s := &stream.Stream{}
 	url := serve(t, s, newValues())
 	c := dial(t, url+"/", nil)
-	c.waitMessages(1)
+	c.WaitFrames(1)
 	waitConnections(t, s, "", 1)
 	s.BroadcastClock([]byte("1795626763539324221"))
-	c.waitMessages(2)
-	msgs := c.messages()
+	c.WaitFrames(2)
+	msgs := c.Messages()
 	if string(msgs[0].Data) != "1" || string(msgs[1].Data) != "1795626763539324221" {
 		t.Fatalf("clock frames = %q, %q", msgs[0].Data, msgs[1].Data)
 	}
@@ -323,7 +326,7 @@ func TestStream_ConcurrentBroadcastsConverge(t *testing.T) {
 	v.set("l/*", `[]`)
 	url := serve(t, s, v)
 	const subscribers, writers, writes = 8, 4, 50
-	subs := make([]*subscriber, subscribers)
+	subs := make([]*wstest.Client, subscribers)
 	var joined sync.WaitGroup
 	for i := range subs {
 		joined.Add(1)
@@ -352,7 +355,7 @@ func TestStream_ConcurrentBroadcastsConverge(t *testing.T) {
 	wg.Wait()
 	final, _ := v.get("l/*")
 	for _, sub := range subs {
-		sub.waitState(string(final))
+		sub.WaitState(string(final))
 	}
 }
 
@@ -372,11 +375,11 @@ func TestStream_NoPatchAndForcePatch(t *testing.T) {
 			v.set("a", `{"n":1}`)
 			url := serve(t, tc.s, v)
 			sub := dial(t, url+"/a", nil)
-			sub.waitMessages(1)
+			sub.WaitFrames(1)
 			v.set("a", `{"n":2}`)
 			tc.s.Broadcast("a", stream.BroadcastOpt{Get: v.get})
-			sub.waitState(`{"n":2}`)
-			if got := sub.messages()[1].Snapshot; got != tc.wantSnapshot {
+			sub.WaitState(`{"n":2}`)
+			if got := sub.Messages()[1].Snapshot; got != tc.wantSnapshot {
 				t.Fatalf("snapshot = %v, want %v", got, tc.wantSnapshot)
 			}
 		})
@@ -388,14 +391,14 @@ func TestStream_TinyQueueStillConverges(t *testing.T) {
 	v := newValues()
 	v.set("a", `{"n":0}`)
 	url := serve(t, s, v)
-	subs := []*subscriber{dial(t, url+"/a", nil), dial(t, url+"/a", nil)}
+	subs := []*wstest.Client{dial(t, url+"/a", nil), dial(t, url+"/a", nil)}
 	waitConnections(t, s, "a", 2)
 	for i := 1; i <= 500; i++ {
 		v.set("a", fmt.Sprintf(`{"n":%d,"text":"%s"}`, i, filler))
 		s.Broadcast("a", stream.BroadcastOpt{Get: v.get})
 	}
 	for _, sub := range subs {
-		sub.waitState(`{"n":500,"text":"` + filler + `"}`)
+		sub.WaitState(`{"n":500,"text":"` + filler + `"}`)
 	}
 }
 
