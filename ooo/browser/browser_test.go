@@ -64,7 +64,12 @@ func TestBrowser_OooClient(t *testing.T) {
 	t.Cleanup(func() { s.Close(os.Interrupt) })
 	t.Cleanup(results.restarts.Wait) // runs first: no restart may race the final Close
 
-	browser := launch(t, chromium, "http://"+s.Address+"/__test/index.html")
+	// From here on the test reads the address only through results, under its lock:
+	// a restart (which rewrites s.Address) then happens after this read for the race
+	// detector too, which cannot see that it waits for the browser's request.
+	address := s.Address
+	results.setAddress(address)
+	browser := launch(t, chromium, "http://"+address+"/__test/index.html")
 
 	select {
 	case <-results.done:
@@ -103,10 +108,24 @@ type results struct {
 	done   chan struct{}
 	// restarts tracks server restarts the page asked for.
 	restarts sync.WaitGroup
+	// address is the server's, kept across restarts.
+	address string
 }
 
 func newResults() *results {
 	return &results{count: map[string]int{}, done: make(chan struct{})}
+}
+
+func (r *results) setAddress(address string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.address = address
+}
+
+func (r *results) serverAddress() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.address
 }
 
 func (r *results) add(step, line string, problems ...string) {
@@ -184,7 +203,7 @@ func registerPage(t testing.TB, s *ooo.Server, testdata string, r *results) {
 			http.Error(w, "unknown action "+act.Action, http.StatusBadRequest)
 			return
 		}
-		index, err := oio.RemotePushContext(req.Context(), httpClient, false, s.Address, act.Path, act.Value, nil)
+		index, err := oio.RemotePushContext(req.Context(), httpClient, false, r.serverAddress(), act.Path, act.Value, nil)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
@@ -206,7 +225,7 @@ func registerPage(t testing.TB, s *ooo.Server, testdata string, r *results) {
 // would; the storage (and so the data) is kept.
 func restart(s *ooo.Server, r *results) {
 	defer r.restarts.Done()
-	address := s.Address
+	address := r.serverAddress()
 	s.Close(os.Interrupt)
 	if err := s.Start(address); err != nil {
 		r.add("", "restart failed: "+err.Error(), "restart the server at "+address+": "+err.Error())
