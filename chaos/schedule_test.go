@@ -69,7 +69,11 @@ func (d *driver) linkFault() {
 		d.c.net.update(dir[0], dir[1], change)
 		d.links[dir] = true
 	}
-	d.tally["link "+strings.Fields(kind)[0]]++
+	label := strings.Fields(kind)[0]
+	if label == "drop" {
+		label += " " + strings.Fields(kind)[2] // "drop requests", "drop answers"
+	}
+	d.tally["link "+label]++
 	d.h.note(d.step, "fault %s %s", linkNames(dirs), kind)
 }
 
