@@ -23,16 +23,6 @@ const (
 	linkBlackhole                 // requests hang until their deadline, as in a partition
 )
 
-func (m linkMode) String() string {
-	switch m {
-	case linkRefused:
-		return "refused"
-	case linkBlackhole:
-		return "blackhole"
-	}
-	return "up"
-}
-
 // link is the state of one direction between two instances (from → to).
 type link struct {
 	mode     linkMode
@@ -98,17 +88,6 @@ func (n *network) healAll() {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.links = map[[2]string]link{}
-}
-
-// faulty lists the links that are not up, for traces.
-func (n *network) faulty() []string {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	var out []string
-	for k, l := range n.links {
-		out = append(out, fmt.Sprintf("%s→%s%+v", k[0], k[1], l))
-	}
-	return out
 }
 
 // action is what to do with one request.
