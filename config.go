@@ -63,7 +63,9 @@ type Config struct {
 	ClusterID string
 	// Advertise, on a node, is the "host:port" the pivot can reach this node at. When
 	// set (and NodesKey is set) the node registers itself by writing {"ip": Advertise}
-	// under NodesKey. "" means the node does not register itself.
+	// under NodesKey, and names itself with it on every request (HeaderNode). "" means
+	// the node does not register itself, and names itself by the address its server
+	// listens on.
 	Advertise string
 	// SyncInterval is how often a node syncs every key when nothing happens (background
 	// anti-entropy). 0 means DefaultSyncInterval; a negative value turns it off.

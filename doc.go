@@ -15,9 +15,9 @@
 // A node pushes its own writes since its push cursor and pulls the pivot's changes
 // since its pull cursor; both cursors live beside the data, so a BoltStorage node
 // resumes where it stopped. The pivot tells the nodes listed under Config.NodesKey to
-// pull after every change. Nodes also sync on start, every Config.SyncInterval, with
-// backoff while the pivot is unreachable, and before reads (bounded by
-// Config.ReadBudget).
+// pull after every change, except a node that already holds it (its own push). Nodes
+// also sync on start, every Config.SyncInterval, with backoff while the pivot is
+// unreachable, and before reads (bounded by Config.ReadBudget).
 //
 // # Caveats
 //

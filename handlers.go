@@ -164,7 +164,11 @@ func (e *engine) handleChanges(w http.ResponseWriter, r *http.Request) {
 	}
 	resp := changesResponse{Epoch: epoch, Horizon: sk.rep.Horizon(), Next: next, More: len(changes) == int(limit), Changes: changes}
 	e.counts.served.Add(int64(len(changes)))
-	e.hub.contact(r.Header.Get(HeaderNode), !resp.More)
+	n := e.hub.identify(r)
+	if !resp.More {
+		e.hub.recordPull(n, sk, epoch, next)
+	}
+	e.hub.contact(n, !resp.More)
 	writeJSON(w, http.StatusOK, resp)
 }
 
@@ -196,6 +200,8 @@ func (e *engine) handleApply(w http.ResponseWriter, r *http.Request) {
 		}
 		seen[en.Key] = struct{}{}
 	}
+	n := e.hub.identify(r)
+	e.hub.recordPush(n, sk, req.Entries)
 	applied, err := sk.rep.Apply(req.Entries, Wins)
 	resp := applyResponse{Epoch: sk.rep.Epoch(), Applied: len(applied)}
 	if err != nil {
@@ -218,9 +224,12 @@ func (e *engine) handleApply(w http.ResponseWriter, r *http.Request) {
 		e.log.Warn("pivot: refused entries stamped in the future", "key", sk.path, "count", len(resp.Refused), "err", err)
 	}
 	resp.Superseded = len(req.Entries) - resp.Applied - len(resp.Refused)
+	if from, to, ok := e.hub.heldRange(n, sk); ok && sk.rep.Epoch() == resp.Epoch {
+		resp.HeldFrom, resp.HeldTo = from, to
+	}
 	e.counts.pushed.Add(int64(resp.Applied))
 	e.counts.conflicts.Add(int64(resp.Superseded))
-	e.hub.contact(r.Header.Get(HeaderNode), false)
+	e.hub.contact(n, false)
 	writeJSON(w, http.StatusOK, resp)
 }
 
@@ -258,7 +267,7 @@ func (e *engine) handleDigest(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, codeUnavailable, "the data was reset during the read, retry")
 		return
 	}
-	e.hub.contact(r.Header.Get(HeaderNode), false)
+	e.hub.contact(e.hub.identify(r), false)
 	writeJSON(w, http.StatusOK, digestResponse{Epoch: epoch, Head: d.head, Count: d.count, Digest: d.String()})
 }
 

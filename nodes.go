@@ -2,6 +2,7 @@ package pivot
 
 import (
 	"encoding/json"
+	"hash/maphash"
 	"math/rand/v2"
 	"net"
 	"sort"
@@ -22,6 +23,7 @@ type hub struct {
 	e       *engine
 	sem     chan struct{} // FanOut slots for triggers to healthy nodes
 	refresh chan struct{} // capacity 1: re-read NodesKey
+	seed    maphash.Seed  // hashes the data of pushed entries (nodeView)
 
 	mu     sync.Mutex
 	nodes  map[string]*remoteNode // by address
@@ -45,8 +47,10 @@ type remoteNode struct {
 	lastError   string
 	lastTrigger time.Time
 	lastContact time.Time // last successful exchange, in either direction
-	lastPull    time.Time // last pull by the node that reached the head of the feed
+	lastPull    time.Time // last pull to the head of the feed, or skip (it held everything)
 	removed     bool
+	skipped     int64                  // triggers not sent: the node held every change
+	views       map[*syncKey]*nodeView // what the node holds, per key; nil until it pulls
 }
 
 func newHub(e *engine) *hub {
@@ -54,6 +58,7 @@ func newHub(e *engine) *hub {
 		e:       e,
 		sem:     make(chan struct{}, e.cfg.FanOut),
 		refresh: make(chan struct{}, 1),
+		seed:    maphash.MakeSeed(),
 		nodes:   map[string]*remoteNode{},
 		timers:  map[*time.Timer]struct{}{},
 	}
@@ -152,7 +157,7 @@ func (h *hub) reload() {
 	var added []*remoteNode
 	for addr := range found {
 		if _, ok := h.nodes[addr]; !ok {
-			n := &remoteNode{addr: addr, peer: h.e.peer(addr, ""), pending: map[string]struct{}{}}
+			n := &remoteNode{addr: addr, peer: h.e.peer(addr, nil), pending: map[string]struct{}{}}
 			h.nodes[addr] = n
 			added = append(added, n)
 		}
@@ -212,7 +217,9 @@ func (h *hub) kickLocked(n *remoteNode) {
 	n.running = h.e.spawn(func() { h.send(n) })
 }
 
-// send delivers n's pending triggers until none are left or a delivery fails.
+// send delivers n's pending triggers until none are left or a delivery fails. A key
+// the node already holds every change of (its own pushes, see nodeView) is left out of
+// the trigger; when no key is left, no trigger is sent.
 func (h *hub) send(n *remoteNode) {
 	ctx := h.e.ctx
 	for {
@@ -231,6 +238,15 @@ func (h *hub) send(n *remoteNode) {
 			sort.Strings(paths)
 		}
 		n.pending = map[string]struct{}{}
+		n.mu.Unlock()
+
+		if paths != nil {
+			paths = h.needed(n, paths)
+			if len(paths) == 0 {
+				continue
+			}
+		}
+		n.mu.Lock()
 		healthy := n.failures == 0
 		n.lastTrigger = time.Now()
 		n.mu.Unlock()
@@ -280,6 +296,26 @@ func (h *hub) send(n *remoteNode) {
 	}
 }
 
+// needed returns the paths n does not already hold every change of, counting the
+// others as skipped triggers.
+func (h *hub) needed(n *remoteNode, paths []string) []string {
+	kept := paths[:0]
+	skipped := 0
+	for _, p := range paths {
+		if sk := h.e.keyByPath(p); sk != nil && h.holdsAll(n, sk) {
+			skipped++
+			continue
+		}
+		kept = append(kept, p)
+	}
+	if skipped > 0 {
+		n.mu.Lock()
+		n.skipped += int64(skipped)
+		n.mu.Unlock()
+	}
+	return kept
+}
+
 // after runs fn after d unless the hub is closed first.
 func (h *hub) after(d time.Duration, fn func()) {
 	h.mu.Lock()
@@ -311,15 +347,9 @@ func (h *hub) stopTimers() {
 	h.timers = map[*time.Timer]struct{}{}
 }
 
-// contact records a request from the node advertising addr. A node that reaches the
-// pivot is alive: its backoff is lifted.
-func (h *hub) contact(addr string, pulledToHead bool) {
-	if addr == "" {
-		return
-	}
-	h.mu.Lock()
-	n := h.nodes[addr]
-	h.mu.Unlock()
+// contact records a request from n (nil: a requester the pivot could not identify). A
+// node that reaches the pivot is alive: its backoff is lifted.
+func (h *hub) contact(n *remoteNode, pulledToHead bool) {
 	if n == nil {
 		return
 	}

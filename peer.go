@@ -22,7 +22,7 @@ type peer struct {
 	client  *http.Client
 	token   string
 	cluster string
-	self    string // our advertised address, sent in HeaderNode
+	self    func() string // this node's name, sent in HeaderNode; nil on the pivot
 	timeout time.Duration
 	maxBody int64
 	traffic *traffic
@@ -83,8 +83,10 @@ func (p *peer) do(ctx context.Context, op, method, route string, query url.Value
 	if p.token != "" {
 		req.Header.Set(HeaderToken, p.token)
 	}
-	if p.self != "" {
-		req.Header.Set(HeaderNode, p.self)
+	if p.self != nil {
+		if id := p.self(); id != "" {
+			req.Header.Set(HeaderNode, id)
+		}
 	}
 	resp, err := p.client.Do(req)
 	if err != nil {

@@ -93,6 +93,7 @@ func Setup(server *ooo.Server, config Config) SetupResult {
 		client = defaultClient()
 	}
 	e := newEngine(cfg, server.Pivot, keys, client)
+	e.server = server
 	e.routes(server.Router)
 
 	prevEvent := server.OnStorageEvent
@@ -176,6 +177,10 @@ type engine struct {
 	client  *http.Client
 	traffic traffic
 	counts  counters
+	// server is the server Setup wired (nil in some internal tests); a node reads its
+	// Address for nodeID, cached in listenAddr.
+	server     *ooo.Server
+	listenAddr atomic.Pointer[string]
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -249,8 +254,9 @@ func (e *engine) close() {
 	e.wg.Wait()
 }
 
-// peer returns a client for the instance at addr.
-func (e *engine) peer(addr, self string) *peer {
+// peer returns a client for the instance at addr. self, when not nil, names this
+// instance in every request (a node's nodeID).
+func (e *engine) peer(addr string, self func() string) *peer {
 	return &peer{
 		base:    baseURL(addr, e.cfg.RoutePrefix),
 		client:  e.client,

@@ -16,8 +16,10 @@ const (
 	HeaderVersion = "X-Pivot-Version"
 	// HeaderCluster carries Config.ClusterID.
 	HeaderCluster = "X-Pivot-Cluster"
-	// HeaderNode carries the requesting node's advertised address (may be empty); the
-	// pivot uses it for per-node status.
+	// HeaderNode carries the requesting node's name: Config.Advertise when set, else
+	// the address its server listens on (ooo.Server.Address) once it is started. The
+	// pivot matches it to the NodesKey addresses for per-node status and to skip the
+	// triggers a node does not need. Absent before a node's server is started.
 	HeaderNode = "X-Pivot-Node"
 )
 
@@ -78,11 +80,20 @@ type refusal struct {
 
 // applyResponse answers a push: how many entries were stored, how many lost to a
 // stored entry under LWW (or were already there), and which were refused.
+//
+// HeldFrom and HeldTo, when set, tell the pushing node that the pivot's feed of the key
+// path, in Epoch, holds nothing after HeldFrom (where the node's last pull ended) up to
+// HeldTo (its head) but entries the node pushed, as it pushed them: a node whose pull
+// cursor is at HeldFrom or later in that epoch may move it to HeldTo, instead of
+// pulling its own entries back. Absent when the pivot cannot tell who pushed (see
+// HeaderNode) or anything else reached the feed.
 type applyResponse struct {
 	Epoch      string    `json:"epoch"`
 	Applied    int       `json:"applied"`
 	Superseded int       `json:"superseded"`
 	Refused    []refusal `json:"refused,omitempty"`
+	HeldFrom   uint64    `json:"heldFrom,omitempty"`
+	HeldTo     uint64    `json:"heldTo,omitempty"`
 }
 
 // digestResponse answers GET digest?key=: a hash over (key, version, data) of every

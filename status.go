@@ -61,13 +61,22 @@ type NodeStatus struct {
 	// Healthy is false after a trigger to the node failed, until it answers again.
 	Healthy bool `json:"healthy"`
 	// LastContact is the last successful exchange with the node, in either direction
-	// (requests are matched by the node's advertised address).
+	// (its requests are matched by the name it sends in HeaderNode).
 	LastContact time.Time `json:"lastContact,omitzero"`
 	// LastTrigger is when the pivot last asked the node to sync.
 	LastTrigger time.Time `json:"lastTrigger,omitzero"`
+	// SkippedTriggers counts the keys left out of a trigger to the node because it
+	// already held every change of them: they were its own pushes.
+	SkippedTriggers int64 `json:"skippedTriggers"`
+	// UpToDate tells that the node holds every change of every synced key, as far as
+	// the pivot knows: after its last pull to the head of the pivot's feed, the feed
+	// holds only entries it pushed itself. False for a node the pivot has not seen
+	// pull since it started (or cannot identify: see HeaderNode).
+	UpToDate bool `json:"upToDate"`
 	// Lag is how long the node may have been behind: when the pivot's latest change of
-	// a synced key came after the node's last pull to the head of the feed, the time
-	// since that change; 0 otherwise.
+	// a synced key came after the node's last pull to the head of the feed (or the
+	// last trigger skipped because the node held every change), the time since that
+	// change; 0 otherwise.
 	Lag time.Duration `json:"lag"`
 	// ConsecutiveFailures counts failed triggers in a row.
 	ConsecutiveFailures int `json:"consecutiveFailures"`
@@ -144,12 +153,15 @@ func (h *hub) nodeStatus() []NodeStatus {
 	now := time.Now()
 	out := make([]NodeStatus, 0, len(nodes))
 	for _, n := range nodes {
+		upToDate := h.upToDate(n)
 		n.mu.Lock()
 		ns := NodeStatus{
+			UpToDate:            upToDate,
 			Address:             n.addr,
 			Healthy:             n.failures == 0,
 			LastContact:         n.lastContact,
 			LastTrigger:         n.lastTrigger,
+			SkippedTriggers:     n.skipped,
 			ConsecutiveFailures: n.failures,
 			LastError:           n.lastError,
 		}

@@ -52,7 +52,7 @@ type nodeSync struct {
 func newNodeSync(e *engine, pivotAddr string) *nodeSync {
 	return &nodeSync{
 		e:       e,
-		pivot:   e.peer(pivotAddr, e.cfg.Advertise),
+		pivot:   e.peer(pivotAddr, e.nodeID),
 		addr:    pivotAddr,
 		kick:    make(chan struct{}, 1),
 		pending: map[*syncKey]uint8{},
@@ -315,6 +315,11 @@ func (n *nodeSync) push(ctx context.Context, sk *syncKey, cur *cursor) error {
 			n.contact()
 			n.e.counts.pushed.Add(int64(resp.Applied))
 			n.e.counts.conflicts.Add(int64(resp.Superseded))
+			// The pivot's feed after our last pull holds only our own entries: no
+			// need to pull them back. Only from where this node's cursor stands.
+			if resp.HeldTo > cur.Pull && cur.Pull >= resp.HeldFrom && resp.Epoch == cur.PivotEpoch && cur.PivotEpoch != "" {
+				cur.Pull = resp.HeldTo
+			}
 			if len(resp.Refused) > 0 {
 				n.e.counts.refused.Add(int64(len(resp.Refused)))
 				hold := next

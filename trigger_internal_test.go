@@ -76,7 +76,7 @@ func TestHub_TriggersAreCoalescedPerNode(t *testing.T) {
 	e := newEngine(cfg, "", nil, srv.Client())
 	defer e.close()
 	h := e.hub
-	n := &remoteNode{addr: srv.Listener.Addr().String(), peer: e.peer(srv.Listener.Addr().String(), ""), pending: map[string]struct{}{}}
+	n := &remoteNode{addr: srv.Listener.Addr().String(), peer: e.peer(srv.Listener.Addr().String(), nil), pending: map[string]struct{}{}}
 	n.peer.base = srv.URL + cfg.RoutePrefix
 
 	h.trigger(n, []string{"users/*"})

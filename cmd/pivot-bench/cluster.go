@@ -303,8 +303,10 @@ func (c *cluster) live() []*instance {
 
 // settle waits until the cluster has finished the sync work started so far: no request
 // in flight and, in delta mode, every running node's latest pull reached the head of
-// the pivot's feed of the synced collection (in naive mode, no sync or trigger scheduled
-// or running). It wakes when requests end, and at least every millisecond.
+// the pivot's feed of the synced collection, or the pivot reports the node up to date
+// (what follows its pull are its own pushes, which it is not triggered to fetch back;
+// in naive mode, no sync or trigger scheduled or running). It wakes when requests end,
+// and at least every millisecond.
 //
 // What it cannot see is work that needs no request: a node skipping, in its push round,
 // the entries it just pulled, and the deferred save of its cursors.
@@ -331,9 +333,22 @@ func (c *cluster) idle() bool {
 	if c.mode == modeNaive {
 		return c.busy.Load() == 0
 	}
+	var upToDate map[string]bool // by node address, read from the pivot when needed
 	for _, n := range c.live() {
 		pending, _, err := c.pivot.rep.Changes(syncedPath, n.pulled.Load(), 1)
-		if err != nil || len(pending) > 0 {
+		if err != nil {
+			return false
+		}
+		if len(pending) == 0 {
+			continue
+		}
+		if upToDate == nil {
+			upToDate = map[string]bool{}
+			for _, ns := range c.pivot.sync.Status().Nodes {
+				upToDate[ns.Address] = ns.UpToDate
+			}
+		}
+		if !upToDate[n.addr] {
 			return false
 		}
 	}
