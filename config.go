@@ -85,14 +85,18 @@ type Config struct {
 	// BatchSize is the most entries sent in one push or returned by one pull. 0 means
 	// DefaultBatchSize.
 	BatchSize int
-	// MaxBodyBytes limits the body of every pivot request and response, in bytes.
-	// 0 means DefaultMaxBodyBytes (8 MiB). Larger requests get 413.
+	// MaxBodyBytes limits the body of every pivot request and response, in bytes, as
+	// decoded (a compressed answer is limited by its decompressed size). 0 means
+	// DefaultMaxBodyBytes (8 MiB). Larger requests get 413.
 	MaxBodyBytes int64
 	// FanOut is how many triggers the pivot sends at once. 0 means DefaultFanOut.
 	FanOut int
 	// Client makes every outgoing request. nil means the server's Client, or when that
 	// is nil too, a client of pivot's own. Tests inject a client whose Transport drops,
-	// delays or cuts requests.
+	// delays or cuts requests. Pull answers of 16 KiB or more come gzip-compressed when
+	// the request accepts it, as Go's http.Transport does (and then decompresses the
+	// answer itself) unless DisableCompression is set; a transport that sets
+	// Accept-Encoding on its own gets the compressed body, which pivot decompresses.
 	Client *http.Client
 	// Logger receives pivot's logs. nil means no logs. The token is never logged.
 	Logger *slog.Logger

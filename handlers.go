@@ -169,7 +169,7 @@ func (e *engine) handleChanges(w http.ResponseWriter, r *http.Request) {
 		e.hub.recordPull(n, sk, epoch, next)
 	}
 	e.hub.contact(n, !resp.More)
-	writeJSON(w, http.StatusOK, resp)
+	e.writeCompressible(w, r, http.StatusOK, resp)
 }
 
 // handleApply applies a node's entries under LWW (push). The batch is validated whole

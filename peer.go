@@ -93,7 +93,14 @@ func (p *peer) do(ctx context.Context, op, method, route string, query url.Value
 		return fail(0, codeUnavailable, err.Error())
 	}
 	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, p.maxBody+1))
+	body, done, err := answerBody(resp)
+	if err != nil {
+		return fail(0, codeUnavailable, fmt.Sprintf("read answer: %v", err))
+	}
+	defer done()
+	// The limit applies to the body as decoded: a small compressed answer cannot
+	// expand past MaxBodyBytes in memory.
+	raw, err := io.ReadAll(io.LimitReader(body, p.maxBody+1))
 	if err != nil {
 		return fail(0, codeUnavailable, fmt.Sprintf("read answer: %v", err))
 	}
