@@ -29,8 +29,15 @@ func (e *engine) writeCompressible(w http.ResponseWriter, r *http.Request, statu
 	}
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
+	if len(b) < gzipMin {
+		// Never compressed, whatever the request accepts: no Vary, which would
+		// cost every small answer (the common one) its bytes.
+		w.WriteHeader(status)
+		_, _ = w.Write(b)
+		return
+	}
 	h.Add("Vary", "Accept-Encoding")
-	if len(b) < gzipMin || !acceptsGzip(r) {
+	if !acceptsGzip(r) {
 		w.WriteHeader(status)
 		_, _ = w.Write(b)
 		return
