@@ -7,7 +7,8 @@ package browser_test
 // and after each message reports the state the JS client rebuilt. Every reported state
 // is compared here with what the server's storage holds at that moment.
 //
-// Requirements: Chromium (/usr/bin/chromium or chromium on PATH) and
+// Requirements: Chromium (the binary named by $CHROMIUM, else chromium on PATH or
+// /usr/bin/chromium) and
 // testdata/node_modules (run npm ci in testdata). When one is missing the test FAILS
 // if CI=true (CI must exercise it) and is SKIPPED with a message otherwise.
 
@@ -315,6 +316,12 @@ func requirement(t testing.TB, format string, args ...any) {
 
 func requireChromium(t testing.TB) string {
 	t.Helper()
+	if path := os.Getenv("CHROMIUM"); path != "" {
+		if _, err := os.Stat(path); err != nil {
+			requirement(t, "$CHROMIUM=%s: %v", path, err)
+		}
+		return path
+	}
 	if path, err := exec.LookPath("chromium"); err == nil {
 		return path
 	}
