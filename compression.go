@@ -27,21 +27,19 @@ func (e *engine) writeCompressible(w http.ResponseWriter, r *http.Request, statu
 		writeError(w, http.StatusInternalServerError, codeUnavailable, "encode answer: "+err.Error())
 		return
 	}
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
 	if len(b) < gzipMin {
 		// Never compressed, whatever the request accepts: no Vary, which would
 		// cost every small answer (the common one) its bytes.
-		w.WriteHeader(status)
-		_, _ = w.Write(b)
+		writeBody(w, status, b)
 		return
 	}
+	h := w.Header()
 	h.Add("Vary", "Accept-Encoding")
 	if !acceptsGzip(r) {
-		w.WriteHeader(status)
-		_, _ = w.Write(b)
+		writeBody(w, status, b)
 		return
 	}
+	h.Set("Content-Type", "application/json")
 	h.Set("Content-Encoding", "gzip")
 	w.WriteHeader(status)
 	zw, _ := e.gzipWriters.Get().(*gzip.Writer)

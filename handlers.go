@@ -25,12 +25,11 @@ func (e *engine) routes(r *mux.Router) {
 	r.HandleFunc(p+routeDigest, e.guard(http.MethodGet, e.pivotOnly(e.handleDigest)))
 	r.HandleFunc(p+routeTrigger, e.guard(http.MethodPost, e.handleTrigger))
 	r.HandleFunc(p+routeStatus, e.guard(http.MethodGet, e.handleStatus))
-	r.PathPrefix(p + "/").HandlerFunc(e.guard("", func(w http.ResponseWriter, r *http.Request) {
+	notFound := e.guard("", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, codeNotFound, "no pivot route "+r.URL.Path)
-	}))
-	r.Handle(p, e.guard("", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, codeNotFound, "no pivot route "+r.URL.Path)
-	}))
+	})
+	r.PathPrefix(p + "/").HandlerFunc(notFound)
+	r.Handle(p, notFound)
 }
 
 // guard checks, in order: token (401), protocol version and cluster id (400 when
@@ -156,7 +155,7 @@ func (e *engine) handleChanges(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if sk.rep.Epoch() != epoch {
-		writeError(w, http.StatusServiceUnavailable, codeUnavailable, "the data was reset during the read, retry")
+		writeReset(w)
 		return
 	}
 	if changes == nil {
@@ -264,7 +263,7 @@ func (e *engine) handleDigest(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if sk.rep.Epoch() != epoch {
-		writeError(w, http.StatusServiceUnavailable, codeUnavailable, "the data was reset during the read, retry")
+		writeReset(w)
 		return
 	}
 	e.hub.contact(e.hub.identify(r), false)
@@ -334,14 +333,23 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 		writeError(w, http.StatusInternalServerError, codeUnavailable, "encode answer: "+err.Error())
 		return
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_, _ = w.Write(b)
+	writeBody(w, status, b)
 }
 
 // writeError answers an errorBody with status.
 func writeError(w http.ResponseWriter, status int, code, msg string) {
 	b, _ := json.Marshal(errorBody{Error: msg, Code: code})
+	writeBody(w, status, b)
+}
+
+// writeReset answers 503 to a read during which the storage's data was reset (its
+// epoch changed): what was read may mix two epochs, so the peer must retry.
+func writeReset(w http.ResponseWriter) {
+	writeError(w, http.StatusServiceUnavailable, codeUnavailable, "the data was reset during the read, retry")
+}
+
+// writeBody answers the JSON body b, as is, with status.
+func writeBody(w http.ResponseWriter, status int, b []byte) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_, _ = w.Write(b)
