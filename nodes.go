@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/benitogf/pivot/ooo/storage"
 )
 
 // slotHold is the longest a trigger holds one of the FanOut slots. A node answers a
@@ -113,15 +115,20 @@ func (h *hub) changed(sk *syncKey) {
 
 // triggerAll asks every known node to sync paths (every key when nil).
 func (h *hub) triggerAll(paths []string) {
+	for _, n := range h.nodeList() {
+		h.trigger(n, paths)
+	}
+}
+
+// nodeList returns the known nodes, in no particular order.
+func (h *hub) nodeList() []*remoteNode {
 	h.mu.Lock()
+	defer h.mu.Unlock()
 	nodes := make([]*remoteNode, 0, len(h.nodes))
 	for _, n := range h.nodes {
 		nodes = append(nodes, n)
 	}
-	h.mu.Unlock()
-	for _, n := range nodes {
-		h.trigger(n, paths)
-	}
+	return nodes
 }
 
 // reload re-reads NodesKey and updates the set of nodes. Entries without a usable
@@ -132,26 +139,17 @@ func (h *hub) reload() {
 		return
 	}
 	found := map[string]bool{}
-	var since uint64
-	const page = 1000
-	for i := 0; i < maxSnapshotPages; i++ {
-		changes, next, err := sk.rep.Changes(sk.path, since, page)
-		if err != nil {
-			h.e.fail("pivot: read nodes", err)
-			return
-		}
-		for _, c := range changes {
-			if c.Deleted {
-				continue
-			}
+	err := scanFeed(sk, 1000, func(c storage.Change) error {
+		if !c.Deleted {
 			if addr, ok := nodeAddress(c.Data); ok {
 				found[addr] = true
 			}
 		}
-		since = next
-		if len(changes) < page {
-			break
-		}
+		return nil
+	})
+	if err != nil {
+		h.e.fail("pivot: read nodes", err)
+		return
 	}
 	h.mu.Lock()
 	var added []*remoteNode
@@ -190,13 +188,19 @@ func (h *hub) trigger(n *remoteNode, paths []string) {
 	if n.removed {
 		return
 	}
+	n.queueLocked(paths)
+	h.kickLocked(n)
+}
+
+// queueLocked adds paths (every key when nil, kept as "") to n's pending triggers.
+// n.mu is held.
+func (n *remoteNode) queueLocked(paths []string) {
 	if paths == nil {
 		n.pending[""] = struct{}{}
 	}
 	for _, p := range paths {
 		n.pending[p] = struct{}{}
 	}
-	h.kickLocked(n)
 }
 
 // kickLocked starts a sender for n if none runs and n is not backing off. n.mu is held.
@@ -274,12 +278,7 @@ func (h *hub) send(n *remoteNode) {
 				n.failures++
 				n.lastError = err.Error()
 				n.nextTry = time.Now().Add(h.e.backoff(n.failures, rand.Int64N))
-				if paths == nil {
-					n.pending[""] = struct{}{}
-				}
-				for _, p := range paths {
-					n.pending[p] = struct{}{}
-				}
+				n.queueLocked(paths)
 				if n.failures == 1 {
 					h.e.log.Warn("pivot: node unreachable", "addr", n.addr, "err", err)
 				}

@@ -145,12 +145,7 @@ func (e *engine) status() Status {
 
 // nodeStatus lists the known nodes, sorted by address.
 func (h *hub) nodeStatus() []NodeStatus {
-	h.mu.Lock()
-	nodes := make([]*remoteNode, 0, len(h.nodes))
-	for _, n := range h.nodes {
-		nodes = append(nodes, n)
-	}
-	h.mu.Unlock()
+	nodes := h.nodeList()
 	lastChange := h.lastChange.Load()
 	now := time.Now()
 	out := make([]NodeStatus, 0, len(nodes))
