@@ -38,6 +38,12 @@ func (n *nodeSync) identity() string {
 	return "pivot:" + n.addr
 }
 
+// freshCursor is the cursor of sk before its first sync in this cluster: everything
+// local is pushed, everything on the pivot is pulled.
+func (n *nodeSync) freshCursor(sk *syncKey) *cursor {
+	return &cursor{Cluster: n.identity(), LocalEpoch: sk.rep.Epoch()}
+}
+
 // cursorName is the SaveCursor name of a key path's cursor.
 func cursorName(path string) string { return "pivot/" + path }
 
@@ -55,16 +61,16 @@ func (n *nodeSync) cursor(sk *syncKey) (*cursor, error) {
 	if raw != nil {
 		if err := json.Unmarshal(raw, c); err != nil {
 			n.e.log.Warn("pivot: unreadable cursor, syncing from scratch", "key", sk.path, "err", err)
-			c = &cursor{Cluster: n.identity(), LocalEpoch: sk.rep.Epoch()}
+			c = n.freshCursor(sk)
 		}
 	} else {
-		c = &cursor{Cluster: n.identity(), LocalEpoch: sk.rep.Epoch()}
+		c = n.freshCursor(sk)
 	}
 	switch {
 	case c.LocalEpoch != sk.rep.Epoch():
 		// The local data was reset: push what is there now, pull everything.
 		n.e.log.Info("pivot: local data was reset, syncing from scratch", "key", sk.path)
-		c = &cursor{Cluster: n.identity(), LocalEpoch: sk.rep.Epoch()}
+		c = n.freshCursor(sk)
 	case c.Cluster != n.identity():
 		// Re-pointed at another cluster: the writes made for the old cluster stay
 		// out of the new one, and the reconciliation that follows (PivotEpoch is "")

@@ -164,7 +164,7 @@ func (n *nodeSync) reconcile(ctx context.Context, sk *syncKey, cur *cursor, pivo
 			return err
 		}
 		if hold != nil {
-			return fmt.Errorf("pivot: reconcile %s: entries from the pivot are too far ahead of the local clock; retrying later", sk.path)
+			return skewError("reconcile", sk.path)
 		}
 		for _, c := range resp.Changes {
 			seen[c.Key] = snapshotEntry{c.Version(), c.Deleted}
@@ -186,11 +186,11 @@ func (n *nodeSync) reconcile(ctx context.Context, sk *syncKey, cur *cursor, pivo
 			}
 		case modePrune:
 			if !held && !c.Deleted && !unsent {
-				drop = append(drop, storage.Entry{Key: c.Key, Created: c.Created, Updated: c.Version(), Deleted: true})
+				drop = append(drop, removal(c))
 			}
 		case modeAdopt:
 			if _, isOld := old[c.Key]; !held && isOld && !c.Deleted {
-				drop = append(drop, storage.Entry{Key: c.Key, Created: c.Created, Updated: c.Version(), Deleted: true})
+				drop = append(drop, removal(c))
 			}
 		}
 		return nil
@@ -213,8 +213,7 @@ func (n *nodeSync) reconcile(ctx context.Context, sk *syncKey, cur *cursor, pivo
 			return err
 		}
 		if len(resp.Refused) > 0 {
-			return fmt.Errorf("pivot: reconcile %s: the pivot refused %d entries (first %s: %s); retrying later",
-				sk.path, len(resp.Refused), resp.Refused[0].Key, resp.Refused[0].Error)
+			return refusedError("reconcile", sk.path, resp.Refused)
 		}
 		n.e.counts.pushed.Add(int64(resp.Applied))
 	}
@@ -223,6 +222,12 @@ func (n *nodeSync) reconcile(ctx context.Context, sk *syncKey, cur *cursor, pivo
 	}
 	cur.PivotEpoch, cur.Pull, cur.Adopt = epoch, since, false
 	return n.persist(sk, cur)
+}
+
+// removal is the tombstone that removes c's key on this node only: applied as remote,
+// it is never pushed, and it wins over c under LWW (same version, a delete).
+func removal(c storage.Change) storage.Entry {
+	return storage.Entry{Key: c.Key, Created: c.Created, Updated: c.Version(), Deleted: true}
 }
 
 // scanFeed calls fn for the current state of every key of sk, tombstones included.

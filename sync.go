@@ -334,8 +334,7 @@ func (n *nodeSync) push(ctx context.Context, sk *syncKey, cur *cursor) error {
 						return err
 					}
 				}
-				return fmt.Errorf("pivot: push %s: the pivot refused %d entries (first %s: %s); retrying later",
-					sk.path, len(resp.Refused), resp.Refused[0].Key, resp.Refused[0].Error)
+				return refusedError("push", sk.path, resp.Refused)
 			}
 		}
 		if next > cur.Push {
@@ -384,7 +383,7 @@ func (n *nodeSync) pull(ctx context.Context, sk *syncKey, cur *cursor) error {
 					return err
 				}
 			}
-			return fmt.Errorf("pivot: pull %s: entries from the pivot are too far ahead of the local clock; retrying later", sk.path)
+			return skewError("pull", sk.path)
 		}
 		if resp.Next != cur.Pull {
 			cur.Pull = resp.Next
@@ -436,6 +435,19 @@ func (n *nodeSync) applyRemoteWith(sk *syncKey, changes []storage.Change, wins s
 		return nil, fmt.Errorf("pivot: apply changes of %s: %w", sk.path, err)
 	}
 	return hold, nil
+}
+
+// refusedError reports that the pivot refused some pushed entries (clock skew) during
+// op on path; refused is not empty. The round retries them later.
+func refusedError(op, path string, refused []refusal) error {
+	return fmt.Errorf("pivot: %s %s: the pivot refused %d entries (first %s: %s); retrying later",
+		op, path, len(refused), refused[0].Key, refused[0].Error)
+}
+
+// skewError reports that the local clock refused entries from the pivot during op on
+// path, as stamped too far ahead. The round retries them later.
+func skewError(op, path string) error {
+	return fmt.Errorf("pivot: %s %s: entries from the pivot are too far ahead of the local clock; retrying later", op, path)
 }
 
 // contact records a successful exchange with the pivot.
