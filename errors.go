@@ -38,6 +38,8 @@ type RemoteError struct {
 	kind    error
 }
 
+// Error names the operation and the peer, then the status (when an answer arrived) and
+// the message, with the lowercase "pivot:" prefix of every pivot error.
 func (e *RemoteError) Error() string {
 	if e.Status == 0 {
 		return fmt.Sprintf("pivot: %s %s: %s", e.Op, e.Peer, e.Message)

@@ -71,6 +71,7 @@ type countingReader struct {
 	n *atomic.Int64
 }
 
+// Read reads from the body and counts what it read.
 func (c countingReader) Read(p []byte) (int, error) {
 	n, err := c.ReadCloser.Read(p)
 	c.n.Add(int64(n))
@@ -83,6 +84,7 @@ type countingWriter struct {
 	n *atomic.Int64
 }
 
+// Write writes to the answer and counts what it wrote.
 func (c countingWriter) Write(p []byte) (int, error) {
 	n, err := c.ResponseWriter.Write(p)
 	c.n.Add(int64(n))

@@ -55,6 +55,7 @@ type remoteNode struct {
 	views       map[*syncKey]*nodeView // what the node holds, per key; nil until it pulls
 }
 
+// newHub makes the pivot side of e, with no nodes known until run reads NodesKey.
 func newHub(e *engine) *hub {
 	return &hub{
 		e:       e,

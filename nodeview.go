@@ -49,6 +49,8 @@ type ownEntry struct {
 	data    uint64 // maphash of the data, with the hub's seed
 }
 
+// ownEntry summarises e for matching against the feed, hashing its data with the
+// hub's seed.
 func (h *hub) ownEntry(e storage.Entry) ownEntry {
 	return ownEntry{version: e.Version(), deleted: e.Deleted, data: maphash.Bytes(h.seed, e.Data)}
 }

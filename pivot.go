@@ -203,6 +203,8 @@ type errorRecord struct {
 	msg string
 }
 
+// newEngine makes the engine of the role pivotAddr implies (the pivot when "", else a
+// node of the pivot at pivotAddr). Nothing runs before start.
 func newEngine(cfg Config, pivotAddr string, keys []*syncKey, client *http.Client) *engine {
 	e := &engine{cfg: cfg, created: time.Now().UnixNano(), keys: keys, log: cfg.Logger, client: client}
 	e.ctx, e.cancel = context.WithCancel(context.Background())

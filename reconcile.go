@@ -27,6 +27,7 @@ type digest struct {
 	head  uint64
 }
 
+// add folds one entry into the digest.
 func (d *digest) add(e storage.Entry) {
 	h := sha256.New()
 	var v [8]byte
@@ -45,6 +46,7 @@ func (d *digest) add(e storage.Entry) {
 	}
 }
 
+// String is the digest sum in hex, as sent in digestResponse.Digest.
 func (d *digest) String() string { return hex.EncodeToString(d.sum[:]) }
 
 // digestOf computes the digest of sk's entries by reading its whole change feed.

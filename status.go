@@ -59,6 +59,7 @@ type Status struct {
 
 // NodeStatus is one node as the pivot sees it.
 type NodeStatus struct {
+	// Address is the node's "host:port", as read from its NodesKey entry.
 	Address string `json:"address"`
 	// Healthy is false after a trigger to the node failed, until it answers again.
 	Healthy bool `json:"healthy"`
@@ -88,6 +89,7 @@ type NodeStatus struct {
 
 // KeyStatus is one synced path.
 type KeyStatus struct {
+	// Path is the synced path, as configured in Config.Keys (or Config.NodesKey).
 	Path string `json:"path"`
 	// Epoch is the local storage's epoch.
 	Epoch string `json:"epoch"`

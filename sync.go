@@ -49,6 +49,7 @@ type nodeSync struct {
 	registered bool
 }
 
+// newNodeSync makes the node side of e, syncing with the pivot at pivotAddr.
 func newNodeSync(e *engine, pivotAddr string) *nodeSync {
 	return &nodeSync{
 		e:       e,
