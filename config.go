@@ -104,40 +104,31 @@ type Config struct {
 
 // withDefaults returns c with every zero field replaced by its default.
 func (c Config) withDefaults() Config {
-	if c.RoutePrefix == "" {
-		c.RoutePrefix = DefaultRoutePrefix
-	}
-	if c.SyncInterval == 0 {
-		c.SyncInterval = DefaultSyncInterval
-	}
-	if c.ReadBudget == 0 {
-		c.ReadBudget = DefaultReadBudget
-	}
-	if c.RequestTimeout == 0 {
-		c.RequestTimeout = DefaultRequestTimeout
-	}
-	if c.BackoffMin == 0 {
-		c.BackoffMin = DefaultBackoffMin
-	}
-	if c.BackoffMax == 0 {
-		c.BackoffMax = DefaultBackoffMax
-	}
+	orDefault(&c.RoutePrefix, DefaultRoutePrefix)
+	orDefault(&c.SyncInterval, DefaultSyncInterval)
+	orDefault(&c.ReadBudget, DefaultReadBudget)
+	orDefault(&c.RequestTimeout, DefaultRequestTimeout)
+	orDefault(&c.BackoffMin, DefaultBackoffMin)
+	orDefault(&c.BackoffMax, DefaultBackoffMax)
 	if c.BackoffMax < c.BackoffMin {
 		c.BackoffMax = c.BackoffMin
 	}
-	if c.BatchSize == 0 {
-		c.BatchSize = DefaultBatchSize
-	}
-	if c.MaxBodyBytes == 0 {
-		c.MaxBodyBytes = DefaultMaxBodyBytes
-	}
-	if c.FanOut == 0 {
-		c.FanOut = DefaultFanOut
-	}
+	orDefault(&c.BatchSize, DefaultBatchSize)
+	orDefault(&c.MaxBodyBytes, DefaultMaxBodyBytes)
+	orDefault(&c.FanOut, DefaultFanOut)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	return c
+}
+
+// orDefault sets *v to def when *v is the zero value: the one rule by which a zero
+// Config field means its default.
+func orDefault[T comparable](v *T, def T) {
+	var zero T
+	if *v == zero {
+		*v = def
+	}
 }
 
 // Validate reports the first problem with c, naming the field. Setup panics with the
@@ -192,27 +183,23 @@ func (c Config) Validate() error {
 			return bad("Advertise", "%v", err)
 		}
 	}
-	durations := []struct {
-		name string
-		d    time.Duration
+	// SyncInterval and ReadBudget are not here: a negative value turns them off.
+	nonNegative := []struct {
+		name     string
+		got      any
+		negative bool
 	}{
-		{"RequestTimeout", c.RequestTimeout},
-		{"BackoffMin", c.BackoffMin},
-		{"BackoffMax", c.BackoffMax},
+		{"RequestTimeout", c.RequestTimeout, c.RequestTimeout < 0},
+		{"BackoffMin", c.BackoffMin, c.BackoffMin < 0},
+		{"BackoffMax", c.BackoffMax, c.BackoffMax < 0},
+		{"BatchSize", c.BatchSize, c.BatchSize < 0},
+		{"MaxBodyBytes", c.MaxBodyBytes, c.MaxBodyBytes < 0},
+		{"FanOut", c.FanOut, c.FanOut < 0},
 	}
-	for _, d := range durations {
-		if d.d < 0 {
-			return bad(d.name, "must not be negative (got %s)", d.d)
+	for _, f := range nonNegative {
+		if f.negative {
+			return bad(f.name, "must not be negative (got %v)", f.got)
 		}
-	}
-	if c.BatchSize < 0 {
-		return bad("BatchSize", "must not be negative (got %d)", c.BatchSize)
-	}
-	if c.MaxBodyBytes < 0 {
-		return bad("MaxBodyBytes", "must not be negative (got %d)", c.MaxBodyBytes)
-	}
-	if c.FanOut < 0 {
-		return bad("FanOut", "must not be negative (got %d)", c.FanOut)
 	}
 	return nil
 }
