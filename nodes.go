@@ -140,7 +140,7 @@ func (h *hub) reload() {
 		return
 	}
 	found := map[string]bool{}
-	err := scanFeed(sk, 1000, func(c storage.Change) error {
+	_, err := scanFeed(sk, 1000, func(c storage.Change) error {
 		if !c.Deleted {
 			if addr, ok := nodeAddress(c.Data); ok {
 				found[addr] = true

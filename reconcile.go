@@ -52,19 +52,15 @@ func (d *digest) String() string { return hex.EncodeToString(d.sum[:]) }
 // digestOf computes the digest of sk's entries by reading its whole change feed.
 func digestOf(sk *syncKey, page int) (*digest, error) {
 	d := &digest{}
-	for i := 0; ; i++ {
-		changes, next, err := sk.rep.Changes(sk.path, d.head, page)
-		if err != nil {
-			return nil, fmt.Errorf("pivot: digest of %s: %w", sk.path, err)
-		}
-		for _, c := range changes {
-			d.add(c.Entry)
-		}
-		d.head = next
-		if len(changes) < page || i >= maxSnapshotPages {
-			return d, nil
-		}
+	head, err := scanFeed(sk, page, func(c storage.Change) error {
+		d.add(c.Entry)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
+	d.head = head
+	return d, nil
 }
 
 // Reconciliation modes, chosen from why the cursor cannot be used.
@@ -128,7 +124,7 @@ func (n *nodeSync) reconcile(ctx context.Context, sk *syncKey, cur *cursor, pivo
 	wins := Wins
 	old := map[string]snapshotEntry{}
 	if mode == modeAdopt {
-		err := scanFeed(sk, batch, func(c storage.Change) error {
+		_, err := scanFeed(sk, batch, func(c storage.Change) error {
 			if c.Remote || c.Version() < cur.AdoptBefore {
 				old[c.Key] = snapshotEntry{c.Version(), c.Deleted}
 			}
@@ -178,7 +174,7 @@ func (n *nodeSync) reconcile(ctx context.Context, sk *syncKey, cur *cursor, pivo
 	}
 
 	var drop, send []storage.Entry
-	err = scanFeed(sk, batch, func(c storage.Change) error {
+	_, err = scanFeed(sk, batch, func(c storage.Change) error {
 		p, held := seen[c.Key]
 		unsent := !c.Remote && c.Seq > cur.Push
 		switch mode {
@@ -232,23 +228,25 @@ func removal(c storage.Change) storage.Entry {
 	return storage.Entry{Key: c.Key, Created: c.Created, Updated: c.Version(), Deleted: true}
 }
 
-// scanFeed calls fn for the current state of every key of sk, tombstones included.
-func scanFeed(sk *syncKey, page int, fn func(storage.Change) error) error {
+// scanFeed calls fn for the current state of every key of sk, tombstones included,
+// reading at most maxSnapshotPages pages of page changes, and returns the feed position
+// it read up to (the head, unless the bound cut the scan).
+func scanFeed(sk *syncKey, page int, fn func(storage.Change) error) (uint64, error) {
 	var since uint64
 	for i := 0; i < maxSnapshotPages; i++ {
 		changes, next, err := sk.rep.Changes(sk.path, since, page)
 		if err != nil {
-			return fmt.Errorf("pivot: read changes of %s: %w", sk.path, err)
+			return since, fmt.Errorf("pivot: read changes of %s: %w", sk.path, err)
 		}
 		for _, c := range changes {
 			if err := fn(c); err != nil {
-				return err
+				return since, err
 			}
 		}
 		since = next
 		if len(changes) < page {
-			return nil
+			return since, nil
 		}
 	}
-	return nil
+	return since, nil
 }
