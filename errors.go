@@ -24,8 +24,6 @@ var (
 	ErrUnavailable = errors.New("pivot: peer unavailable")
 	// ErrNotActive: a synced storage is not started (or already closed).
 	ErrNotActive = errors.New("pivot: storage not active")
-	// ErrClosed: Close was called.
-	ErrClosed = errors.New("pivot: closed")
 )
 
 // RemoteError is a failed exchange with a peer: the peer answered with an error status,
