@@ -149,7 +149,7 @@ func (h *hub) reload() {
 		return nil
 	})
 	if err != nil {
-		h.e.fail("pivot: read nodes", err)
+		h.e.fail("read nodes", err)
 		return
 	}
 	h.mu.Lock()

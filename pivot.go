@@ -314,7 +314,8 @@ func (e *engine) beforeRead(k string) {
 	}
 }
 
-// fail records err as the engine's last error and logs it.
+// fail records err as the engine's last error and logs it. msg names what was being
+// done ("sync round"); err carries the "pivot: ..." context already.
 func (e *engine) fail(msg string, err error) {
 	e.lastErr.Store(&errorRecord{at: time.Now(), msg: fmt.Sprintf("%s: %v", msg, err)})
 	level := slog.LevelWarn

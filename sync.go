@@ -167,7 +167,7 @@ func (n *nodeSync) run() {
 		case <-flushTimer.C:
 			flushArmed = false
 			if err := n.flush(); err != nil {
-				n.e.fail("pivot: save cursors", err)
+				n.e.fail("save cursors", err)
 			}
 			continue
 		case <-n.kick:
@@ -202,7 +202,7 @@ func (n *nodeSync) run() {
 			n.putBack(work)
 			n.down.Store(true)
 			f := n.failures.Add(1)
-			n.e.fail("pivot: sync with pivot", err)
+			n.e.fail("sync with pivot", err)
 			timer.Reset(n.e.backoff(int(f), rand.Int64N))
 		default:
 			// Refused by the pivot (token, cluster, skew...) or a local storage
@@ -210,7 +210,7 @@ func (n *nodeSync) run() {
 			n.putBack(work)
 			f := n.failures.Add(1)
 			if !errors.Is(err, ErrNotActive) {
-				n.e.fail("pivot: sync round", err)
+				n.e.fail("sync round", err)
 			}
 			timer.Reset(n.e.backoff(int(f), rand.Int64N))
 		}
