@@ -148,27 +148,13 @@ func (s *Server) defaults() {
 	if s.Client == nil {
 		s.Client = defaultClient()
 	}
-	if s.Deadline <= 0 {
-		s.Deadline = DefaultDeadline
-	}
-	if s.Tick <= 0 {
-		s.Tick = DefaultTick
-	}
-	if s.ReadTimeout <= 0 {
-		s.ReadTimeout = DefaultReadTimeout
-	}
-	if s.WriteTimeout <= 0 {
-		s.WriteTimeout = DefaultWriteTimeout
-	}
-	if s.ReadHeaderTimeout <= 0 {
-		s.ReadHeaderTimeout = DefaultReadHeaderTimeout
-	}
-	if s.IdleTimeout <= 0 {
-		s.IdleTimeout = DefaultIdleTimeout
-	}
-	if s.MaxBodyBytes <= 0 {
-		s.MaxBodyBytes = DefaultMaxBodyBytes
-	}
+	positiveOr(&s.Deadline, DefaultDeadline)
+	positiveOr(&s.Tick, DefaultTick)
+	positiveOr(&s.ReadTimeout, DefaultReadTimeout)
+	positiveOr(&s.WriteTimeout, DefaultWriteTimeout)
+	positiveOr(&s.ReadHeaderTimeout, DefaultReadHeaderTimeout)
+	positiveOr(&s.IdleTimeout, DefaultIdleTimeout)
+	positiveOr(&s.MaxBodyBytes, DefaultMaxBodyBytes)
 	if s.NoBroadcastKeys == nil {
 		s.NoBroadcastKeys = []string{}
 	}
@@ -240,4 +226,12 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request, k string) bool {
 		return false
 	}
 	return s.authorize(w, r)
+}
+
+// positiveOr sets *v to def unless it is already positive: the rule every numeric
+// Server setting follows for its zero (or negative) value.
+func positiveOr[T ~int64](v *T, def T) {
+	if *v <= 0 {
+		*v = def
+	}
 }
