@@ -87,10 +87,17 @@ type instance struct {
 // when pivotAddr is "" and as a node otherwise.
 func startInstance(t testing.TB, name string, db ooo.Database, addr, pivotAddr string, cfg pivot.Config) *instance {
 	t.Helper()
+	return startServer(t, name, &ooo.Server{Silence: true, Storage: db, Pivot: pivotAddr}, addr, cfg)
+}
+
+// startServer sets pivot up on server (whose Storage and Pivot are set) and starts it
+// on addr ("" = any loopback port).
+func startServer(t testing.TB, name string, server *ooo.Server, addr string, cfg pivot.Config) *instance {
+	t.Helper()
 	if addr == "" {
 		addr = "127.0.0.1:0"
 	}
-	server := &ooo.Server{Silence: true, Storage: db, Pivot: pivotAddr}
+	db, pivotAddr := server.Storage, server.Pivot
 	result := pivot.Setup(server, cfg)
 	server.BeforeRead = result.BeforeRead
 	noErr(t, server.Start(addr))

@@ -2,7 +2,6 @@ package pivot
 
 import (
 	"compress/gzip"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -22,7 +21,7 @@ const gzipMin = 16 << 10
 // and decompresses the answer itself unless the caller set Accept-Encoding or turned
 // compression off (Transport.DisableCompression).
 func (e *engine) writeCompressible(w http.ResponseWriter, r *http.Request, status int, v any) {
-	b, err := json.Marshal(v)
+	b, err := encodeBody(v)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, codeUnavailable, "encode answer: "+err.Error())
 		return

@@ -1,6 +1,7 @@
 package pivot_test
 
 import (
+	"bytes"
 	"compress/gzip"
 	"context"
 	"encoding/json"
@@ -8,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -171,7 +173,10 @@ func TestChanges_LargeAnswersAreCompressed(t *testing.T) {
 	}
 }
 
-func TestChanges_MaxBodyBytesBoundsTheDecompressedAnswer(t *testing.T) {
+// A node whose MaxBodyBytes is smaller than a page of the pivot's feed asks for pages
+// that fit (the bytes parameter) and catches up; no answer it reads is over its limit,
+// compressed or not.
+func TestChanges_PagesFitTheNodesMaxBodyBytes(t *testing.T) {
 	for _, askGzip := range []bool{false, true} {
 		t.Run(fmt.Sprint("askGzip=", askGzip), func(t *testing.T) {
 			cfg := testConfig()
@@ -181,20 +186,52 @@ func TestChanges_MaxBodyBytesBoundsTheDecompressedAnswer(t *testing.T) {
 			wc := newWireClient(askGzip)
 			ncfg := cfg
 			ncfg.Client = wc.client()
-			ncfg.MaxBodyBytes = 32 << 10 // above the compressed page, below the page
-			node := startInstance(t, "node", &ooo.MemoryStorage{}, "", p.addr, ncfg)
-
+			ncfg.MaxBodyBytes = 64<<10 + 16<<10 // 16 KiB of entries a page: a tenth of the feed
+			node := startServer(t, "node", &ooo.Server{Silence: true, Storage: &ooo.MemoryStorage{}, Pivot: p.addr, MaxBodyBytes: 8 << 10}, "", ncfg)
 			eventually(t, waitTimeout, func() bool {
-				return strings.Contains(node.result.Status().LastError, "answer exceeds MaxBodyBytes")
-			}, "the node refuses the answer: %q", node.result.Status().LastError)
-			compressed := false
+				return len(state(t, node.db, []string{"users/*"}, false)) == 400
+			}, "the node holds the 400 entries: %d", len(state(t, node.db, []string{"users/*"}, false)))
+			pages := 0
 			for _, r := range wc.recorded() {
-				compressed = compressed || r.compressed && r.wire < 32<<10
+				isTrue(t, r.body <= int(ncfg.MaxBodyBytes), "an answer within the node's limit: %+v", r)
+				if r.body > 8<<10 {
+					pages++
+				}
 			}
-			isTrue(t, compressed, "the refused answer was smaller than the limit on the wire: %+v", wc.recorded())
-			hasLen(t, state(t, node.db, []string{"users/*"}, false), 0, "entries on the node")
+			isTrue(t, pages >= 4, "the feed came in several pages: %d", pages)
+			waitConverged(t, []*instance{p, node}, false)
 		})
 	}
+}
+
+// A peer that answers more than MaxBodyBytes (here a small gzip body that expands past
+// it) is refused by its decompressed size, and nothing of it is applied.
+func TestChanges_MaxBodyBytesBoundsTheDecompressedAnswer(t *testing.T) {
+	page := `{"epoch":"e","horizon":0,"next":1,"more":false,"changes":[{"key":"users/big","created":1,"updated":0,"data":"` +
+		strings.Repeat("a", 1<<20) + `","seq":1}]}`
+	var zipped bytes.Buffer
+	zw := gzip.NewWriter(&zipped)
+	_, _ = zw.Write([]byte(page))
+	noErr(t, zw.Close())
+	fake := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasSuffix(r.URL.Path, "/changes") {
+			http.Error(w, `{"error":"no","code":"not_found"}`, http.StatusNotFound)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Encoding", "gzip")
+		_, _ = w.Write(zipped.Bytes())
+	}))
+	defer fake.Close()
+	isTrue(t, zipped.Len() < 16<<10, "the answer is small on the wire: %d bytes", zipped.Len())
+	cfg := testConfig()
+	cfg.ReadBudget = -1
+	cfg.MaxBodyBytes = 64<<10 + 256<<10
+	node := startServer(t, "node", &ooo.Server{Silence: true, Storage: &ooo.MemoryStorage{}, Pivot: fake.URL, MaxBodyBytes: 64 << 10}, "", cfg)
+	eventually(t, waitTimeout, func() bool {
+		return strings.Contains(node.result.Status().LastError, "answer exceeds MaxBodyBytes")
+	}, "the node refuses the answer: %q", node.result.Status().LastError)
+	hasLen(t, state(t, node.db, []string{"users/*"}, false), 0, "entries on the node")
 }
 
 // The gzip answers are ordinary HTTP: a client that asks for them gets a valid gzip

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"strconv"
 	"sync/atomic"
@@ -121,53 +122,66 @@ func (e *engine) syncedKey(w http.ResponseWriter, r *http.Request) *syncKey {
 	return sk
 }
 
-// uintParam reads an optional non-negative integer query parameter.
-func uintParam(r *http.Request, name string, def uint64) (uint64, error) {
+// uintParam reads an optional integer query parameter in [lo, hi]; def when absent.
+// Every numeric parameter of every route goes through it, so each is refused the same
+// way: 400 with the name and the range.
+func uintParam(r *http.Request, name string, def, lo, hi uint64) (uint64, error) {
 	s := r.URL.Query().Get(name)
 	if s == "" {
 		return def, nil
 	}
 	v, err := strconv.ParseUint(s, 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("%s must be a non-negative integer", name)
+	if err != nil || v < lo || v > hi {
+		return 0, fmt.Errorf("%s must be an integer in %d..%d, got %q", name, lo, hi, s)
 	}
 	return v, nil
 }
 
-// handleChanges serves the change feed of one key path (pull).
+// handleChanges serves the change feed of one key path (pull): a page of at most limit
+// changes, and at most bytes bytes of entries (the node's budget; the pivot's own is
+// the cap), but never an empty page while changes remain.
 func (e *engine) handleChanges(w http.ResponseWriter, r *http.Request) {
 	sk := e.syncedKey(w, r)
 	if sk == nil {
 		return
 	}
-	since, err := uintParam(r, "since", 0)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, codeBadRequest, err.Error())
-		return
+	since, err := uintParam(r, "since", 0, 0, math.MaxUint64)
+	if err == nil {
+		var limit, budget uint64
+		limit, err = uintParam(r, "limit", uint64(e.cfg.BatchSize), 1, maxLimit)
+		if err == nil {
+			budget, err = uintParam(r, "bytes", uint64(e.budget()), 1, math.MaxInt64)
+		}
+		if err == nil {
+			e.serveChanges(w, r, sk, since, int(limit), min(int64(budget), e.budget()))
+			return
+		}
 	}
-	limit, err := uintParam(r, "limit", uint64(e.cfg.BatchSize))
-	if err != nil || limit == 0 || limit > maxLimit {
-		writeError(w, http.StatusBadRequest, codeBadRequest, fmt.Sprintf("limit must be in 1..%d", maxLimit))
-		return
-	}
+	writeError(w, http.StatusBadRequest, codeBadRequest, err.Error())
+}
+
+// serveChanges answers one page of sk's feed after since.
+func (e *engine) serveChanges(w http.ResponseWriter, r *http.Request, sk *syncKey, since uint64, limit int, budget int64) {
 	epoch := sk.rep.Epoch()
-	changes, next, err := sk.rep.Changes(sk.path, since, int(limit))
+	page, err := readFeed(sk, since, limit, budget, nil)
 	if err != nil {
-		writeError(w, http.StatusServiceUnavailable, codeUnavailable, "read changes: "+err.Error())
+		writeError(w, http.StatusServiceUnavailable, codeUnavailable, err.Error())
 		return
 	}
 	if sk.rep.Epoch() != epoch {
 		writeReset(w)
 		return
 	}
-	if changes == nil {
-		changes = []storage.Change{}
+	if page.changes == nil {
+		page.changes = []storage.Change{}
 	}
-	resp := changesResponse{Epoch: epoch, Horizon: sk.rep.Horizon(), Next: next, More: len(changes) == int(limit), Changes: changes}
-	e.counts.served.Add(int64(len(changes)))
+	// A since at or past the head is an empty page that stays where the node is:
+	// next never goes below since.
+	resp := changesResponse{Epoch: epoch, Horizon: sk.rep.Horizon(), Next: max(page.next, since), More: page.more, Changes: page.changes}
+	e.counts.served.Add(int64(len(page.changes)))
 	n := e.hub.identify(r)
 	if !resp.More {
-		e.hub.recordPull(n, sk, epoch, next)
+		e.hub.recordPull(n, sk, epoch, resp.Next)
 	}
 	e.hub.contact(n, !resp.More)
 	e.writeCompressible(w, r, http.StatusOK, resp)
@@ -330,7 +344,7 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
 
 // writeJSON answers v as JSON with status.
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
+	b, err := encodeBody(v)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, codeUnavailable, "encode answer: "+err.Error())
 		return
@@ -340,7 +354,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 // writeError answers an errorBody with status.
 func writeError(w http.ResponseWriter, status int, code, msg string) {
-	b, _ := json.Marshal(errorBody{Error: msg, Code: code})
+	b, _ := encodeBody(errorBody{Error: msg, Code: code})
 	writeBody(w, status, b)
 }
 

@@ -53,7 +53,7 @@ func (p *peer) do(ctx context.Context, op, method, route string, query url.Value
 	}
 	var body io.Reader
 	if in != nil {
-		b, err := json.Marshal(in)
+		b, err := encodeBody(in)
 		if err != nil {
 			return fail(0, codeBadRequest, fmt.Sprintf("encode request: %v", err))
 		}
@@ -124,10 +124,12 @@ func (p *peer) do(ctx context.Context, op, method, route string, query url.Value
 	return nil
 }
 
-// changes pulls the peer's feed for path after since.
-func (p *peer) changes(ctx context.Context, path string, since uint64, limit int) (changesResponse, error) {
+// changes pulls the peer's feed for path after since: at most limit changes whose
+// entries weigh at most budget bytes (see entrySize), or one bigger change.
+func (p *peer) changes(ctx context.Context, path string, since uint64, limit int, budget int64) (changesResponse, error) {
 	var out changesResponse
-	q := url.Values{"key": {path}, "since": {strconv.FormatUint(since, 10)}, "limit": {strconv.Itoa(limit)}}
+	q := url.Values{"key": {path}, "since": {strconv.FormatUint(since, 10)}, "limit": {strconv.Itoa(limit)},
+		"bytes": {strconv.FormatInt(budget, 10)}}
 	err := p.do(ctx, "pull", http.MethodGet, routeChanges, q, nil, &out)
 	return out, err
 }
@@ -154,6 +156,13 @@ func (p *peer) digest(ctx context.Context, path string) (digestResponse, error) 
 // trigger asks the peer (a node) to sync paths now.
 func (p *peer) trigger(ctx context.Context, paths []string) error {
 	return p.do(ctx, "trigger", http.MethodPost, routeTrigger, nil, triggerRequest{Keys: paths}, nil)
+}
+
+// unreachable reports whether err holds a failure to reach a peer at all (no answer:
+// refused, timed out, cut), as opposed to an answer the peer gave.
+func unreachable(err error) bool {
+	var re *RemoteError
+	return errors.As(err, &re) && re.Status == 0 && re.kind == ErrUnavailable
 }
 
 // isRemote reports whether err is a failure to exchange with a peer (as opposed to a

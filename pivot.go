@@ -82,6 +82,9 @@ func Setup(server *ooo.Server, config Config) SetupResult {
 	if err != nil {
 		panic(err)
 	}
+	if err := limitValues(server, keys, cfg); err != nil {
+		panic(err)
+	}
 	if server.Router == nil {
 		server.Router = mux.NewRouter()
 	}
@@ -155,6 +158,29 @@ func buildKeys(serverStorage ooo.Database, cfg Config) ([]*syncKey, error) {
 		}
 	}
 	return keys, nil
+}
+
+// limitValues makes sure every value a synced storage accepts can replicate: the
+// server's REST body limit must fit in one batch under MaxBodyBytes, and each synced
+// storage is told to refuse larger values when they are written (storage.DataLimiter),
+// so a value that could never be sent is refused at once, with its reason, instead of
+// being acknowledged and then stuck.
+func limitValues(server *ooo.Server, keys []*syncKey, cfg Config) error {
+	budget := batchBudget(cfg.MaxBodyBytes)
+	accepted := server.MaxBodyBytes
+	if accepted <= 0 {
+		accepted = ooo.DefaultMaxBodyBytes
+	}
+	if accepted > budget {
+		return fmt.Errorf("%w: MaxBodyBytes: %d leaves %d bytes for a value, less than the %d bytes the server accepts (ooo.Server.MaxBodyBytes); raise MaxBodyBytes to at least %d",
+			ErrInvalidConfig, cfg.MaxBodyBytes, budget, accepted, accepted+envelopeReserve)
+	}
+	for _, sk := range keys {
+		if l, ok := sk.db.(storage.DataLimiter); ok {
+			l.SetDataLimit(budget)
+		}
+	}
+	return nil
 }
 
 // defaultClient is the HTTP client used when neither the config nor the server has one.
@@ -272,6 +298,9 @@ func (e *engine) peer(addr string, self func() string) *peer {
 		traffic: &e.traffic,
 	}
 }
+
+// budget is the most bytes of entries one batch or page carries (see batchBudget).
+func (e *engine) budget() int64 { return batchBudget(e.cfg.MaxBodyBytes) }
 
 // keyFor returns the synced key an event or read key belongs to, or nil. A glob (a list
 // read or a glob delete) belongs to the synced key it overlaps.

@@ -1,6 +1,9 @@
 package pivot
 
 import (
+	"bytes"
+	"encoding/json"
+
 	"github.com/benitogf/pivot/ooo/storage"
 )
 
@@ -109,4 +112,41 @@ type digestResponse struct {
 // An empty list means every key.
 type triggerRequest struct {
 	Keys []string `json:"keys"`
+}
+
+// encodeBody is the one encoder of every protocol body. Unlike json.Marshal it never
+// escapes '<', '>' and '&': entry data travels as the writer's storage holds it
+// (storages keep data compacted, and compacting compact JSON changes nothing), so
+// every replica stores the same bytes and digests agree.
+func encodeBody(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte{'\n'}), nil
+}
+
+// Size bounds of protocol bodies. A batch or page is cut before its encoded size passes
+// the peer's MaxBodyBytes minus envelopeReserve; entryOverhead bounds what one entry
+// adds besides its data and key (field names, stamps, seq, flags, separators).
+const (
+	// envelopeReserve is kept free in every body for its envelope (epoch, cursors,
+	// counts) and an entry's key: the largest value that replicates is
+	// MaxBodyBytes - envelopeReserve.
+	envelopeReserve = 64 << 10
+	entryOverhead   = 128
+)
+
+// entrySize bounds the encoded size of e in a batch or page: its data as is, and its
+// key escaped at worst (6 bytes a byte, as \u00XX).
+func entrySize(e storage.Entry) int64 {
+	return int64(len(e.Data)) + 6*int64(len(e.Key)) + entryOverhead
+}
+
+// batchBudget is the most bytes of entries one batch or page may carry under a body
+// limit of maxBody: at least 1, so that a batch always carries one entry.
+func batchBudget(maxBody int64) int64 {
+	return max(1, maxBody-envelopeReserve)
 }

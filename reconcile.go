@@ -148,7 +148,7 @@ func (n *nodeSync) reconcile(ctx context.Context, sk *syncKey, cur *cursor, pivo
 		if i >= maxSnapshotPages {
 			return fmt.Errorf("pivot: reconcile %s: snapshot larger than %d pages", sk.path, maxSnapshotPages)
 		}
-		resp, err := n.pivot.changes(ctx, sk.path, since, batch)
+		resp, err := n.pivot.changes(ctx, sk.path, since, batch, n.e.budget())
 		if err != nil {
 			return err
 		}
@@ -204,8 +204,7 @@ func (n *nodeSync) reconcile(ctx context.Context, sk *syncKey, cur *cursor, pivo
 		}
 		n.e.log.Info("pivot: removed entries the pivot does not hold", "key", sk.path, "removed", len(applied))
 	}
-	for start := 0; start < len(send); start += batch {
-		part := send[start:min(start+batch, len(send))]
+	for _, part := range splitBatches(send, batch, n.e.budget()) {
 		resp, err := n.pivot.apply(ctx, sk.path, applyRequest{Entries: part})
 		if err != nil {
 			return err
@@ -226,27 +225,4 @@ func (n *nodeSync) reconcile(ctx context.Context, sk *syncKey, cur *cursor, pivo
 // it is never pushed, and it wins over c under LWW (same version, a delete).
 func removal(c storage.Change) storage.Entry {
 	return storage.Entry{Key: c.Key, Created: c.Created, Updated: c.Version(), Deleted: true}
-}
-
-// scanFeed calls fn for the current state of every key of sk, tombstones included,
-// reading at most maxSnapshotPages pages of page changes, and returns the feed position
-// it read up to (the head, unless the bound cut the scan).
-func scanFeed(sk *syncKey, page int, fn func(storage.Change) error) (uint64, error) {
-	var since uint64
-	for i := 0; i < maxSnapshotPages; i++ {
-		changes, next, err := sk.rep.Changes(sk.path, since, page)
-		if err != nil {
-			return since, fmt.Errorf("pivot: read changes of %s: %w", sk.path, err)
-		}
-		for _, c := range changes {
-			if err := fn(c); err != nil {
-				return since, err
-			}
-		}
-		since = next
-		if len(changes) < page {
-			return since, nil
-		}
-	}
-	return since, nil
 }

@@ -97,6 +97,11 @@ type KeyStatus struct {
 	PullCursor uint64 `json:"pullCursor,omitempty"`
 	PushCursor uint64 `json:"pushCursor,omitempty"`
 	PivotEpoch string `json:"pivotEpoch,omitempty"`
+	// LastError is, on a node, why the path's last sync failed, with when; empty once
+	// a sync of the path succeeds. A path that cannot make progress shows here while
+	// the other paths go on syncing.
+	LastError   string    `json:"lastError,omitempty"`
+	LastErrorAt time.Time `json:"lastErrorAt,omitzero"`
 }
 
 // status builds the Status.
@@ -125,6 +130,9 @@ func (e *engine) status() Status {
 				if json.Unmarshal(raw, &c) == nil {
 					ks.PullCursor, ks.PushCursor, ks.PivotEpoch = c.Pull, c.Push, c.PivotEpoch
 				}
+			}
+			if rec, ok := e.node.keyError(sk); ok {
+				ks.LastError, ks.LastErrorAt = rec.msg, rec.at
 			}
 		}
 		s.Keys = append(s.Keys, ks)

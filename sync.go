@@ -36,6 +36,7 @@ type nodeSync struct {
 
 	mu      sync.Mutex
 	pending map[*syncKey]uint8 // work asked for and not yet taken by a round
+	keyErrs map[*syncKey]errorRecord // the error of each key whose last sync failed
 	next    chan struct{}      // closed when the round taking the pending work ends
 
 	down        atomic.Bool // the last round failed to reach the pivot
@@ -57,6 +58,7 @@ func newNodeSync(e *engine, pivotAddr string) *nodeSync {
 		addr:    pivotAddr,
 		kick:    make(chan struct{}, 1),
 		pending: map[*syncKey]uint8{},
+		keyErrs: map[*syncKey]errorRecord{},
 		next:    make(chan struct{}),
 		cursors: map[*syncKey]*cursor{},
 		dirty:   map[*syncKey]*cursor{},
@@ -182,7 +184,7 @@ func (n *nodeSync) run() {
 			lastFull = time.Now()
 		}
 		work, done := n.take()
-		err := n.round(ctx, work)
+		left, err := n.round(ctx, work)
 		close(done)
 		if ctx.Err() != nil {
 			return
@@ -198,8 +200,8 @@ func (n *nodeSync) run() {
 			if n.e.cfg.SyncInterval > 0 {
 				timer.Reset(max(0, n.e.cfg.SyncInterval-time.Since(lastFull)))
 			}
-		case isRemote(err) && errors.Is(err, ErrUnavailable):
-			n.putBack(work)
+		case unreachable(err):
+			n.putBack(left)
 			n.down.Store(true)
 			f := n.failures.Add(1)
 			n.e.fail("sync with pivot", err)
@@ -207,7 +209,7 @@ func (n *nodeSync) run() {
 		default:
 			// Refused by the pivot (token, cluster, skew...) or a local storage
 			// problem: retry later, without treating the pivot as down.
-			n.putBack(work)
+			n.putBack(left)
 			f := n.failures.Add(1)
 			if !errors.Is(err, ErrNotActive) {
 				n.e.fail("sync round", err)
@@ -217,52 +219,87 @@ func (n *nodeSync) run() {
 	}
 }
 
-// round does the work taken from the pending set: for each key, push then pull. It
-// stops at the first failure to reach the pivot; other errors are collected.
-func (n *nodeSync) round(ctx context.Context, work map[*syncKey]uint8) error {
+// round does the work taken from the pending set: for each key, push then pull. A key
+// that cannot make progress (refused entries, an error answer of the pivot, a local
+// storage problem) is reported for that key (keyError), and its pull and the other keys
+// still run: one stuck key never holds back the rest. Only a pivot that does not answer
+// at all ends the round early. It returns the work to retry and the errors met.
+func (n *nodeSync) round(ctx context.Context, work map[*syncKey]uint8) (map[*syncKey]uint8, error) {
 	var errs []error
+	left := map[*syncKey]uint8{}
 	if !n.registered && n.e.cfg.Advertise != "" {
 		if err := n.register(); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	for _, sk := range n.e.keys {
+	for i, sk := range n.e.keys {
 		bits := work[sk]
 		if bits == 0 {
 			continue
 		}
-		if !sk.db.Active() {
-			return fmt.Errorf("pivot: sync %s: %w", sk.path, ErrNotActive)
-		}
-		cur, err := n.cursor(sk)
-		if err != nil {
-			errs = append(errs, err)
+		err := n.syncKey(ctx, sk, bits)
+		n.setKeyError(sk, err)
+		if err == nil {
 			continue
 		}
-		if bits&needPush != 0 {
-			if err := n.push(ctx, sk, cur); err != nil {
-				if isRemote(err) {
-					return err
+		left[sk] = bits
+		errs = append(errs, err)
+		if unreachable(err) {
+			for _, rest := range n.e.keys[i+1:] {
+				if b := work[rest]; b != 0 {
+					left[rest] = b
 				}
-				// Refused entries (clock skew) stay queued for the next round, but the
-				// pull still runs: a node whose clock runs ahead must keep receiving
-				// the others' writes meanwhile.
-				errs = append(errs, err)
 			}
-		}
-		if bits&needPull != 0 {
-			started := time.Now().UnixNano()
-			if err := n.pull(ctx, sk, cur); err != nil {
-				if isRemote(err) {
-					return err
-				}
-				errs = append(errs, err)
-				continue
-			}
-			sk.pulledAt.Store(started)
+			break
 		}
 	}
-	return errors.Join(errs...)
+	return left, errors.Join(errs...)
+}
+
+// syncKey pushes then pulls sk, as bits ask. A failed push does not skip the pull
+// unless the pivot did not answer: a node whose entries are refused (clock skew, a
+// value the pivot will not take) must keep receiving the others' writes meanwhile.
+func (n *nodeSync) syncKey(ctx context.Context, sk *syncKey, bits uint8) error {
+	if !sk.db.Active() {
+		return fmt.Errorf("pivot: sync %s: %w", sk.path, ErrNotActive)
+	}
+	cur, err := n.cursor(sk)
+	if err != nil {
+		return err
+	}
+	var pushErr error
+	if bits&needPush != 0 {
+		if pushErr = n.push(ctx, sk, cur); pushErr != nil && unreachable(pushErr) {
+			return pushErr
+		}
+	}
+	if bits&needPull != 0 {
+		started := time.Now().UnixNano()
+		if err := n.pull(ctx, sk, cur); err != nil {
+			return errors.Join(pushErr, err)
+		}
+		sk.pulledAt.Store(started)
+	}
+	return pushErr
+}
+
+// setKeyError records the outcome of sk's last sync, shown in its KeyStatus.
+func (n *nodeSync) setKeyError(sk *syncKey, err error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if err == nil {
+		delete(n.keyErrs, sk)
+		return
+	}
+	n.keyErrs[sk] = errorRecord{at: time.Now(), msg: err.Error()}
+}
+
+// keyError returns the error of sk's last sync, if it failed.
+func (n *nodeSync) keyError(sk *syncKey) (errorRecord, bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	rec, ok := n.keyErrs[sk]
+	return rec, ok
 }
 
 // register writes this node's entry under NodesKey, unless it is already there.
@@ -290,25 +327,26 @@ func (n *nodeSync) register() error {
 	return nil
 }
 
-// push sends the local-origin changes of sk after the push cursor, in batches, and
-// advances the cursor as the pivot acknowledges them. A refused entry (clock skew)
-// holds the cursor just before it, so it is sent again later and never dropped.
+// push sends the local-origin changes of sk after the push cursor, in batches bounded
+// by BatchSize and by the pivot's body limit, and advances the cursor as the pivot
+// acknowledges them. A refused entry (clock skew) holds the cursor just before it, so it
+// is sent again later and never dropped.
 func (n *nodeSync) push(ctx context.Context, sk *syncKey, cur *cursor) error {
-	batch := n.e.cfg.BatchSize
+	local := func(c storage.Change) bool {
+		return !c.Remote && !(cur.Adopt && c.Version() < cur.AdoptBefore)
+	}
 	for i := 0; i < maxBatchesPerRound; i++ {
-		changes, next, err := sk.rep.Changes(sk.path, cur.Push, batch)
+		page, err := readFeed(sk, cur.Push, n.e.cfg.BatchSize, n.e.budget(), local)
 		if err != nil {
-			return fmt.Errorf("pivot: read changes of %s: %w", sk.path, err)
+			return err
 		}
-		var entries []storage.Entry
-		seqs := map[string]uint64{}
-		for _, c := range changes {
-			if !c.Remote && !(cur.Adopt && c.Version() < cur.AdoptBefore) {
-				entries = append(entries, c.Entry)
+		if len(page.changes) > 0 {
+			entries := make([]storage.Entry, len(page.changes))
+			seqs := make(map[string]uint64, len(page.changes))
+			for j, c := range page.changes {
+				entries[j] = c.Entry
 				seqs[c.Key] = c.Seq
 			}
-		}
-		if len(entries) > 0 {
 			resp, err := n.pivot.apply(ctx, sk.path, applyRequest{Entries: entries})
 			if err != nil {
 				return err
@@ -323,7 +361,7 @@ func (n *nodeSync) push(ctx context.Context, sk *syncKey, cur *cursor) error {
 			}
 			if len(resp.Refused) > 0 {
 				n.e.counts.refused.Add(int64(len(resp.Refused)))
-				hold := next
+				hold := page.next
 				for _, r := range resp.Refused {
 					if s, ok := seqs[r.Key]; ok && s-1 < hold {
 						hold = s - 1
@@ -338,21 +376,21 @@ func (n *nodeSync) push(ctx context.Context, sk *syncKey, cur *cursor) error {
 				return refusedError("push", sk.path, resp.Refused)
 			}
 		}
-		if next > cur.Push {
-			cur.Push = next
+		if page.next > cur.Push {
+			cur.Push = page.next
 			// After an acknowledged push the cursor is saved at once: a stale one
 			// would re-send entries after a crash, and one deleted on the pivot
 			// meanwhile could come back once its tombstone is collected. A cursor
 			// that only skipped received entries can wait for the next flush.
 			save := n.save
-			if len(entries) > 0 {
+			if len(page.changes) > 0 {
 				save = n.persist
 			}
 			if err := save(sk, cur); err != nil {
 				return err
 			}
 		}
-		if len(changes) < batch {
+		if !page.more {
 			return nil
 		}
 	}
@@ -365,7 +403,7 @@ func (n *nodeSync) push(ctx context.Context, sk *syncKey, cur *cursor) error {
 // leads to a full reconciliation instead.
 func (n *nodeSync) pull(ctx context.Context, sk *syncKey, cur *cursor) error {
 	for i := 0; i < maxBatchesPerRound; i++ {
-		resp, err := n.pivot.changes(ctx, sk.path, cur.Pull, n.e.cfg.BatchSize)
+		resp, err := n.pivot.changes(ctx, sk.path, cur.Pull, n.e.cfg.BatchSize, n.e.budget())
 		if err != nil {
 			return err
 		}
