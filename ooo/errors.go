@@ -30,7 +30,7 @@ var (
 
 	// The storage errors, the very values of package storage (errors.Is works with
 	// either name); see there for what each means. Over HTTP: ErrNotFound 404,
-	// ErrNoop 409, ErrNotActive 503, the other input errors 400.
+	// ErrNoop 409, ErrTooLarge 413, ErrNotActive 503, the other input errors 400.
 
 	ErrInvalidPath    = storage.ErrInvalidPath    // invalid key
 	ErrNotFound       = storage.ErrNotFound       // missing key
@@ -45,6 +45,7 @@ var (
 	ErrNotActive      = storage.ErrNotActive      // storage not started, or closed
 	ErrLocked         = storage.ErrLocked         // storage file held by another opener
 	ErrCorrupt        = storage.ErrCorrupt        // storage file damaged
+	ErrTooLarge       = storage.ErrTooLarge       // data over the storage's data limit
 )
 
 // deadlineMessage is the body of the 503 sent when a write outlives Deadline.

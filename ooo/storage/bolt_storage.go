@@ -44,8 +44,9 @@ type BoltStorage struct {
 }
 
 var (
-	_ Database = (*BoltStorage)(nil)
-	_ Replica  = (*BoltStorage)(nil)
+	_ Database    = (*BoltStorage)(nil)
+	_ Replica     = (*BoltStorage)(nil)
+	_ DataLimiter = (*BoltStorage)(nil)
 )
 
 // Start opens the file and makes the storage active with opts; on an active storage it

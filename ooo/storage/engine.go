@@ -35,6 +35,7 @@ type engine struct {
 	retention time.Duration
 	epochID   atomic.Value // string, readable after Close
 	locks     keyLocks
+	dataLimit atomic.Int64 // SetDataLimit; read by every local write without mu
 
 	gcStop chan struct{}
 	gcDone chan struct{}

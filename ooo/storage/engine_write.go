@@ -12,7 +12,8 @@ import (
 // Set stores data (one JSON value, kept compacted) at the key k and returns the key's
 // index (its last segment). The first write of a key, or the first after a delete,
 // stamps Created and leaves Updated 0; later writes keep Created and stamp Updated. A
-// glob is a no-op that returns (k, nil). One "set" event follows.
+// glob is a no-op that returns (k, nil). Data longer than the data limit
+// (SetDataLimit) is refused with ErrTooLarge. One "set" event follows.
 func (e *engine) Set(k string, data json.RawMessage) (string, error) {
 	if !key.IsValid(k) {
 		return k, fmt.Errorf("storage: set %q: %w", k, ErrInvalidPath)
@@ -21,6 +22,9 @@ func (e *engine) Set(k string, data json.RawMessage) (string, error) {
 		return k, nil
 	}
 	d, err := normalizeData(data)
+	if err == nil {
+		err = e.checkSize(len(d))
+	}
 	if err != nil {
 		return k, fmt.Errorf("storage: set %q: %w", k, err)
 	}
@@ -52,7 +56,8 @@ func (e *engine) Set(k string, data json.RawMessage) (string, error) {
 // and stamps Updated. ErrNotFound when k is missing, ErrNoop (and nothing stored) when
 // the merge changes nothing. For a glob, every matching key is patched in one atomic
 // step, in key order, skipping those the patch would not change, with one "set" event
-// per changed key; ErrNoop when none changed. Returns k.
+// per changed key; ErrNoop when none changed. A merged result over the data limit fails
+// the whole patch with ErrTooLarge, nothing stored. Returns k.
 func (e *engine) Patch(k string, data json.RawMessage) (string, error) {
 	if !key.IsValid(k) {
 		return k, fmt.Errorf("storage: patch %q: %w", k, ErrInvalidPath)
@@ -72,7 +77,9 @@ func (e *engine) Patch(k string, data json.RawMessage) (string, error) {
 		if err != nil {
 			return err
 		}
-		changed := 0
+		// Every merge is made and checked before the first store: update may only fail
+		// before it writes, so a glob patch with one target too large stores nothing.
+		var changed []Change
 		for _, cur := range targets {
 			merged, ok, err := mergePatch(cur.Data, data)
 			if err != nil {
@@ -81,14 +88,22 @@ func (e *engine) Patch(k string, data json.RawMessage) (string, error) {
 			if !ok {
 				continue
 			}
-			c := Change{Entry: Entry{Key: cur.Key, Created: cur.Created, Updated: e.clk.Now(), Data: merged}}
-			if err := e.store(w, &c, OpSet); err != nil {
+			if err := e.checkSize(len(merged)); err != nil {
+				if key.IsGlob(k) {
+					return fmt.Errorf("merged data of %q: %w", cur.Key, err)
+				}
+				return fmt.Errorf("merged data: %w", err)
+			}
+			changed = append(changed, Change{Entry: Entry{Key: cur.Key, Created: cur.Created, Data: merged}})
+		}
+		if len(changed) == 0 {
+			return ErrNoop
+		}
+		for i := range changed {
+			changed[i].Updated = e.clk.Now()
+			if err := e.store(w, &changed[i], OpSet); err != nil {
 				return err
 			}
-			changed++
-		}
-		if changed == 0 {
-			return ErrNoop
 		}
 		return nil
 	})
@@ -100,13 +115,16 @@ func (e *engine) Patch(k string, data json.RawMessage) (string, error) {
 
 // SetWithMeta stores data at the key k with the given stamps, as they are, as a local
 // write; the clock observes them so later local writes sort after. A stamp too far in
-// the future is refused with a *clock.SkewError. Globs are ErrInvalidPath. One "set"
-// event follows. Returns the key's index.
+// the future is refused with a *clock.SkewError. Globs are ErrInvalidPath; data over
+// the data limit is ErrTooLarge. One "set" event follows. Returns the key's index.
 func (e *engine) SetWithMeta(k string, data json.RawMessage, created, updated int64) (string, error) {
 	if !key.IsValid(k) || key.IsGlob(k) {
 		return k, fmt.Errorf("storage: set with meta %q: %w", k, ErrInvalidPath)
 	}
 	d, err := normalizeData(data)
+	if err == nil {
+		err = e.checkSize(len(d))
+	}
 	if err != nil {
 		return k, fmt.Errorf("storage: set with meta %q: %w", k, err)
 	}

@@ -22,8 +22,9 @@ type MemoryStorage struct {
 }
 
 var (
-	_ Database = (*MemoryStorage)(nil)
-	_ Replica  = (*MemoryStorage)(nil)
+	_ Database    = (*MemoryStorage)(nil)
+	_ Replica     = (*MemoryStorage)(nil)
+	_ DataLimiter = (*MemoryStorage)(nil)
 )
 
 // Start makes the storage active with opts. On an active storage it only replaces the

@@ -41,6 +41,9 @@ var (
 	ErrLocked = errors.New("ooo: storage file is locked by another process")
 	// ErrCorrupt: a storage file that is damaged, or is not a storage file.
 	ErrCorrupt = errors.New("ooo: storage file is corrupt")
+	// ErrTooLarge: a write whose data (as stored: compacted, or merged for a Patch) is
+	// longer than the storage's data limit (DataLimiter). Nothing was stored.
+	ErrTooLarge = errors.New("ooo: data too large")
 )
 
 // Operation names carried by events.
@@ -117,6 +120,22 @@ type Database interface {
 	Clear()
 	// Watch returns the event channel; nil before Start and after Close.
 	Watch() EventChan
+}
+
+// DataLimiter is implemented by storages that can refuse writes whose data is too long,
+// such as values too big to replicate in one request. MemoryStorage and BoltStorage
+// implement it.
+type DataLimiter interface {
+	// SetDataLimit sets the longest data, in bytes, that Set, SetWithMeta, SetAndUnlock
+	// and Patch accept (the length as stored: compacted JSON, or for a Patch the merged
+	// data of every key it changes). A longer write fails with an error wrapping
+	// ErrTooLarge that gives both lengths, and stores nothing. Zero or a negative value
+	// means no limit, the default. Replica.Apply is never limited: a remote entry was
+	// accepted by the storage that wrote it. Safe for concurrent use, started or not;
+	// writes that begin after it returns see the new limit.
+	SetDataLimit(limit int64)
+	// DataLimit returns the limit in force (0 for none).
+	DataLimit() int64
 }
 
 // Entry is the replicated state of one key: a live object, or a tombstone that records

@@ -74,6 +74,7 @@ func Run(t *testing.T, newHarness func(t testing.TB) Harness) {
 		{"Apply", runApply},
 		{"ApplyRace", runApplyRace},
 		{"Restart", runRestart},
+		{"DataLimit", runDataLimit},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) { g.run(t, newHarness) })
