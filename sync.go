@@ -35,9 +35,9 @@ type nodeSync struct {
 	kick  chan struct{} // capacity 1: a request during a round yields exactly one more
 
 	mu      sync.Mutex
-	pending map[*syncKey]uint8 // work asked for and not yet taken by a round
+	pending map[*syncKey]uint8       // work asked for and not yet taken by a round
 	keyErrs map[*syncKey]errorRecord // the error of each key whose last sync failed
-	next    chan struct{}      // closed when the round taking the pending work ends
+	next    chan struct{}            // closed when the round taking the pending work ends
 
 	down        atomic.Bool // the last round failed to reach the pivot
 	failures    atomic.Int64
