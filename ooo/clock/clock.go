@@ -90,7 +90,24 @@ func RandomInstanceID() uint16 {
 }
 
 // InstanceID returns the id carried in the low bits of this clock's stamps.
-func (c *Clock) InstanceID() uint16 { return uint16(c.id) }
+func (c *Clock) InstanceID() uint16 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return uint16(c.id)
+}
+
+// SetInstanceID makes every later stamp carry id in its low bits (reduced modulo
+// MaxInstanceID+1, as Options.InstanceID is). It may be called at any time, also while
+// other goroutines take stamps: each stamp carries either the old or the new id, and
+// stamps keep strictly increasing across the change, since a stamp is always above the
+// last one whatever its low bits. Stamps taken before the change keep the old id, so
+// an id given up should not be handed to another clock at once: that clock, if its wall
+// clock were behind, could issue a stamp equal to one issued here before the change.
+func (c *Clock) SetInstanceID(id uint16) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.id = int64(id) & idMask
+}
 
 // Now returns a new stamp, strictly greater than every stamp this clock returned or
 // observed before.

@@ -104,3 +104,63 @@ func TestClock_Restore(t *testing.T) {
 		t.Fatalf("stamp %d after restoring %d", s, own)
 	}
 }
+
+func TestClock_SetInstanceID(t *testing.T) {
+	w := &wall{now: 1_000_000_000}
+	c := clock.New(clock.Options{Wall: w.get, InstanceID: clock.MaxInstanceID})
+	last := c.Now()
+	// The wall clock stands still, so every stamp after the first is pushed by the last
+	// one: a lower id must not make the next stamp sort before it.
+	for i, id := range []uint16{0, 5, clock.MaxInstanceID, 1, clock.MaxInstanceID + 1 + 9} {
+		c.SetInstanceID(id)
+		want := int64(id) & clock.MaxInstanceID
+		if got := c.InstanceID(); int64(got) != want {
+			t.Fatalf("change %d: InstanceID %d, want %d", i, got, want)
+		}
+		for j := 0; j < 3; j++ {
+			s := c.Now()
+			if s <= last {
+				t.Fatalf("change %d: stamp %d not above %d", i, s, last)
+			}
+			if s&clock.MaxInstanceID != want {
+				t.Fatalf("change %d: stamp carries instance %d, want %d", i, s&clock.MaxInstanceID, want)
+			}
+			last = s
+		}
+	}
+}
+
+func TestClock_SetInstanceIDWhileStamping(t *testing.T) {
+	c := clock.New(clock.Options{InstanceID: 1})
+	const workers, each = 4, 2000
+	stamps := make([][]int64, workers)
+	var wg sync.WaitGroup
+	for g := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range each {
+				stamps[g] = append(stamps[g], c.Now())
+			}
+		}()
+	}
+	for i := range 1000 {
+		c.SetInstanceID(uint16(1 + i%2))
+	}
+	wg.Wait()
+	seen := make(map[int64]bool, workers*each)
+	for g, list := range stamps {
+		for i, s := range list {
+			if i > 0 && s <= list[i-1] {
+				t.Fatalf("worker %d: stamp %d not above %d", g, s, list[i-1])
+			}
+			if id := s & clock.MaxInstanceID; id != 1 && id != 2 {
+				t.Fatalf("stamp carries instance %d, want 1 or 2", id)
+			}
+			if seen[s] {
+				t.Fatalf("stamp %d issued twice", s)
+			}
+			seen[s] = true
+		}
+	}
+}
