@@ -208,10 +208,7 @@ func checkNodes(c *cluster, records []*record, final map[string]storage.Entry) [
 		}
 	}
 	known := func() bool {
-		have := map[string]bool{}
-		for _, n := range c.pivot().result.Status().Nodes {
-			have[n.Address] = true
-		}
+		have := c.pivot().knownNodes()
 		for _, m := range want {
 			if !have[m.addr] {
 				return false
@@ -220,7 +217,7 @@ func checkNodes(c *cluster, records []*record, final map[string]storage.Entry) [
 		return true
 	}
 	if _, err := awaitState(c, newMonitor(), time.Now().Add(convergeBase), known); err != nil {
-		out = append(out, fmt.Sprintf("A: the pivot's engine does not know every node: %+v", c.pivot().result.Status().Nodes))
+		out = append(out, fmt.Sprintf("A: the pivot's engine does not know every node: %v", c.pivot().knownNodes()))
 	}
 	return out
 }

@@ -73,12 +73,15 @@ func (mo *monitor) observe(m *member) error {
 	const page = 500
 	for _, p := range syncedPaths() {
 		v := mo.view(m.name, p)
-		rep := m.replica(p)
-		if ep := rep.Epoch(); ep != v.epoch {
+		ep, err := m.inst.epoch(p)
+		if err != nil {
+			return fmt.Errorf("chaos: read the epoch of %s on %s: %w", p, m.name, err)
+		}
+		if ep != v.epoch {
 			*v = view{epoch: ep, entries: map[string]storage.Entry{}}
 		}
 		for range 10000 {
-			changes, next, err := rep.Changes(p, v.since, page)
+			changes, next, err := m.changes(p, v.since, page)
 			if err != nil {
 				return fmt.Errorf("chaos: read the feed of %s on %s: %w", p, m.name, err)
 			}
@@ -198,9 +201,12 @@ func convergeDeadline(c *cluster) time.Time {
 	now := time.Now()
 	ahead := int64(0)
 	for _, m := range c.members {
-		for _, db := range []storage.Replica{m.main, m.ext} {
-			if clk := db.Clock(); clk != nil {
-				ahead = max(ahead, clk.Last()-now.UnixNano()-int64(c.tm.maxSkew))
+		if !m.running {
+			continue
+		}
+		for _, p := range []string{pathUsers, pathItems} { // one path of each storage
+			if last, err := m.inst.clockLast(p); err == nil {
+				ahead = max(ahead, last-now.UnixNano()-int64(c.tm.maxSkew))
 			}
 		}
 	}
@@ -237,7 +243,7 @@ func awaitState(c *cluster, mo *monitor, deadline time.Time, cond func() bool) (
 func fullState(m *member) (map[string]storage.Entry, error) {
 	out := map[string]storage.Entry{}
 	for _, p := range syncedPaths() {
-		changes, _, err := m.replica(p).Changes(p, 0, 1<<30)
+		changes, _, err := m.changes(p, 0, 1<<30)
 		if err != nil {
 			return nil, fmt.Errorf("chaos: read the state of %s on %s: %w", p, m.name, err)
 		}

@@ -209,7 +209,7 @@ func (d *driver) skewOne() {
 	if d.rng.IntN(2) == 0 {
 		off = -off
 	}
-	m.wall.offset.Store(int64(off))
+	m.setSkew(off)
 	d.skewed[m.name] = off
 	d.tally["skew "+kind]++
 	d.h.note(d.step, "skew %s clock %+v (%s max skew)", m.name, off.Round(time.Millisecond), kind)
@@ -229,7 +229,7 @@ func (d *driver) unskewOne() {
 	name := names[d.rng.IntN(len(names))]
 	for _, m := range d.c.members {
 		if m.name == name {
-			m.wall.offset.Store(0)
+			m.setSkew(0)
 		}
 	}
 	delete(d.skewed, name)
@@ -241,7 +241,9 @@ func (d *driver) healLinksAndClocks() {
 	d.c.net.healAll()
 	d.links = map[[2]string]bool{}
 	for _, m := range d.c.members {
-		m.wall.offset.Store(0)
+		if m.wall.offset.Load() != 0 {
+			m.setSkew(0)
+		}
 	}
 	d.skewed = map[string]time.Duration{}
 	d.h.note(d.step, "heal all links and clocks")

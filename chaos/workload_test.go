@@ -31,6 +31,7 @@ type driver struct {
 	// keys lists, per list path, the keys the workload made, in the order made.
 	keys   map[string][]string
 	made   int            // keys made so far (for their names)
+	budget valueBudget    // the large values this seed may still write
 	tally  map[string]int // faults injected, by kind
 	links  map[[2]string]bool
 	skewed map[string]time.Duration
@@ -119,7 +120,7 @@ func (d *driver) bulk(ops int) {
 		spec := d.gen(m)
 		if isRead(spec.kind) || spec.kind == opDelGlob {
 			spec.kind = opSet
-			spec.data = fmt.Appendf(nil, `{"by":%q,"op":%d,"r":%d}`, m.name, d.ops, d.rng.IntN(1000))
+			spec.data = newValue(d.rng, &d.budget, m.name, d.ops)
 			if spec.path == pathSettings {
 				spec.key = pathSettings
 			} else if spec.key == spec.path {
@@ -231,9 +232,9 @@ func (d *driver) gen(m *member) opSpec {
 	}
 	switch s.kind {
 	case opSet, opPut, opPost:
-		s.data = fmt.Appendf(nil, `{"by":%q,"op":%d,"r":%d}`, m.name, d.ops, d.rng.IntN(1000))
+		s.data = newValue(d.rng, &d.budget, m.name, d.ops)
 	case opPatch, opHPatch:
-		s.data = fmt.Appendf(nil, `{"p":%d}`, d.ops)
+		s.data = newPatch(d.rng, d.ops)
 	}
 	return s
 }
@@ -256,12 +257,18 @@ func (d *driver) finish(s opSpec, rec *record) {
 // exec runs one operation and reads back what it wrote.
 func (d *driver) exec(s opSpec) *record {
 	rec := &record{step: d.step, inst: s.m.name, kind: s.kind, key: s.key, sent: string(s.data), faults: d.faultSummary(s.m)}
-	clk := s.m.replica(s.key).Clock()
-	before := clk.Last()
+	before, err := s.m.inst.clockLast(s.key)
+	if err != nil {
+		rec.out, rec.err = outFailed, err.Error()
+		return rec
+	}
 	start := time.Now()
 	key, err := d.call(s)
 	rec.latency = time.Since(start)
-	after := clk.Last()
+	after, lerr := s.m.inst.clockLast(s.key)
+	if err == nil && lerr != nil {
+		err = lerr
+	}
 	rec.key = key
 	switch {
 	case err == nil:
@@ -287,19 +294,9 @@ var errHTTPNotFound = errors.New("chaos: 404 not found")
 
 // call performs s and returns the key it wrote (for a POST, the key the server made).
 func (d *driver) call(s opSpec) (string, error) {
-	db := s.m.db(s.key)
 	switch s.kind {
-	case opSet:
-		_, err := db.Set(s.key, s.data)
-		return s.key, err
-	case opPatch:
-		_, err := db.Patch(s.key, s.data)
-		return s.key, err
-	case opDel, opDelGlob:
-		return s.key, db.Del(s.key)
-	case opGet:
-		_, err := db.Get(s.key)
-		return s.key, err
+	case opSet, opPatch, opDel, opDelGlob, opGet:
+		return s.key, s.m.inst.dbCall(s.kind, s.key, s.data)
 	case opPut:
 		_, err := s.m.restCall(http.MethodPut, s.key, s.data)
 		return s.key, err
@@ -362,12 +359,11 @@ func (m *member) restCall(method, key string, body []byte) ([]byte, error) {
 // replicated one by then was overwritten at once by a winning entry, which is kept as
 // rec.beatenBy. Finding neither is a lost write.
 func readBack(m *member, rec *record, before, after int64) error {
-	rep := m.replica(rec.key)
 	mine := func(c storage.Change) bool {
 		return !c.Remote && c.Version() > before && c.Version() <= after
 	}
 	if rec.kind == opDelGlob {
-		changes, _, err := rep.Changes(rec.key, 0, 1<<20)
+		changes, _, err := m.changes(rec.key, 0, 1<<20)
 		if err != nil {
 			return fmt.Errorf("chaos: read back %s: %w", rec.key, err)
 		}
@@ -379,7 +375,7 @@ func readBack(m *member, rec *record, before, after int64) error {
 		sort.Slice(rec.effects, func(i, j int) bool { return rec.effects[i].Key < rec.effects[j].Key })
 		return nil
 	}
-	changes, _, err := rep.Changes(rec.key, 0, 1)
+	changes, _, err := m.changes(rec.key, 0, 1)
 	if err != nil {
 		return fmt.Errorf("chaos: read back %s: %w", rec.key, err)
 	}

@@ -26,6 +26,8 @@ var (
 	metaEpoch    = []byte("epoch")
 	metaInstance = []byte("instance")
 	metaStamp    = []byte("stamp")
+	metaToken    = []byte("token") // the identity token (Identified)
+	metaFile     = []byte("file")  // identity of the file the data lives in (fileIdentity)
 )
 
 // boltFormat is the version of the file layout, stored under metaFormat.
@@ -34,9 +36,12 @@ const boltFormat = 1
 type boltState struct {
 	instance uint16
 	stamp    int64
+	token    string
+	copied   bool // the file was found to be a copy: token and instance were redrawn
 }
 
-// initBolt creates the buckets of a new file, or checks those of an existing one.
+// initBolt creates the buckets of a new file, or checks those of an existing one, and
+// settles the file's identity (initIdentity), all in one transaction.
 func initBolt(db *bolt.DB) (boltState, error) {
 	var st boltState
 	err := db.Update(func(tx *bolt.Tx) error {
@@ -79,7 +84,7 @@ func initBolt(db *bolt.DB) (boltState, error) {
 		}
 		st.instance = binary.BigEndian.Uint16(id)
 		st.stamp = int64(getUint(m, metaStamp))
-		return nil
+		return initIdentity(m, db.Path(), &st)
 	})
 	return st, err
 }

@@ -21,17 +21,21 @@ const BoltFileName = "ooo.db"
 const DefaultOpenTimeout = time.Second
 
 // BoltStorage keeps everything in a bbolt file: data, tombstones, the change feed and its
-// sequence, the epoch, the clock's instance id and the highest stamp written, and
-// cursors. A new BoltStorage on the same Path, in this process or another, sees all of
-// it. Writes are grouped: concurrent writes share one transaction and one fsync, and
-// each write returns only after its transaction committed, so a write that returned nil
-// survives a crash.
+// sequence, the epoch, the identity (token and instance id, see Identified) and the
+// identity of the file itself, the highest stamp written, and cursors. A new
+// BoltStorage on the same Path, in this process or another, sees all of it. Writes are
+// grouped: concurrent writes share one transaction and one fsync, and each write
+// returns only after its transaction committed, so a write that returned nil survives
+// a crash.
 type BoltStorage struct {
 	// Path is the bbolt file, or an existing directory to hold BoltFileName. The parent
 	// directory of a file is created when missing.
 	Path string
 	// HLC stamps every write. nil means a clock whose instance id is kept in the file
-	// (drawn at random when the file is created), made at the first Start.
+	// (drawn at random when the file is created, drawn again when Start finds the file
+	// is a copy, replaced by SetIdentity), made at the first Start. A clock given here
+	// keeps the instance id it was made with across Start, copy detection included:
+	// whoever made it chose its id.
 	HLC *clock.Clock
 	// TombstoneRetention is how long a tombstone is kept before it is collected. Zero
 	// means DefaultTombstoneRetention; a negative value keeps tombstones forever.
@@ -41,18 +45,22 @@ type BoltStorage struct {
 	OpenTimeout time.Duration
 
 	engine
+	db *bolt.DB // the open file, for SetIdentity; set by Start under the engine's mu
 }
 
 var (
 	_ Database    = (*BoltStorage)(nil)
 	_ Replica     = (*BoltStorage)(nil)
 	_ DataLimiter = (*BoltStorage)(nil)
+	_ Identified  = (*BoltStorage)(nil)
 )
 
 // Start opens the file and makes the storage active with opts; on an active storage it
 // only replaces the options. A file held by another opener for longer than OpenTimeout
 // gives an error wrapping ErrLocked; a file that is not a valid storage gives one
-// wrapping ErrCorrupt.
+// wrapping ErrCorrupt. When the file is a copy of another storage's file (its device
+// and inode are not those it recorded), Start gives it a fresh identity token and
+// instance id, on disk before it returns and before any write.
 func (s *BoltStorage) Start(opts Options) error {
 	return s.start(opts, s.TombstoneRetention, s.open)
 }
@@ -78,10 +86,17 @@ func (s *BoltStorage) open(publish func([]Event)) (backend, *clock.Clock, error)
 	if s.HLC == nil {
 		s.HLC = clock.New(clock.Options{InstanceID: st.instance})
 	}
+	s.db, s.token = db, st.token
 	// Resume above every stamp stored, so a write after a restart sorts after the
 	// writes before it, even when the wall clock stepped back across the restart.
 	s.HLC.Restore(st.stamp)
 	return newBoltBackend(db, publish), s.HLC, nil
+}
+
+// SetIdentity replaces the token and the instance id, writes both to the file (synced)
+// and makes the clock stamp with the new id; see Identified.
+func (s *BoltStorage) SetIdentity(token string, instance uint16) error {
+	return s.setIdentity(token, instance, func() error { return putIdentity(s.db, token, instance) })
 }
 
 // file resolves Path to the bbolt file.

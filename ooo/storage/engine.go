@@ -37,6 +37,12 @@ type engine struct {
 	locks     keyLocks
 	dataLimit atomic.Int64 // SetDataLimit; read by every local write without mu
 
+	// identMu serialises SetIdentity, so token and the clock's id change together. It
+	// is taken after mu, never before. token changes under identMu with mu held
+	// shared, or under mu held exclusively (Start).
+	identMu sync.Mutex
+	token   string
+
 	gcStop chan struct{}
 	gcDone chan struct{}
 }

@@ -25,10 +25,12 @@ var (
 	_ Database    = (*MemoryStorage)(nil)
 	_ Replica     = (*MemoryStorage)(nil)
 	_ DataLimiter = (*MemoryStorage)(nil)
+	_ Identified  = (*MemoryStorage)(nil)
 )
 
 // Start makes the storage active with opts. On an active storage it only replaces the
-// options. The first Start makes the clock (when HLC is nil) and the epoch.
+// options. The first Start makes the clock (when HLC is nil), the epoch and the identity
+// token.
 func (s *MemoryStorage) Start(opts Options) error {
 	return s.start(opts, s.TombstoneRetention, func(publish func([]Event)) (backend, *clock.Clock, error) {
 		if s.mem == nil {
@@ -37,6 +39,15 @@ func (s *MemoryStorage) Start(opts Options) error {
 		if s.HLC == nil {
 			s.HLC = clock.New(clock.Options{InstanceID: clock.RandomInstanceID()})
 		}
+		if s.token == "" {
+			s.token = newToken()
+		}
 		return s.mem, s.HLC, nil
 	})
+}
+
+// SetIdentity replaces the token and the instance id HLC stamps with; see Identified.
+// Both last as long as this value: a later Start keeps them.
+func (s *MemoryStorage) SetIdentity(token string, instance uint16) error {
+	return s.setIdentity(token, instance, nil)
 }

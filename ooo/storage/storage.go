@@ -44,6 +44,9 @@ var (
 	// ErrTooLarge: a write whose data (as stored: compacted, or merged for a Patch) is
 	// longer than the storage's data limit (DataLimiter). Nothing was stored.
 	ErrTooLarge = errors.New("ooo: data too large")
+	// ErrInvalidIdentity: SetIdentity given an empty or over-long token, or an instance
+	// id above clock.MaxInstanceID. Nothing was changed.
+	ErrInvalidIdentity = errors.New("ooo: invalid storage identity")
 )
 
 // Operation names carried by events.
@@ -136,6 +139,33 @@ type DataLimiter interface {
 	SetDataLimit(limit int64)
 	// DataLimit returns the limit in force (0 for none).
 	DataLimit() int64
+}
+
+// MaxTokenLength is the longest identity token SetIdentity accepts, in bytes.
+const MaxTokenLength = 256
+
+// Identified is implemented by storages that name their copy of the data, so that a
+// cluster can tell two writers apart and give each a unique instance id. MemoryStorage
+// and BoltStorage implement it.
+//
+// The token is random, made when the data set is created, and kept with the data:
+// BoltStorage keeps it in its file across restarts, and draws a fresh token and
+// instance id at Start when it finds that its file is a copy of another (the file's
+// device and inode changed), so two copies of a data folder never share either. A file
+// moved within one file system keeps its identity.
+type Identified interface {
+	// Identity returns the token naming this copy of the data and the instance id its
+	// clock stamps with. Before the first Start the token is "" (and the instance id
+	// 0 when no clock was given). Safe for concurrent use.
+	Identity() (token string, instance uint16)
+	// SetIdentity replaces the token and the instance id, and makes the clock stamp
+	// with the new id from then on; stamps keep strictly increasing across the change.
+	// The storage must be active (ErrNotActive otherwise). BoltStorage writes both to
+	// its file, synced to disk, before it returns, so they survive a restart (a
+	// configured HLC still decides the id a restarted storage stamps with). An empty
+	// token, a token over MaxTokenLength bytes or an id above clock.MaxInstanceID is
+	// ErrInvalidIdentity. Safe for concurrent use with every other method.
+	SetIdentity(token string, instance uint16) error
 }
 
 // Entry is the replicated state of one key: a live object, or a tombstone that records

@@ -75,6 +75,7 @@ func Run(t *testing.T, newHarness func(t testing.TB) Harness) {
 		{"ApplyRace", runApplyRace},
 		{"Restart", runRestart},
 		{"DataLimit", runDataLimit},
+		{"Identity", runIdentity},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) { g.run(t, newHarness) })

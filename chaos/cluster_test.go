@@ -1,0 +1,303 @@
+package chaos_test
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/benitogf/pivot"
+	"github.com/benitogf/pivot/ooo"
+	"github.com/benitogf/pivot/ooo/storage"
+)
+
+// cluster is one pivot and its nodes, their fault layer and their logs.
+type cluster struct {
+	tb  testing.TB
+	tm  timings
+	net *network
+	// processes: every member runs as a child process (see child_test.go) and stops
+	// by SIGKILL; otherwise every member runs in this process.
+	processes bool
+	ports     *portPool
+	logs      *logRing
+	members   []*member // members[0] is the pivot
+
+	idMu  sync.Mutex
+	idRng *rand.Rand // the storages' clock instance ids, drawn like a real first start
+}
+
+// member is one instance: an ooo server with pivot set up, on two BoltStorage files in
+// its own folder (server storage and users storage). Its address, folder, wall clock
+// and fault transport survive restarts; each start makes new storages, clocks, server
+// and sync engine, as a restarted process would.
+type member struct {
+	c     *cluster
+	name  string
+	index int // 0 for the pivot
+	addr  string
+	dir   string
+	wall  skewClock
+	tr    *faultTransport
+	rest  *http.Client // the workload's own client for REST calls (no faults)
+	// operReg: the pivot's operator registers this node under NodesKey (the even
+	// nodes); the others register themselves (Config.Advertise).
+	operReg bool
+
+	running bool
+	starts  int
+	inst    instance // the running instance, in this process or a child
+	proxy   *faultProxy
+
+	// The in-process instance's parts (nil for a child process), used by the
+	// scripted tests.
+	server *ooo.Server
+	main   *storage.BoltStorage // server storage: items/*, settings, things/*, posts/*
+	ext    *storage.BoltStorage // users/*
+	result pivot.SetupResult
+}
+
+func (m *member) isPivot() bool { return m.index == 0 }
+
+// storeFile is the bolt file that holds path in m's folder.
+func (m *member) storeFile(path string) string {
+	if path == pathUsers || strings.HasPrefix(path, "users/") {
+		return filepath.Join(m.dir, "users.db")
+	}
+	return filepath.Join(m.dir, "main.db")
+}
+
+// newCluster makes the members of a cluster of n nodes and starts them.
+func newCluster(tb testing.TB, seed uint64, n int, tm timings, ports *portPool) *cluster {
+	return newClusterOf(tb, seed, n, tm, ports, false)
+}
+
+// newClusterOf is newCluster, with every member a child process when processes is set.
+func newClusterOf(tb testing.TB, seed uint64, n int, tm timings, ports *portPool, processes bool) *cluster {
+	tb.Helper()
+	c := &cluster{
+		tb: tb, tm: tm, net: newNetwork(seed), processes: processes, ports: ports,
+		logs: &logRing{max: 400}, idRng: rand.New(rand.NewPCG(seed, 0x1d5)),
+	}
+	tb.Cleanup(c.stopAll)
+	for i := 0; i <= n; i++ {
+		name := "pivot"
+		if i > 0 {
+			name = fmt.Sprintf("node%d", i)
+		}
+		c.add(name, tb.TempDir(), i%2 == 0)
+	}
+	for _, m := range c.members {
+		if err := m.start(); err != nil {
+			tb.Fatalf("chaos: start %s: %v", m.name, err)
+		}
+	}
+	return c
+}
+
+// add makes a member (not started) on a new address with its data in dir.
+func (c *cluster) add(name, dir string, operReg bool) *member {
+	m := &member{
+		c:       c,
+		name:    name,
+		index:   len(c.members),
+		addr:    c.ports.take(c.tb),
+		dir:     dir,
+		operReg: operReg,
+	}
+	m.tr = newFaultTransport(c.net, name)
+	m.rest = &http.Client{Timeout: 20 * time.Second, Transport: http.DefaultTransport.(*http.Transport).Clone()}
+	c.net.name(m.addr, name)
+	c.members = append(c.members, m)
+	return m
+}
+
+// registration is the key and data under which the pivot's operator registers m.
+func (m *member) registration() (string, []byte) {
+	return "things/" + strings.NewReplacer(".", "-", ":", "-").Replace(m.addr), fmt.Appendf(nil, `{"ip":%q}`, m.addr)
+}
+
+func (c *cluster) pivot() *member { return c.members[0] }
+
+// stopAll stops every running member, and every proxy: the end of a test.
+func (c *cluster) stopAll() {
+	for i := len(c.members) - 1; i >= 0; i-- {
+		m := c.members[i]
+		if m.running {
+			m.stop()
+		}
+		if m.proxy != nil {
+			m.proxy.close()
+		}
+	}
+}
+
+// idsFile keeps the clock instance ids of a member's two storages in its folder, as a
+// storage keeps its identity in its file: a restart keeps them, a copy of the folder
+// shares them, a wiped disk draws new ones.
+const idsFile = "chaos-ids"
+
+// instanceIDs returns the ids kept in m's folder, drawing new ones (at random, like a
+// storage created for the first time) when there are none.
+func (m *member) instanceIDs() ([2]uint16, error) {
+	file := filepath.Join(m.dir, idsFile)
+	raw, err := os.ReadFile(file)
+	switch {
+	case err == nil && len(raw) == 4:
+		return [2]uint16{binary.BigEndian.Uint16(raw), binary.BigEndian.Uint16(raw[2:])}, nil
+	case err != nil && !errors.Is(err, fs.ErrNotExist):
+		return [2]uint16{}, fmt.Errorf("chaos: read the ids of %s: %w", m.name, err)
+	}
+	m.c.idMu.Lock()
+	ids := [2]uint16{uint16(m.c.idRng.IntN(4096)), uint16(m.c.idRng.IntN(4096))}
+	m.c.idMu.Unlock()
+	raw = binary.BigEndian.AppendUint16(binary.BigEndian.AppendUint16(nil, ids[0]), ids[1])
+	if err := os.WriteFile(file, raw, 0o600); err != nil {
+		return ids, fmt.Errorf("chaos: keep the ids of %s: %w", m.name, err)
+	}
+	return ids, nil
+}
+
+// spec is what a start of m needs, in this process or in a child.
+func (m *member) spec() (launchSpec, error) {
+	ids, err := m.instanceIDs()
+	if err != nil {
+		return launchSpec{}, err
+	}
+	s := launchSpec{Name: m.name, Addr: m.addr, Dir: m.dir, IDs: ids, Timings: m.c.tm.wire(), Offset: m.wall.offset.Load()}
+	if !m.isPivot() {
+		s.Pivot = m.c.pivot().addr
+		if !m.operReg {
+			s.Advertise = m.addr
+		}
+	}
+	return s, nil
+}
+
+// start starts m on its address and data, as a new process would.
+func (m *member) start() error {
+	s, err := m.spec()
+	if err != nil {
+		return err
+	}
+	if m.c.processes {
+		if m.proxy == nil {
+			if m.proxy, err = newFaultProxy(m.c.ports.take(m.c.tb), m.tr); err != nil {
+				return err
+			}
+		}
+		s.Proxy = m.proxy.addr
+		ch, err := startChild(s, m.c.logs)
+		if err != nil {
+			return err
+		}
+		m.inst = ch
+	} else {
+		l, err := launch(s, m.wall.now, &http.Client{Transport: m.tr}, m.c.logs)
+		if err != nil {
+			return err
+		}
+		m.inst, m.server, m.main, m.ext, m.result = l, l.server, l.main, l.ext, l.result
+	}
+	m.running = true
+	m.starts++
+	return nil
+}
+
+// stop stops m gracefully: server, storages, sync engine and idle connections.
+func (m *member) stop() { m.halt(false) }
+
+// kill stops m at once: a child process gets SIGKILL (what it had not written to
+// disk is gone); an in-process member is closed as by stop.
+func (m *member) kill() { m.halt(true) }
+
+func (m *member) halt(kill bool) {
+	if err := m.inst.stop(kill); err != nil {
+		m.c.logs.Write(fmt.Appendf(nil, "chaos: stop %s: %v\n", m.name, err))
+	}
+	m.tr.inner.CloseIdleConnections()
+	m.rest.CloseIdleConnections()
+	m.running = false
+}
+
+// setSkew moves m's wall clock off by d (0 puts it right).
+func (m *member) setSkew(d time.Duration) {
+	m.wall.offset.Store(int64(d))
+	if m.running {
+		if err := m.inst.setSkew(d); err != nil {
+			m.c.logs.Write(fmt.Appendf(nil, "chaos: skew %s: %v\n", m.name, err))
+		}
+	}
+}
+
+// changes reads m's change feed of path (a synced path or one key) since seq.
+func (m *member) changes(path string, since uint64, limit int) ([]storage.Change, uint64, error) {
+	return m.inst.changes(path, since, limit)
+}
+
+// wipe deletes the data of a stopped member, as when its disk is replaced.
+func (m *member) wipe() error {
+	for _, f := range []string{"main.db", "users.db", idsFile} {
+		if err := os.Remove(filepath.Join(m.dir, f)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("chaos: wipe %s: %w", m.name, err)
+		}
+	}
+	return nil
+}
+
+// copyDir copies the files of a stopped member's folder into dir.
+func (m *member) copyDir(dir string) error {
+	entries, err := os.ReadDir(m.dir)
+	if err != nil {
+		return fmt.Errorf("chaos: copy the folder of %s: %w", m.name, err)
+	}
+	for _, e := range entries {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		raw, err := os.ReadFile(filepath.Join(m.dir, e.Name()))
+		if err != nil {
+			return fmt.Errorf("chaos: copy the folder of %s: %w", m.name, err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, e.Name()), raw, 0o600); err != nil {
+			return fmt.Errorf("chaos: copy the folder of %s: %w", m.name, err)
+		}
+	}
+	return nil
+}
+
+// status is the member's pivot status as one line, for traces.
+func (m *member) status() string {
+	if !m.running {
+		return m.name + ": stopped"
+	}
+	st, err := m.inst.status()
+	if err != nil {
+		return fmt.Sprintf("%s: status: %v", m.name, err)
+	}
+	return statusLine(m.name, st)
+}
+
+// knownNodes lists the nodes the pivot's engine knows (on the pivot).
+func (m *member) knownNodes() map[string]bool {
+	have := map[string]bool{}
+	if !m.running {
+		return have
+	}
+	st, err := m.inst.status()
+	if err != nil {
+		return have
+	}
+	for _, n := range st.Nodes {
+		have[n.Address] = true
+	}
+	return have
+}
