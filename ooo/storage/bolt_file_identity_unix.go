@@ -12,7 +12,9 @@ import (
 // fileIdentity names the file itself, not its path or content: its device and inode. A
 // copy of the file (or of its folder) is a new inode, or another device, and so has
 // another identity; a file renamed or moved within its file system keeps it. nil when
-// the OS gives no inode.
+// the OS gives no inode. Where device numbers are not stable across reboots (some
+// network or device-mapper volumes), a reboot looks like a copy: the storage then takes
+// a fresh identity, which is safe (it only gives up the old token and id), if not needed.
 func fileIdentity(file string) ([]byte, error) {
 	fi, err := os.Stat(file)
 	if err != nil {

@@ -37,7 +37,6 @@ type boltState struct {
 	instance uint16
 	stamp    int64
 	token    string
-	copied   bool // the file was found to be a copy: token and instance were redrawn
 }
 
 // initBolt creates the buckets of a new file, or checks those of an existing one, and

@@ -38,7 +38,6 @@ func initIdentity(m *bolt.Bucket, file string, st *boltState) error {
 		if err := m.Put(metaInstance, binary.BigEndian.AppendUint16(nil, st.instance)); err != nil {
 			return err
 		}
-		st.copied = true
 	}
 	if token == "" || copied {
 		token = newToken()

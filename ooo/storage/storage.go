@@ -155,8 +155,7 @@ const MaxTokenLength = 256
 // moved within one file system keeps its identity.
 type Identified interface {
 	// Identity returns the token naming this copy of the data and the instance id its
-	// clock stamps with. Before the first Start the token is "" (and the instance id
-	// 0 when no clock was given). Safe for concurrent use.
+	// clock stamps with; before the first Start, "" and 0. Safe for concurrent use.
 	Identity() (token string, instance uint16)
 	// SetIdentity replaces the token and the instance id, and makes the clock stamp
 	// with the new id from then on; stamps keep strictly increasing across the change.
