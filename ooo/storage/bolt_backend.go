@@ -3,7 +3,9 @@ package storage
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"runtime/debug"
 	"strings"
 
 	bolt "go.etcd.io/bbolt"
@@ -18,12 +20,17 @@ const maxBoltBatch = 1000
 // boltBackend keeps records in bbolt. Writes go through one committer goroutine that
 // runs every write waiting at that moment in a single transaction (group commit): a
 // lone write commits at once, and writes arriving during a commit share the next one.
+//
+// Every transaction runs under guard, so a damaged file fails the operation with
+// ErrCorrupt instead of killing the process (see guard). Records that fail their
+// checksum are remembered in dmg and read as described in DamageReporter.
 type boltBackend struct {
 	db      *bolt.DB
 	publish func([]Event)
 	reqs    chan *boltRequest
 	stop    chan struct{}
 	done    chan struct{}
+	dmg     *damageSet
 }
 
 // boltRequest is one update waiting for the committer.
@@ -35,6 +42,9 @@ type boltRequest struct {
 	done   chan struct{}
 }
 
+// newBoltBackend starts the committer of db. It first checks every record of the data
+// bucket, so the records damaged on disk are known (Damaged) from the start; a failure of
+// that scan itself is left to the reads that meet it.
 func newBoltBackend(db *bolt.DB, publish func([]Event)) *boltBackend {
 	b := &boltBackend{
 		db:      db,
@@ -42,15 +52,52 @@ func newBoltBackend(db *bolt.DB, publish func([]Event)) *boltBackend {
 		reqs:    make(chan *boltRequest),
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
+		dmg:     &damageSet{},
 	}
+	_ = b.view(func(r reader) error {
+		return r.(*boltReader).checkRecords()
+	})
 	go b.commitLoop()
 	return b
 }
 
 func (b *boltBackend) view(fn func(r reader) error) error {
-	return b.db.View(func(tx *bolt.Tx) error {
-		return fn(&boltReader{tx: tx})
+	return guard("bolt read", func() error {
+		return b.db.View(func(tx *bolt.Tx) error {
+			return fn(&boltReader{tx: tx, dmg: b.dmg})
+		})
 	})
+}
+
+// damaged implements damageFinder: it checks each key found unreadable again and
+// forgets those that were rewritten (or removed) since.
+func (b *boltBackend) damaged(pattern string) ([]string, error) {
+	keys := b.dmg.matching(pattern)
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	var still, fixed []string
+	err := b.view(func(r reader) error {
+		data := r.(*boltReader).tx.Bucket(bucketData)
+		for _, k := range keys {
+			v := data.Get([]byte(k))
+			if v == nil {
+				fixed = append(fixed, k)
+				continue
+			}
+			if _, err := checkRecord([]byte(k), v); err != nil {
+				still = append(still, k)
+			} else {
+				fixed = append(fixed, k)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("storage: damaged records: %w", err)
+	}
+	b.dmg.forget(fixed)
+	return still, nil
 }
 
 func (b *boltBackend) update(fn func(w writer) error) error {
@@ -74,6 +121,9 @@ func (b *boltBackend) close() error {
 
 func (b *boltBackend) commitLoop() {
 	defer close(b.done)
+	// Faults while committing must become panics that guard turns into a failed batch,
+	// on this goroutine as on every reader's.
+	debug.SetPanicOnFault(true)
 	batch := make([]*boltRequest, 0, maxBoltBatch)
 	for {
 		select {
@@ -96,19 +146,22 @@ func (b *boltBackend) commitLoop() {
 	}
 }
 
-// commit runs a batch in one transaction. When the transaction fails, each request is
-// retried alone, so one failing write does not take the others down with it.
+// commit runs a batch in one transaction. When the transaction fails (a panic on a
+// damaged page included, see guard), each request is retried alone, so one failing
+// write does not take the others down with it.
 func (b *boltBackend) commit(batch []*boltRequest) {
-	err := b.db.Update(func(tx *bolt.Tx) error {
-		for _, req := range batch {
-			w := &boltWriter{boltReader: boltReader{tx: tx}}
-			req.result = req.fn(w)
-			if w.fail != nil {
-				return w.fail
+	err := guard("bolt write", func() error {
+		return b.db.Update(func(tx *bolt.Tx) error {
+			for _, req := range batch {
+				w := &boltWriter{boltReader: boltReader{tx: tx, dmg: b.dmg}}
+				req.result = req.fn(w)
+				if w.fail != nil {
+					return w.fail
+				}
+				req.events = w.events
 			}
-			req.events = w.events
-		}
-		return nil
+			return nil
+		})
 	})
 	if err == nil {
 		for _, req := range batch {
@@ -127,23 +180,55 @@ func (b *boltBackend) commit(batch []*boltRequest) {
 	}
 }
 
-// boltReader reads inside a bbolt transaction.
+// boltReader reads inside a bbolt transaction. An unreadable record is an error
+// (errUnreadable) for record and object, and is skipped by scan; either way it is
+// added to dmg.
 type boltReader struct {
 	tx   *bolt.Tx
-	data *bolt.Cursor // reused by record: a Seek rebuilds its path, even after writes
+	data *bolt.Cursor // reused by lookup: a Seek rebuilds its path, even after writes
+	dmg  *damageSet
 }
 
-func (r *boltReader) record(k string) (Change, bool, error) {
+// lookup returns the raw record of k, nil when k has none.
+func (r *boltReader) lookup(kb []byte) []byte {
 	if r.data == nil {
 		r.data = r.tx.Bucket(bucketData).Cursor()
 	}
-	kb := []byte(k)
 	found, v := r.data.Seek(kb)
 	if found == nil || !bytes.Equal(found, kb) {
+		return nil
+	}
+	return v
+}
+
+// decode decodes a record and remembers it when it is unreadable.
+func (r *boltReader) decode(k, v []byte) (Change, error) {
+	c, err := decodeRecord(k, v)
+	if err != nil {
+		r.dmg.add(string(k))
+	}
+	return c, err
+}
+
+func (r *boltReader) record(k string) (Change, bool, error) {
+	kb := []byte(k)
+	v := r.lookup(kb)
+	if v == nil {
 		return Change{}, false, nil
 	}
-	c, err := decodeRecord(kb, v)
+	c, err := r.decode(kb, v)
 	return c, err == nil, err
+}
+
+// checkRecords checks the records of the data bucket and remembers the unreadable ones.
+func (r *boltReader) checkRecords() error {
+	cur := r.tx.Bucket(bucketData).Cursor()
+	for k, v := cur.First(); k != nil; k, v = cur.Next() {
+		if _, err := checkRecord(k, v); err != nil {
+			r.dmg.add(string(k))
+		}
+	}
+	return nil
 }
 
 func (r *boltReader) object(k string) ([]byte, bool, error) {
@@ -166,9 +251,9 @@ func (r *boltReader) scan(pattern string, fn func(c Change) error) error {
 		if pattern != "" && !key.Match(pattern, string(k)) {
 			continue
 		}
-		c, err := decodeRecord(k, v)
+		c, err := r.decode(k, v)
 		if err != nil {
-			return err
+			continue // unreadable: remembered in dmg, left out of every list
 		}
 		if err := fn(c); err != nil {
 			return err
@@ -198,14 +283,20 @@ func (r *boltReader) expired(before int64, fn func(c Change) error) error {
 		if len(tk) < 8 {
 			return fmt.Errorf("tombstone index: %w", ErrCorrupt)
 		}
-		if int64(binary.BigEndian.Uint64(tk)) >= before {
+		stamp := int64(binary.BigEndian.Uint64(tk))
+		if stamp >= before {
 			return nil
 		}
 		c, ok, err := r.record(string(tk[8:]))
+		if errors.Is(err, ErrCorrupt) {
+			continue // an unreadable record is not collected; a write replaces it
+		}
 		if err != nil {
 			return err
 		}
-		if ok && c.Deleted {
+		// The stamp must match too: an index row left by an unreadable record that was
+		// replaced (see unlink) must not collect a newer tombstone of the same key.
+		if ok && c.Deleted && c.Updated == stamp {
 			if err := fn(c); err != nil {
 				return err
 			}
@@ -223,11 +314,20 @@ func (r *boltReader) cursor(name string) ([]byte, error) {
 }
 
 // boltWriter writes inside the committer's transaction. The first bbolt error is kept
-// in fail and aborts the whole transaction.
+// in fail and aborts the whole transaction. To a writer an unreadable record is absent
+// (see DamageReporter): record reports it missing, so a Set or an Apply replaces it.
 type boltWriter struct {
 	boltReader
 	fail   error
 	events []Event
+}
+
+func (w *boltWriter) record(k string) (Change, bool, error) {
+	c, ok, err := w.boltReader.record(k)
+	if errors.Is(err, ErrCorrupt) {
+		return Change{}, false, nil
+	}
+	return c, ok, err
 }
 
 func (w *boltWriter) check(err error) error {
@@ -264,23 +364,42 @@ func (w *boltWriter) put(c *Change) error {
 	return nil
 }
 
-// unlink removes the feed row and tombstone index entry of k's current record.
+// unlink removes the feed row and tombstone index entry of k's current record. For an
+// unreadable record, the header fields it still has are used only where the feed and
+// the index confirm them (the feed row at its seq names k, the index holds its
+// tombstone key); a row that cannot be found this way stays behind, and readers skip it
+// (Changes compares the row's sequence with the record's).
 func (w *boltWriter) unlink(k []byte) error {
 	v := w.tx.Bucket(bucketData).Get(k)
 	if v == nil {
 		return nil
 	}
-	old, err := decodeRecord(k, v)
-	if err != nil {
-		return w.check(err)
+	old, err := checkRecord(k, v)
+	trusted := err == nil
+	if !trusted {
+		var ok bool
+		if old, ok = recordHeaderOf(k, v); !ok {
+			return nil
+		}
 	}
-	if err := w.check(w.tx.Bucket(bucketFeed).Delete(seqKey(old.Seq))); err != nil {
-		return err
+	feed := w.tx.Bucket(bucketFeed)
+	if row := seqKey(old.Seq); trusted || bytes.Equal(feed.Get(row), k) {
+		if err := w.check(feed.Delete(row)); err != nil {
+			return err
+		}
 	}
-	if old.Deleted {
-		return w.check(w.tx.Bucket(bucketTombs).Delete(tombKey(old.Updated, old.Key)))
+	if !old.Deleted {
+		return nil
 	}
-	return nil
+	tombs := w.tx.Bucket(bucketTombs)
+	tk := tombKey(old.Updated, old.Key)
+	if !trusted {
+		// Index rows have no value, so their presence is told by a cursor, not by Get.
+		if found, _ := tombs.Cursor().Seek(tk); !bytes.Equal(found, tk) {
+			return nil
+		}
+	}
+	return w.check(tombs.Delete(tk))
 }
 
 func (w *boltWriter) drop(k string) error {

@@ -2,7 +2,6 @@ package storage
 
 import (
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 
 	bolt "go.etcd.io/bbolt"
@@ -10,7 +9,7 @@ import (
 	"github.com/benitogf/pivot/ooo/clock"
 )
 
-// The layout of a BoltStorage file: buckets, meta entries and the record encoding.
+// The layout of a BoltStorage file: buckets and meta entries (records: bolt_record.go).
 
 // Bucket and meta key names of the file format.
 var (
@@ -98,51 +97,6 @@ func getUint(b *bolt.Bucket, name []byte) uint64 {
 		return 0
 	}
 	return binary.BigEndian.Uint64(v)
-}
-
-// A record is stored as: format byte, seq, created, updated (8 bytes each, big
-// endian), flags, then the data.
-const (
-	recordFormat = 1
-	recordHeader = 1 + 8 + 8 + 8 + 1
-	flagDeleted  = 1 << 0
-	flagRemote   = 1 << 1
-)
-
-func encodeRecord(c *Change) []byte {
-	out := make([]byte, recordHeader, recordHeader+len(c.Data))
-	out[0] = recordFormat
-	binary.BigEndian.PutUint64(out[1:], c.Seq)
-	binary.BigEndian.PutUint64(out[9:], uint64(c.Created))
-	binary.BigEndian.PutUint64(out[17:], uint64(c.Updated))
-	if c.Deleted {
-		out[25] |= flagDeleted
-	}
-	if c.Remote {
-		out[25] |= flagRemote
-	}
-	return append(out, c.Data...)
-}
-
-// decodeRecord decodes a stored record; the data is copied out of bbolt's memory.
-func decodeRecord(k, v []byte) (Change, error) {
-	if len(v) < recordHeader || v[0] != recordFormat {
-		return Change{}, fmt.Errorf("record %q: %w", k, ErrCorrupt)
-	}
-	c := Change{
-		Entry: Entry{
-			Key:     string(k),
-			Created: int64(binary.BigEndian.Uint64(v[9:])),
-			Updated: int64(binary.BigEndian.Uint64(v[17:])),
-			Deleted: v[25]&flagDeleted != 0,
-		},
-		Seq:    binary.BigEndian.Uint64(v[1:]),
-		Remote: v[25]&flagRemote != 0,
-	}
-	if !c.Deleted {
-		c.Data = append(json.RawMessage(nil), v[recordHeader:]...)
-	}
-	return c, nil
 }
 
 func seqKey(seq uint64) []byte { return binary.BigEndian.AppendUint64(nil, seq) }

@@ -114,17 +114,41 @@ func (s *BoltStorage) file() (string, error) {
 }
 
 // openBolt opens the file, translating bbolt's failures into ErrLocked and ErrCorrupt.
-func openBolt(file string, timeout time.Duration) (db *bolt.DB, err error) {
-	defer func() {
-		// bbolt panics on some kinds of damage instead of returning an error.
-		if p := recover(); p != nil {
-			db, err = nil, fmt.Errorf("storage: open %s: %v: %w", file, p, ErrCorrupt)
+// An existing file is first opened read-only and checked (checkBolt), so that damage
+// bbolt would only meet later, or meet with a panic while opening for writing (a free
+// list page past the end of a truncated file), is reported here as ErrCorrupt. Both
+// opens run under guard: a panic or a memory fault inside bbolt is an error, never the
+// end of the process.
+func openBolt(file string, timeout time.Duration) (*bolt.DB, error) {
+	if fi, err := os.Stat(file); err == nil && fi.Size() > 0 {
+		ro, err := openBoltWith(file, &bolt.Options{Timeout: timeout, ReadOnly: true})
+		if err != nil {
+			return nil, err
 		}
-	}()
-	db, err = bolt.Open(file, 0o600, &bolt.Options{Timeout: timeout})
+		err = checkBolt(ro, file)
+		if cerr := ro.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("storage: close %s after its check: %w", file, cerr)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return openBoltWith(file, &bolt.Options{Timeout: timeout})
+}
+
+// openBoltWith is one bolt.Open under guard, with its errors translated.
+func openBoltWith(file string, opts *bolt.Options) (*bolt.DB, error) {
+	var db *bolt.DB
+	err := guard("open "+file, func() error {
+		var err error
+		db, err = bolt.Open(file, 0o600, opts)
+		return err
+	})
 	switch {
 	case err == nil:
 		return db, nil
+	case errors.Is(err, ErrCorrupt): // a panic inside bbolt, already worded by guard
+		return nil, err
 	case errors.Is(err, berrors.ErrTimeout):
 		return nil, fmt.Errorf("storage: open %s: %w: %w", file, ErrLocked, err)
 	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrChecksum),

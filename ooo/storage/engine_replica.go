@@ -38,7 +38,8 @@ func (e *engine) Horizon() uint64 {
 // be positive (ErrInvalidLimit). next is the sequence of the last change returned when
 // the limit was reached, else the head of the feed at the time of the read: pass it as
 // since next time. The cost is proportional to the feed entries after since that are
-// visited, not to the data held.
+// visited, not to the data held. A record found unreadable is skipped, as if its key
+// were absent (see DamageReporter).
 func (e *engine) Changes(pattern string, since uint64, limit int) ([]Change, uint64, error) {
 	if pattern != "" && !key.IsValid(pattern) {
 		return nil, since, fmt.Errorf("storage: changes %q: %w", pattern, ErrInvalidPattern)
@@ -61,8 +62,18 @@ func (e *engine) Changes(pattern string, since uint64, limit int) ([]Change, uin
 				return true, nil
 			}
 			c, ok, err := r.record(k)
+			if errors.Is(err, ErrCorrupt) {
+				// An unreadable record reads as absent: a peer keeps its own copy, and
+				// reconciliation sees the key as missing here (DamageReporter).
+				return true, nil
+			}
 			if err != nil || !ok {
 				return err == nil, err
+			}
+			if c.Seq != seq {
+				// A row an unreadable record left behind when it was replaced: the key
+				// is listed at its current row.
+				return true, nil
 			}
 			c.Data = append(json.RawMessage(nil), c.Data...)
 			out = append(out, c)
@@ -87,8 +98,8 @@ func (e *engine) Changes(pattern string, since uint64, limit int) ([]Change, uin
 }
 
 // Apply stores each remote entry that wins against the key's current state (the live
-// object, its tombstone, or the zero Entry when the key was never seen or its tombstone
-// was collected), in one atomic step with respect to local writes. A stored entry keeps
+// object, its tombstone, or the zero Entry when the key was never seen, its tombstone
+// was collected or its record is unreadable), in one atomic step with respect to local writes. A stored entry keeps
 // its stamps and data as given, is marked Remote, gets a new sequence and one event
 // ("set", or "del" for a tombstone); its version is observed on the clock first, so
 // every later local write sorts after it. An entry is refused, and reported in err
