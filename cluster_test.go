@@ -210,7 +210,11 @@ func waitConverged(t testing.TB, insts []*instance, liveOnly bool) {
 				sort.Strings(keys)
 				fmt.Fprintf(&b, "%s (%s):\n", in.name, in.addr)
 				for _, k := range keys {
-					fmt.Fprintf(&b, "  %s %s\n", k, s[k])
+					line := s[k]
+					if len(line) > 300 {
+						line = fmt.Sprintf("%s... (%d bytes)", line[:300], len(line))
+					}
+					fmt.Fprintf(&b, "  %s %s\n", k, line)
 				}
 				st, _ := json.Marshal(in.result.Status())
 				fmt.Fprintf(&b, "  status %s\n", st)

@@ -23,6 +23,7 @@ const (
 	DefaultBatchSize      = 500
 	DefaultMaxBodyBytes   = 8 << 20
 	DefaultFanOut         = 8
+	DefaultRepairInterval = time.Minute
 )
 
 // maxClusterID bounds the length of Config.ClusterID, which travels in a header.
@@ -91,6 +92,11 @@ type Config struct {
 	MaxBodyBytes int64
 	// FanOut is how many triggers the pivot sends at once. 0 means DefaultFanOut.
 	FanOut int
+	// RepairInterval is how often a node compares its data with the pivot's by digest
+	// trees (anti-entropy over data, not only cursors) and repairs what differs under
+	// LWW. 0 means DefaultRepairInterval (1 minute); a negative value turns the
+	// periodic comparison off (SetupResult.Repair still runs one on demand).
+	RepairInterval time.Duration
 	// Client makes every outgoing request. nil means the server's Client, or when that
 	// is nil too, a client of pivot's own. Tests inject a client whose Transport drops,
 	// delays or cuts requests. Pull answers of 16 KiB or more come gzip-compressed when
@@ -116,6 +122,7 @@ func (c Config) withDefaults() Config {
 	orDefault(&c.BatchSize, DefaultBatchSize)
 	orDefault(&c.MaxBodyBytes, DefaultMaxBodyBytes)
 	orDefault(&c.FanOut, DefaultFanOut)
+	orDefault(&c.RepairInterval, DefaultRepairInterval)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -183,7 +190,8 @@ func (c Config) Validate() error {
 			return bad("Advertise", "%v", err)
 		}
 	}
-	// SyncInterval and ReadBudget are not here: a negative value turns them off.
+	// SyncInterval, ReadBudget and RepairInterval are not here: a negative value turns
+	// them off.
 	nonNegative := []struct {
 		name     string
 		got      any

@@ -24,6 +24,8 @@ func (e *engine) routes(r *mux.Router) {
 	r.HandleFunc(p+routeChanges, e.guard(http.MethodGet, e.pivotOnly(e.handleChanges)))
 	r.HandleFunc(p+routeApply, e.guard(http.MethodPost, e.pivotOnly(e.handleApply)))
 	r.HandleFunc(p+routeDigest, e.guard(http.MethodGet, e.pivotOnly(e.handleDigest)))
+	r.HandleFunc(p+routeTree, e.guard(http.MethodGet, e.pivotOnly(e.handleTree)))
+	r.HandleFunc(p+routeEntries, e.guard(http.MethodPost, e.pivotOnly(e.handleEntries)))
 	r.HandleFunc(p+routeTrigger, e.guard(http.MethodPost, e.handleTrigger))
 	r.HandleFunc(p+routeStatus, e.guard(http.MethodGet, e.handleStatus))
 	notFound := e.guard("", func(w http.ResponseWriter, r *http.Request) {
@@ -284,6 +286,82 @@ func (e *engine) handleDigest(w http.ResponseWriter, r *http.Request) {
 	}
 	e.hub.contact(e.hub.identify(r), false)
 	writeJSON(w, http.StatusOK, digestResponse{Epoch: epoch, Head: d.head, Count: d.count, Digest: d.String()})
+}
+
+// handleTree serves one node of the digest tree of a key path (anti-entropy).
+func (e *engine) handleTree(w http.ResponseWriter, r *http.Request) {
+	sk := e.syncedKey(w, r)
+	if sk == nil {
+		return
+	}
+	value, digits, err := parsePrefix(r.URL.Query().Get("prefix"))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, codeBadRequest, err.Error())
+		return
+	}
+	t := &sk.tree
+	t.mu.Lock()
+	err = t.refresh(sk, e.cfg.BatchSize, e.budget(), digits == 0)
+	var resp treeResponse
+	if err == nil {
+		resp = t.answer(value, digits, t.seq)
+	}
+	t.mu.Unlock()
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, codeUnavailable, err.Error())
+		return
+	}
+	e.hub.contact(e.hub.identify(r), false)
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// handleEntries serves the whole entries of the keys asked for (anti-entropy repair),
+// in the order asked, as many as fit the node's budget (bytes) and always one.
+func (e *engine) handleEntries(w http.ResponseWriter, r *http.Request) {
+	sk := e.syncedKey(w, r)
+	if sk == nil {
+		return
+	}
+	budget, err := uintParam(r, "bytes", uint64(e.budget()), 1, math.MaxInt64)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, codeBadRequest, err.Error())
+		return
+	}
+	var req entriesRequest
+	if !decodeBody(w, r, &req) {
+		return
+	}
+	if len(req.Keys) == 0 || len(req.Keys) > maxLimit {
+		writeError(w, http.StatusBadRequest, codeBadRequest, fmt.Sprintf("keys must list 1..%d keys", maxLimit))
+		return
+	}
+	for i, k := range req.Keys {
+		if !key.IsValid(k) || key.IsGlob(k) || !key.Match(sk.path, k) {
+			writeError(w, http.StatusBadRequest, codeBadRequest, fmt.Sprintf("keys[%d]: %q is not a concrete key under %q", i, k, sk.path))
+			return
+		}
+	}
+	limit := min(int64(budget), e.budget())
+	resp := entriesResponse{Epoch: sk.rep.Epoch(), Entries: []storage.Entry{}}
+	var size int64
+	for _, k := range req.Keys {
+		changes, _, err := sk.rep.Changes(k, 0, 1)
+		if err != nil {
+			writeError(w, http.StatusServiceUnavailable, codeUnavailable, fmt.Sprintf("read %s: %v", k, err))
+			return
+		}
+		if len(changes) == 1 {
+			s := entrySize(changes[0].Entry)
+			if resp.Next > 0 && size+s > limit {
+				break
+			}
+			size += s
+			resp.Entries = append(resp.Entries, changes[0].Entry)
+		}
+		resp.Next++
+	}
+	e.hub.contact(e.hub.identify(r), false)
+	e.writeCompressible(w, r, http.StatusOK, resp)
 }
 
 // handleTrigger schedules a pull of the given key paths on a node. It answers at once

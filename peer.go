@@ -153,6 +153,21 @@ func (p *peer) digest(ctx context.Context, path string) (digestResponse, error) 
 	return out, err
 }
 
+// tree asks for the node of the peer's digest tree of path named by prefix.
+func (p *peer) tree(ctx context.Context, path, prefix string) (treeResponse, error) {
+	var out treeResponse
+	err := p.do(ctx, "tree", http.MethodGet, routeTree, url.Values{"key": {path}, "prefix": {prefix}}, nil, &out)
+	return out, err
+}
+
+// entries asks for the peer's entries of keys under path, at most budget bytes of them.
+func (p *peer) entries(ctx context.Context, path string, keys []string, budget int64) (entriesResponse, error) {
+	var out entriesResponse
+	q := url.Values{"key": {path}, "bytes": {strconv.FormatInt(budget, 10)}}
+	err := p.do(ctx, "entries", http.MethodPost, routeEntries, q, entriesRequest{Keys: keys}, &out)
+	return out, err
+}
+
 // trigger asks the peer (a node) to sync paths now.
 func (p *peer) trigger(ctx context.Context, paths []string) error {
 	return p.do(ctx, "trigger", http.MethodPost, routeTrigger, nil, triggerRequest{Keys: paths}, nil)

@@ -49,6 +49,26 @@ func (r SetupResult) Status() Status {
 	return r.engine.status()
 }
 
+// Repair, on a node, compares the data of every synced key with the pivot's now
+// (anti-entropy, as every Config.RepairInterval does) and repairs what differs, then
+// returns; the outcome is in Status (Checks, Repairs, each key's LastCheck and
+// LastError). A key whose cursors are not at rest (writes in flight) is synced instead
+// and compared next time. It returns ctx's error if ctx ends first. On the pivot it
+// does nothing.
+func (r SetupResult) Repair(ctx context.Context) error {
+	if r.engine == nil || r.engine.node == nil {
+		return nil
+	}
+	select {
+	case <-r.engine.node.request(nil, needPush|needPull|needCheck):
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-r.engine.ctx.Done():
+		return nil
+	}
+}
+
 // Close stops every background goroutine and waits for them. The server's OnClose,
 // which Setup hooks, calls it too; calling it again is a no-op.
 func (r SetupResult) Close() {
@@ -128,6 +148,12 @@ type syncKey struct {
 	// pulledAt is, on a node, when the last successful pull of the path started
 	// (unix ns), 0 before the first.
 	pulledAt atomic.Int64
+	// tree is the digest tree of the path's data (anti-entropy), built on first use.
+	tree digestTree
+	// lastCheck is, on a node, when the data was last compared with the pivot's
+	// (unix ns), and inSync whether it then matched.
+	lastCheck atomic.Int64
+	inSync    atomic.Bool
 }
 
 // buildKeys resolves every configured key to its storage and checks it can replicate.

@@ -33,6 +33,8 @@ const (
 	routeDigest  = "/digest"  // GET: a digest of one key path's entries (reconcile)
 	routeTrigger = "/trigger" // POST: pivot → node, "sync now"
 	routeStatus  = "/status"  // GET: Status
+	routeTree    = "/tree"    // GET: a node of the digest tree of one key path (anti-entropy)
+	routeEntries = "/entries" // POST: whole entries of given keys (anti-entropy repair)
 )
 
 // Error codes in errorBody.Code.
@@ -149,4 +151,47 @@ func entrySize(e storage.Entry) int64 {
 // limit of maxBody: at least 1, so that a batch always carries one entry.
 func batchBudget(maxBody int64) int64 {
 	return max(1, maxBody-envelopeReserve)
+}
+
+// treeBucket is one child of a digest tree node: how many entries (tombstones
+// included) it covers and the XOR of their hashes.
+type treeBucket struct {
+	Count  int    `json:"count"`
+	Digest string `json:"digest"`
+}
+
+// leafEntry is one entry of a digest tree leaf, without its data.
+type leafEntry struct {
+	Key     string `json:"key"`
+	Version int64  `json:"version"`
+	Deleted bool   `json:"deleted,omitempty"`
+	Hash    string `json:"hash"`
+}
+
+// treeResponse answers GET tree?key=P&prefix=X: the digest tree node named by the
+// prefix (0 to 3 hex digits) as the pivot's data stands at Head: its count and digest,
+// and its 16 children, or for a leaf (3 digits) its entries.
+type treeResponse struct {
+	Epoch    string       `json:"epoch"`
+	Head     uint64       `json:"head"`
+	Prefix   string       `json:"prefix"`
+	Count    int          `json:"count"`
+	Digest   string       `json:"digest"`
+	Children []treeBucket `json:"children,omitempty"`
+	Entries  []leafEntry  `json:"entries,omitempty"`
+}
+
+// entriesRequest is the body of POST entries?key=P: keys whose full entries a node
+// wants (anti-entropy repair).
+type entriesRequest struct {
+	Keys []string `json:"keys"`
+}
+
+// entriesResponse answers POST entries: the pivot's entries of the keys asked for that
+// it holds, tombstones included, in the order asked, cut to fit the node's budget
+// (always one at least); Next is how many of the keys asked for the answer covers.
+type entriesResponse struct {
+	Epoch   string          `json:"epoch"`
+	Entries []storage.Entry `json:"entries"`
+	Next    int             `json:"next"`
 }

@@ -8,11 +8,21 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/benitogf/pivot"
 	"github.com/benitogf/pivot/ooo"
 	"github.com/benitogf/pivot/ooo/storage"
 )
+
+// largeValueConfig is testConfig with a RequestTimeout that lets a body of MaxBodyBytes
+// through under the race detector on a loaded machine; a slower link still makes
+// progress, in smaller batches (nodeSync.shrink).
+func largeValueConfig() pivot.Config {
+	cfg := testConfig()
+	cfg.RequestTimeout = 10 * time.Second
+	return cfg
+}
 
 // bigValue is a JSON string value of about n bytes.
 func bigValue(n int, fill string) string {
@@ -23,7 +33,7 @@ func bigValue(n int, fill string) string {
 // it once it is back, in batches that fit MaxBodyBytes (20 × 512 KiB is 10 MiB, more
 // than one body).
 func TestRealData_BacklogOfLargeValuesReachesThePivot(t *testing.T) {
-	cfg := testConfig()
+	cfg := largeValueConfig()
 	c := startCluster(t, memoryKind, 2, cfg)
 	c.pivot.stop()
 	for i := range 20 {
@@ -44,7 +54,7 @@ func TestRealData_NodeJoiningCatchesUpOnLargeValues(t *testing.T) {
 		n, size int
 	}{{20, 512 << 10}, {3, 3 << 20}} {
 		t.Run(fmt.Sprintf("%dx%dKiB", tc.n, tc.size>>10), func(t *testing.T) {
-			cfg := testConfig()
+			cfg := largeValueConfig()
 			p := startInstance(t, "pivot", &ooo.MemoryStorage{}, "", "", cfg)
 			for i := range tc.n {
 				set(t, p, fmt.Sprintf("users/big%02d", i), bigValue(tc.size, "y"))
@@ -69,7 +79,7 @@ func post(t testing.TB, in *instance, list, data string) int {
 // Issue 9, case 1: a 2 MiB value made only of '<' (six times bigger once escaped)
 // replicates, and does not hold back the writes after it in either direction.
 func TestRealData_HTMLHeavyValueDoesNotBlockTheNode(t *testing.T) {
-	cfg := testConfig()
+	cfg := largeValueConfig()
 	c := startCluster(t, memoryKind, 2, cfg)
 	a, b := c.nodes[0], c.nodes[1]
 	equal(t, http.StatusOK, post(t, a, "users/*", bigValue(2<<20, "<")), "POST of the 2 MiB value")

@@ -148,7 +148,7 @@ func (n *nodeSync) reconcile(ctx context.Context, sk *syncKey, cur *cursor, pivo
 		if i >= maxSnapshotPages {
 			return fmt.Errorf("pivot: reconcile %s: snapshot larger than %d pages", sk.path, maxSnapshotPages)
 		}
-		resp, err := n.pivot.changes(ctx, sk.path, since, batch, n.e.budget())
+		resp, err := n.pivot.changes(ctx, sk.path, since, batch, n.budget(sk))
 		if err != nil {
 			return err
 		}
@@ -204,7 +204,7 @@ func (n *nodeSync) reconcile(ctx context.Context, sk *syncKey, cur *cursor, pivo
 		}
 		n.e.log.Info("pivot: removed entries the pivot does not hold", "key", sk.path, "removed", len(applied))
 	}
-	for _, part := range splitBatches(send, batch, n.e.budget()) {
+	for _, part := range splitBatches(send, batch, n.budget(sk)) {
 		resp, err := n.pivot.apply(ctx, sk.path, applyRequest{Entries: part})
 		if err != nil {
 			return err

@@ -14,6 +14,8 @@ type counters struct {
 	served    atomic.Int64 // changes served to pulls (pivot)
 	conflicts atomic.Int64 // pushed entries that lost to a stored entry under LWW
 	refused   atomic.Int64 // entries refused for clock skew
+	checks    atomic.Int64 // anti-entropy comparisons made at rest (node)
+	repaired  atomic.Int64 // entries repaired by anti-entropy, in either direction (node)
 }
 
 // Status is a snapshot of the engine's state, served by the status route and
@@ -52,6 +54,11 @@ type Status struct {
 	Conflicts int64 `json:"conflicts"`
 	// Refused counts entries refused because their stamp was too far in the future.
 	Refused int64 `json:"refused"`
+	// Checks counts, on a node, the anti-entropy comparisons of a key's data with the
+	// pivot's (made while both sides were at rest), and Repairs the entries they
+	// repaired, here or on the pivot.
+	Checks  int64 `json:"checks,omitempty"`
+	Repairs int64 `json:"repairs,omitempty"`
 	// LastError is the last sync error met, with when it happened.
 	LastError   string    `json:"lastError,omitempty"`
 	LastErrorAt time.Time `json:"lastErrorAt,omitzero"`
@@ -102,6 +109,10 @@ type KeyStatus struct {
 	// the other paths go on syncing.
 	LastError   string    `json:"lastError,omitempty"`
 	LastErrorAt time.Time `json:"lastErrorAt,omitzero"`
+	// LastCheck is, on a node, when the path's data was last compared with the
+	// pivot's, and InSync whether it then matched (before any repair).
+	LastCheck time.Time `json:"lastCheck,omitzero"`
+	InSync    bool      `json:"inSync,omitempty"`
 }
 
 // status builds the Status.
@@ -131,6 +142,9 @@ func (e *engine) status() Status {
 					ks.PullCursor, ks.PushCursor, ks.PivotEpoch = c.Pull, c.Push, c.PivotEpoch
 				}
 			}
+			if at := sk.lastCheck.Load(); at != 0 {
+				ks.LastCheck, ks.InSync = time.Unix(0, at), sk.inSync.Load()
+			}
 			if rec, ok := e.node.keyError(sk); ok {
 				ks.LastError, ks.LastErrorAt = rec.msg, rec.at
 			}
@@ -145,6 +159,7 @@ func (e *engine) status() Status {
 			s.LastContact = time.Unix(0, lc)
 		}
 		s.ConsecutiveFailures = int(n.failures.Load())
+		s.Checks, s.Repairs = e.counts.checks.Load(), e.counts.repaired.Load()
 	}
 	if h := e.hub; h != nil {
 		s.PulledEntries = e.counts.served.Load()

@@ -19,6 +19,7 @@ import (
 const (
 	needPush uint8 = 1 << iota
 	needPull
+	needCheck // compare the data with the pivot's (anti-entropy), after push and pull
 )
 
 // maxBatchesPerRound bounds the batches one key moves in one direction per round; a
@@ -37,6 +38,12 @@ type nodeSync struct {
 	mu      sync.Mutex
 	pending map[*syncKey]uint8       // work asked for and not yet taken by a round
 	keyErrs map[*syncKey]errorRecord // the error of each key whose last sync failed
+
+	// shrink halves a key's byte budget once per sync that failed to get an answer,
+	// up to maxShrink times, and a sync that succeeds undoes one halving: a link too
+	// slow to carry a full body within RequestTimeout still makes progress in smaller
+	// batches and pages. Owned by the run goroutine.
+	shrink map[*syncKey]int
 	next    chan struct{}            // closed when the round taking the pending work ends
 
 	down        atomic.Bool // the last round failed to reach the pivot
@@ -59,6 +66,7 @@ func newNodeSync(e *engine, pivotAddr string) *nodeSync {
 		kick:    make(chan struct{}, 1),
 		pending: map[*syncKey]uint8{},
 		keyErrs: map[*syncKey]errorRecord{},
+		shrink:  map[*syncKey]int{},
 		next:    make(chan struct{}),
 		cursors: map[*syncKey]*cursor{},
 		dirty:   map[*syncKey]*cursor{},
@@ -153,6 +161,13 @@ func (n *nodeSync) run() {
 	flushTimer.Stop()
 	defer flushTimer.Stop()
 	flushArmed := false
+	// checkTimer schedules the anti-entropy comparison of every key's data.
+	checkTimer := time.NewTimer(time.Hour)
+	checkTimer.Stop()
+	defer checkTimer.Stop()
+	if n.e.cfg.RepairInterval > 0 {
+		checkTimer.Reset(n.e.cfg.RepairInterval)
+	}
 	defer func() {
 		// Best effort: the storage may already be closed (server.Close closes it
 		// before OnClose), and a lost cursor only costs a re-send.
@@ -180,6 +195,11 @@ func (n *nodeSync) run() {
 			}
 		case <-timer.C:
 			n.request(nil, needPush|needPull)
+			<-n.kick
+			lastFull = time.Now()
+		case <-checkTimer.C:
+			checkTimer.Reset(n.e.cfg.RepairInterval)
+			n.request(nil, needPush|needPull|needCheck)
 			<-n.kick
 			lastFull = time.Now()
 		}
@@ -239,6 +259,12 @@ func (n *nodeSync) round(ctx context.Context, work map[*syncKey]uint8) (map[*syn
 		}
 		err := n.syncKey(ctx, sk, bits)
 		n.setKeyError(sk, err)
+		switch {
+		case err == nil && n.shrink[sk] > 0:
+			n.shrink[sk]--
+		case unreachable(err) && n.shrink[sk] < maxShrink:
+			n.shrink[sk]++
+		}
 		if err == nil {
 			continue
 		}
@@ -254,6 +280,14 @@ func (n *nodeSync) round(ctx context.Context, work map[*syncKey]uint8) (map[*syn
 		}
 	}
 	return left, errors.Join(errs...)
+}
+
+// maxShrink bounds how many times a key's byte budget is halved (to 1/64).
+const maxShrink = 6
+
+// budget is the byte budget of sk's next batch or page (see shrink).
+func (n *nodeSync) budget(sk *syncKey) int64 {
+	return max(1, n.e.budget()>>n.shrink[sk])
 }
 
 // syncKey pushes then pulls sk, as bits ask. A failed push does not skip the pull
@@ -280,7 +314,13 @@ func (n *nodeSync) syncKey(ctx context.Context, sk *syncKey, bits uint8) error {
 		}
 		sk.pulledAt.Store(started)
 	}
-	return pushErr
+	if pushErr != nil {
+		return pushErr
+	}
+	if bits&needCheck != 0 {
+		return n.check(ctx, sk, cur)
+	}
+	return nil
 }
 
 // setKeyError records the outcome of sk's last sync, shown in its KeyStatus.
@@ -336,7 +376,7 @@ func (n *nodeSync) push(ctx context.Context, sk *syncKey, cur *cursor) error {
 		return !c.Remote && !(cur.Adopt && c.Version() < cur.AdoptBefore)
 	}
 	for i := 0; i < maxBatchesPerRound; i++ {
-		page, err := readFeed(sk, cur.Push, n.e.cfg.BatchSize, n.e.budget(), local)
+		page, err := readFeed(sk, cur.Push, n.e.cfg.BatchSize, n.budget(sk), local)
 		if err != nil {
 			return err
 		}
@@ -403,7 +443,7 @@ func (n *nodeSync) push(ctx context.Context, sk *syncKey, cur *cursor) error {
 // leads to a full reconciliation instead.
 func (n *nodeSync) pull(ctx context.Context, sk *syncKey, cur *cursor) error {
 	for i := 0; i < maxBatchesPerRound; i++ {
-		resp, err := n.pivot.changes(ctx, sk.path, cur.Pull, n.e.cfg.BatchSize, n.e.budget())
+		resp, err := n.pivot.changes(ctx, sk.path, cur.Pull, n.e.cfg.BatchSize, n.budget(sk))
 		if err != nil {
 			return err
 		}

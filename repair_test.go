@@ -1,0 +1,121 @@
+package pivot_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/benitogf/pivot/ooo"
+	"github.com/benitogf/pivot/ooo/storage"
+)
+
+// alter replaces k's entry on in, keeping its stamps, without a change the sync would
+// send: the way a damaged disk or a bug makes a replica differ while its cursors say
+// it is in sync.
+func alter(t testing.TB, in *instance, k, data string) {
+	t.Helper()
+	rep := in.db.(storage.Replica)
+	changes, _, err := rep.Changes(k, 0, 1)
+	noErr(t, err)
+	equal(t, 1, len(changes), "entry %s on %s", k, in.name)
+	en := changes[0].Entry
+	en.Data = []byte(data)
+	_, err = rep.Apply([]storage.Entry{en}, func(storage.Entry, storage.Entry) bool { return true })
+	noErr(t, err)
+}
+
+func repair(t testing.TB, in *instance) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	noErr(t, in.result.Repair(ctx))
+}
+
+// Issue 9, case 4: a value that differs on one side while the cursors agree is found by
+// the data comparison and repaired under LWW, on the node or on the pivot, and counted.
+func TestRepair_FindsAndRepairsADifferenceTheCursorsMiss(t *testing.T) {
+	cfg := testConfig()
+	c := startCluster(t, memoryKind, 1, cfg)
+	p, node := c.pivot, c.nodes[0]
+	for i := range 1000 {
+		set(t, p, fmt.Sprintf("users/u%04d", i), fmt.Sprintf(`{"n":%d}`, 5000+i))
+	}
+	waitConverged(t, c.all(), false)
+	repair(t, node)
+	st := node.result.Status()
+	isTrue(t, st.Checks >= 1 && st.Repairs == 0, "an in-sync check repairs nothing: %+v", st)
+	isTrue(t, st.Keys[0].InSync && !st.Keys[0].LastCheck.IsZero(), "users/* found in sync: %+v", st.Keys[0])
+
+	// The node holds a smaller value under the same version: the pivot's wins.
+	alter(t, node, "users/u0421", `{"n":1}`)
+	isTrue(t, !converged(t, c.all(), false), "the replicas differ")
+	repair(t, node)
+	equal(t, `{"n":5421}`, get(t, node, "users/u0421"), "the node got the pivot's entry back")
+	waitConverged(t, c.all(), false)
+	st = node.result.Status()
+	equal(t, int64(1), st.Repairs, "one entry repaired: %+v", st)
+	isTrue(t, !st.Keys[0].InSync, "the check found a difference")
+
+	// The pivot holds a smaller value: the node's wins and is pushed back.
+	alter(t, p, "users/u0007", `{"n":0}`)
+	eventually(t, waitTimeout, func() bool {
+		repair(t, node)
+		return get(t, p, "users/u0007") == `{"n":5007}`
+	}, "the pivot got the node's entry back: %s", get(t, p, "users/u0007"))
+	waitConverged(t, c.all(), false)
+	repair(t, node)
+	isTrue(t, node.result.Status().Keys[0].InSync, "in sync again")
+}
+
+// A missing entry and a missing tombstone are differences too.
+func TestRepair_MissingEntriesAndTombstones(t *testing.T) {
+	cfg := testConfig()
+	c := startCluster(t, memoryKind, 1, cfg)
+	p, node := c.pivot, c.nodes[0]
+	set(t, p, "users/kept", `{"k":1}`)
+	set(t, p, "users/gone", `{"g":1}`)
+	del(t, p, "users/gone")
+	waitConverged(t, c.all(), false)
+	// The node loses both, with older states in their place (as a stale copy of its
+	// disk would hold): a tombstone older than the entry, a live entry older than the
+	// tombstone. Forced in, they make no change the sync sends.
+	rep := node.db.(storage.Replica)
+	changes, _, err := rep.Changes("users/*", 0, 10)
+	noErr(t, err)
+	for _, ch := range changes {
+		old := ch.Version() - 10
+		en := storage.Entry{Key: ch.Key, Created: old, Updated: old, Deleted: true}
+		if ch.Deleted {
+			en = storage.Entry{Key: ch.Key, Created: old, Data: []byte(`{"g":"back"}`)}
+		}
+		_, err := rep.Apply([]storage.Entry{en}, func(storage.Entry, storage.Entry) bool { return true })
+		noErr(t, err)
+	}
+	repair(t, node)
+	waitConverged(t, c.all(), false)
+	equal(t, `{"k":1}`, get(t, node, "users/kept"), "the entry is back")
+	equal(t, "", get(t, node, "users/gone"), "the tombstone is back")
+}
+
+func TestRepair_RoutesRefuseBadInput(t *testing.T) {
+	cfg := testConfig()
+	p := startInstance(t, "pivot", &ooo.MemoryStorage{}, "", "", cfg)
+	for _, prefix := range []string{"abcd", "zz", "A", " "} {
+		status, body := call(t, p, http.MethodGet, "/tree", url.Values{"key": {"users/*"}, "prefix": {prefix}}, "", nil)
+		equal(t, http.StatusBadRequest, status, "prefix %q: %s", prefix, body)
+	}
+	status, body := call(t, p, http.MethodGet, "/tree", url.Values{"key": {"users/*"}}, "", nil)
+	equal(t, http.StatusOK, status, body)
+	isTrue(t, strings.Contains(body, `"children":[`), "the root lists its children: %s", body)
+	for _, req := range []string{`{"keys":[]}`, `{"keys":["settings"]}`, `{"keys":["users/*"]}`, `{"keys":["users/a"],"x":1}`, `{`} {
+		status, body := call(t, p, http.MethodPost, "/entries", url.Values{"key": {"users/*"}}, req, nil)
+		equal(t, http.StatusBadRequest, status, "%s: %s", req, body)
+	}
+	set(t, p, "users/a", `{"a":"<&>"}`)
+	status, body = call(t, p, http.MethodPost, "/entries", url.Values{"key": {"users/*"}}, `{"keys":["users/a","users/none"]}`, nil)
+	equal(t, http.StatusOK, status, body)
+	isTrue(t, strings.Contains(body, `"data":{"a":"<&>"}`) && strings.Contains(body, `"next":2`), "the entry, verbatim: %s", body)
+}
