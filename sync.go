@@ -44,7 +44,7 @@ type nodeSync struct {
 	// slow to carry a full body within RequestTimeout still makes progress in smaller
 	// batches and pages. Owned by the run goroutine.
 	shrink map[*syncKey]int
-	next    chan struct{}            // closed when the round taking the pending work ends
+	next   chan struct{} // closed when the round taking the pending work ends
 
 	down        atomic.Bool // the last round failed to reach the pivot
 	failures    atomic.Int64
