@@ -26,6 +26,7 @@ func (e *engine) routes(r *mux.Router) {
 	r.HandleFunc(p+routeDigest, e.guard(http.MethodGet, e.pivotOnly(e.handleDigest)))
 	r.HandleFunc(p+routeTree, e.guard(http.MethodGet, e.pivotOnly(e.handleTree)))
 	r.HandleFunc(p+routeEntries, e.guard(http.MethodPost, e.pivotOnly(e.handleEntries)))
+	r.HandleFunc(p+routeWriter, e.guard(http.MethodPost, e.pivotOnly(e.handleWriter)))
 	r.HandleFunc(p+routeTrigger, e.guard(http.MethodPost, e.handleTrigger))
 	r.HandleFunc(p+routeStatus, e.guard(http.MethodGet, e.handleStatus))
 	notFound := e.guard("", func(w http.ResponseWriter, r *http.Request) {

@@ -33,6 +33,8 @@ type hub struct {
 	closed bool
 
 	lastChange atomic.Int64 // unix ns of the last change of a synced key
+
+	writers writerRegistry // which storage holds which writer id (writers.go)
 }
 
 // remoteNode is one node as the pivot sees it.

@@ -55,6 +55,10 @@ type nodeSync struct {
 	dirty      map[*syncKey]*cursor // moved cursors not yet persisted
 	lastFlush  time.Time
 	registered bool
+	// writersConfirmed is set once the pivot confirmed the writer ids of this node's
+	// storages (writers.go), and cleared when the pivot was unreachable or a check
+	// comes due, so they are confirmed again.
+	writersConfirmed bool
 }
 
 // newNodeSync makes the node side of e, syncing with the pivot at pivotAddr.
@@ -199,6 +203,7 @@ func (n *nodeSync) run() {
 			lastFull = time.Now()
 		case <-checkTimer.C:
 			checkTimer.Reset(n.e.cfg.RepairInterval)
+			n.writersConfirmed = false
 			n.request(nil, needPush|needPull|needCheck)
 			<-n.kick
 			lastFull = time.Now()
@@ -223,6 +228,7 @@ func (n *nodeSync) run() {
 		case unreachable(err):
 			n.putBack(left)
 			n.down.Store(true)
+			n.writersConfirmed = false
 			f := n.failures.Add(1)
 			n.e.fail("sync with pivot", err)
 			timer.Reset(n.e.backoff(int(f), rand.Int64N))
@@ -249,6 +255,14 @@ func (n *nodeSync) round(ctx context.Context, work map[*syncKey]uint8) (map[*syn
 	left := map[*syncKey]uint8{}
 	if !n.registered && n.e.cfg.Advertise != "" {
 		if err := n.register(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if !n.writersConfirmed {
+		if err := n.confirmWriters(ctx); err != nil {
+			if unreachable(err) {
+				return work, err
+			}
 			errs = append(errs, err)
 		}
 	}
