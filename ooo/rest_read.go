@@ -4,10 +4,21 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 
 	"github.com/benitogf/pivot/ooo/key"
 	"github.com/benitogf/pivot/ooo/meta"
+	"github.com/benitogf/pivot/ooo/storage"
 )
+
+// HeaderUnreadable is set on the answer to a list read (GET of a glob, and GET /) when
+// the storage left records out because they are unreadable on disk (see
+// storage.DamageReporter): its value is how many. The rest of the list is answered as
+// usual, with 200. A GET of such a key itself answers 500 with the reason.
+const HeaderUnreadable = "X-Ooo-Unreadable"
+
+// maxLoggedKeys bounds the keys named in one log line about unreadable records.
+const maxLoggedKeys = 10
 
 // serveKeys answers GET / with {"keys":[...]}.
 func (s *Server) serveKeys(w http.ResponseWriter, r *http.Request) {
@@ -19,6 +30,7 @@ func (s *Server) serveKeys(w http.ResponseWriter, r *http.Request) {
 		httpError(w, statusOf(err), fmt.Errorf("ooo: list keys: %w", err))
 		return
 	}
+	s.reportUnreadable(w, "")
 	writeJSON(w, r, http.StatusOK, body)
 }
 
@@ -34,12 +46,18 @@ func (s *Server) serveGet(w http.ResponseWriter, r *http.Request, k string) {
 	}
 	raw, found, err := s.read(k)
 	if err != nil {
+		if errors.Is(err, ErrCorrupt) {
+			s.logger().Warn("ooo: read of an unreadable record", "key", k, "err", err)
+		}
 		httpError(w, statusOf(err), err)
 		return
 	}
 	if !found {
 		httpError(w, http.StatusNotFound, ErrEmptyKey)
 		return
+	}
+	if key.IsGlob(k) {
+		s.reportUnreadable(w, k)
 	}
 	out, err := s.readFilter(k, raw)
 	if err != nil {
@@ -80,4 +98,21 @@ func (s *Server) read(k string) (raw []byte, found bool, err error) {
 		return nil, false, err
 	}
 	return raw, len(raw) > 0 || key.IsGlob(k), nil
+}
+
+// reportUnreadable sets HeaderUnreadable and logs when the storage holds unreadable
+// records matching pattern, which the list just read left out. It costs nothing when
+// the storage found none.
+func (s *Server) reportUnreadable(w http.ResponseWriter, pattern string) {
+	d, ok := s.Storage.(storage.DamageReporter)
+	if !ok {
+		return
+	}
+	keys, err := d.Damaged(pattern)
+	if err != nil || len(keys) == 0 {
+		return
+	}
+	w.Header().Set(HeaderUnreadable, strconv.Itoa(len(keys)))
+	s.logger().Warn("ooo: list read left out unreadable records", "path", pattern,
+		"count", len(keys), "keys", keys[:min(len(keys), maxLoggedKeys)])
 }
