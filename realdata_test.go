@@ -202,3 +202,28 @@ func TestSetup_SyncedStoragesRefuseValuesTooBigToReplicate(t *testing.T) {
 	isTrue(t, err != nil && strings.Contains(err.Error(), "limit"), "the write is refused: %v", err)
 	set(t, p, "users/fits", bigValue(30<<10, "z"))
 }
+
+// Issue 9, item 1: a key that cannot make progress (here the pivot refuses a value
+// bigger than its own MaxBodyBytes) shows its error in its KeyStatus, while its pull
+// and the other keys keep syncing both ways.
+func TestRealData_AStuckKeyDoesNotHoldBackTheRest(t *testing.T) {
+	cfg := largeValueConfig()
+	pcfg := cfg
+	pcfg.MaxBodyBytes = 64<<10 + 256<<10
+	p := startServer(t, "pivot", &ooo.Server{Silence: true, Storage: &ooo.MemoryStorage{}, MaxBodyBytes: 64 << 10}, "", pcfg)
+	node := startInstance(t, "node", &ooo.MemoryStorage{}, "", p.addr, cfg)
+	p.register(node)
+	set(t, node, "users/big", bigValue(1<<20, "b"))
+	eventually(t, waitTimeout, func() bool {
+		ks := node.result.Status().Keys[0]
+		return ks.Path == "users/*" && strings.Contains(ks.LastError, "413")
+	}, "users/* reports the refusal: %+v", node.result.Status().Keys)
+	set(t, p, "users/from-pivot", `{"p":1}`)
+	set(t, p, "settings", `{"s":"pivot"}`)
+	eventually(t, waitTimeout, func() bool {
+		return get(t, node, "users/from-pivot") != "" && get(t, node, "settings") != ""
+	}, "the pivot's writes reach the node")
+	set(t, node, "settings", `{"s":"node"}`)
+	eventually(t, waitTimeout, func() bool { return get(t, p, "settings") == `{"s":"node"}` }, "the node's other key reaches the pivot")
+	isTrue(t, node.result.Status().Keys[1].LastError == "", "settings has no error: %+v", node.result.Status().Keys[1])
+}
