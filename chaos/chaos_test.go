@@ -28,14 +28,52 @@ var (
 type runOptions struct {
 	ops   int
 	nodes int
+	kind  scenarioKind
 }
 
-// nodesFor is the cluster size of a seed.
-func nodesFor(seed uint64) int {
-	if *flagNodes > 0 {
-		return *flagNodes
+// scenarioKind is the shape of a seed's cluster, drawn from the seed.
+type scenarioKind string
+
+const (
+	// kindStandard: a pivot and 3 to 5 nodes in this process.
+	kindStandard scenarioKind = "standard"
+	// kindMany: a pivot and 20 to 50 nodes in this process, with a slower background
+	// sync and smaller values, so that it stays cheap (one seed in ten).
+	kindMany scenarioKind = "many"
+	// kindProcess: a pivot and 2 or 3 nodes, each a child process; stops are mostly
+	// SIGKILLs, some of them while writes to the killed process are in flight (one
+	// seed in five).
+	kindProcess scenarioKind = "process"
+)
+
+// optionsFor draws a seed's scenario: its kind, then its cluster size (-chaos.nodes
+// overrides the size).
+func optionsFor(seed uint64, ops int) runOptions {
+	o := runOptions{ops: ops, kind: kindStandard, nodes: 3 + int(seed%3)}
+	switch seed % 10 {
+	case 4:
+		o.kind, o.nodes = kindMany, 50-10*int(seed/10%4)
+	case 2, 7:
+		o.kind, o.nodes = kindProcess, 2+int(seed/10%2)
 	}
-	return 3 + int(seed%3)
+	if *flagNodes > 0 {
+		o.nodes = *flagNodes
+	}
+	return o
+}
+
+// timingsOf are the timings of a seed of kind.
+func timingsOf(seed uint64, kind scenarioKind) timings {
+	tm := timingsFor(seed)
+	if kind == kindMany {
+		// Fifty nodes syncing every 150 ms would be thousands of requests a second on
+		// two cores: the background round runs every second instead, and triggers
+		// carry the writes.
+		tm.syncInterval = time.Second
+		tm.requestTimeout = time.Second
+		tm.fanOut = 8
+	}
+	return tm
 }
 
 // TestChaos runs seeded fault-injection scenarios against a whole cluster and checks
@@ -66,15 +104,15 @@ func TestChaos(t *testing.T) {
 				}
 				slots <- struct{}{}
 				defer func() { <-slots }()
-				res := runSeed(t, seed, runOptions{ops: *flagOps, nodes: nodesFor(seed)}, ports)
+				res := runSeed(t, seed, optionsFor(seed, *flagOps), ports)
 				done := figs.add(res)
 				if len(seeds) > 1 {
 					verdict := "ok"
 					if res.failed {
 						verdict = "FAILED"
 					}
-					fmt.Printf("chaos: seed %d %s in %s (%d nodes, converged in %s), %d/%d done\n", seed, verdict,
-						res.elapsed.Round(time.Millisecond), res.nodes, res.convergence.Round(time.Millisecond), done, len(seeds))
+					fmt.Printf("chaos: seed %d %s in %s (%s, %d nodes, converged in %s), %d/%d done\n", seed, verdict,
+						res.elapsed.Round(time.Millisecond), res.kind, res.nodes, res.convergence.Round(time.Millisecond), done, len(seeds))
 				}
 			})
 		}
@@ -90,9 +128,13 @@ func TestChaos(t *testing.T) {
 // On a violation it fails t with the seed, the command that replays it and a trace.
 func runSeed(t *testing.T, seed uint64, opts runOptions, ports *portPool) seedResult {
 	began := time.Now()
-	res := seedResult{seed: seed, nodes: opts.nodes}
-	c := newCluster(t, seed, opts.nodes, timingsFor(seed), ports)
+	res := seedResult{seed: seed, nodes: opts.nodes, kind: opts.kind}
+	c := newClusterOf(t, seed, opts.nodes, timingsOf(seed, opts.kind), ports, opts.kind == kindProcess)
 	d := newDriver(c, seed)
+	d.budget = valueBudget{big: max(1, opts.ops/40), huge: 1}
+	if opts.kind == kindMany {
+		d.budget = valueBudget{big: 1}
+	}
 	var violations []string
 	if err := d.run(opts.ops); err != nil {
 		violations = append(violations, "run: "+err.Error())
@@ -112,6 +154,21 @@ func runSeed(t *testing.T, seed uint64, opts runOptions, ports *portPool) seedRe
 	}
 	violations = append(violations, d.mon.violations...)
 	violations = append(violations, d.problems...)
+	if errors.Is(err, errNotConverged) {
+		res.divergent = d.mon.divergent(c)
+	}
+	for _, v := range violations {
+		switch {
+		case strings.HasPrefix(v, "B: ") && strings.Contains(v, "lost"), strings.HasPrefix(v, "B: two acknowledged POSTs"),
+			strings.HasPrefix(v, "B: ") && strings.Contains(v, "POST not in the final state"):
+			res.lostWrites++
+		case strings.HasPrefix(v, "C: "):
+			res.resurrected++
+		case strings.HasPrefix(v, "damage: "):
+			res.unrepaired++
+		}
+	}
+	res.violations = len(violations)
 
 	for _, r := range d.h.all() {
 		res.ops++
@@ -170,6 +227,7 @@ func finalChecks(c *cluster, d *driver) []string {
 		}
 	}
 	out = append(out, checkHistory(d.h.all(), final)...)
+	out = append(out, checkData(d.h.all(), d.damages, final)...)
 	return append(out, checkNodes(c, d.h.all(), final)...)
 }
 

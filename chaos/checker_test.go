@@ -189,6 +189,17 @@ func (mo *monitor) diff(c *cluster) string {
 	return b.String()
 }
 
+// divergent counts the keys on which the members' views differ.
+func (mo *monitor) divergent(c *cluster) int {
+	n := 0
+	for _, line := range strings.Split(mo.diff(c), "\n") {
+		if strings.HasPrefix(line, "  ") && !strings.HasPrefix(line, "    ") {
+			n++
+		}
+	}
+	return n
+}
+
 // errNotConverged: the replicas still differ at the deadline.
 var errNotConverged = errors.New("chaos: replicas did not converge")
 
@@ -282,7 +293,7 @@ func checkHistory(records []*record, final map[string]storage.Entry) []string {
 				greatest[e.Key] = e
 			}
 		}
-		for _, e := range r.lost {
+		for _, e := range append(append([]storage.Entry(nil), r.lost...), r.maybe...) {
 			written[e.Key] = append(written[e.Key], e)
 		}
 	}
@@ -290,7 +301,7 @@ func checkHistory(records []*record, final map[string]storage.Entry) []string {
 		if r.out == outFailed {
 			out = append(out, fmt.Sprintf("D: step %d failed on a running instance (faults: %s): %s", r.step, r.faults, r))
 		}
-		if r.latency > stallLimit {
+		if r.latency > stallLimit && r.out != outInterrupted {
 			out = append(out, fmt.Sprintf("D: step %d stalled %s (faults: %s): %s", r.step, r.latency, r.faults, r))
 		}
 		if r.out != outAck {

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
+
 	"github.com/benitogf/pivot"
 	"github.com/benitogf/pivot/ooo"
 	"github.com/benitogf/pivot/ooo/storage"
@@ -140,30 +142,50 @@ func (c *cluster) stopAll() {
 	}
 }
 
-// idsFile keeps the clock instance ids of a member's two storages in its folder, as a
-// storage keeps its identity in its file: a restart keeps them, a copy of the folder
-// shares them, a wiped disk draws new ones.
-const idsFile = "chaos-ids"
-
-// instanceIDs returns the ids kept in m's folder, drawing new ones (at random, like a
-// storage created for the first time) when there are none.
+// instanceIDs returns the instance ids the clocks of m's two storages stamp with: the
+// ids kept in the bolt files, as a storage started without a configured clock would
+// use (a restart keeps them, a copied folder shares them until the storage or the
+// cluster gives the copy its own, a wiped disk draws new ones). A file not created yet
+// gets an id drawn from the seed; the storage then keeps its own in the new file.
 func (m *member) instanceIDs() ([2]uint16, error) {
-	file := filepath.Join(m.dir, idsFile)
-	raw, err := os.ReadFile(file)
-	switch {
-	case err == nil && len(raw) == 4:
-		return [2]uint16{binary.BigEndian.Uint16(raw), binary.BigEndian.Uint16(raw[2:])}, nil
-	case err != nil && !errors.Is(err, fs.ErrNotExist):
-		return [2]uint16{}, fmt.Errorf("chaos: read the ids of %s: %w", m.name, err)
-	}
-	m.c.idMu.Lock()
-	ids := [2]uint16{uint16(m.c.idRng.IntN(4096)), uint16(m.c.idRng.IntN(4096))}
-	m.c.idMu.Unlock()
-	raw = binary.BigEndian.AppendUint16(binary.BigEndian.AppendUint16(nil, ids[0]), ids[1])
-	if err := os.WriteFile(file, raw, 0o600); err != nil {
-		return ids, fmt.Errorf("chaos: keep the ids of %s: %w", m.name, err)
+	var ids [2]uint16
+	for i, f := range []string{"main.db", "users.db"} {
+		id, ok, err := fileInstanceID(filepath.Join(m.dir, f))
+		if err != nil {
+			return ids, fmt.Errorf("chaos: instance id of %s: %w", m.name, err)
+		}
+		if !ok {
+			m.c.idMu.Lock()
+			id = uint16(m.c.idRng.IntN(4096))
+			m.c.idMu.Unlock()
+		}
+		ids[i] = id
 	}
 	return ids, nil
+}
+
+// fileInstanceID reads the instance id a closed bolt file keeps (bucket "meta", key
+// "instance", two bytes big endian); ok is false when the file or the id is missing.
+func fileInstanceID(file string) (uint16, bool, error) {
+	if _, err := os.Stat(file); errors.Is(err, fs.ErrNotExist) {
+		return 0, false, nil
+	}
+	db, err := bolt.Open(file, 0o600, &bolt.Options{Timeout: time.Second, ReadOnly: true})
+	if err != nil {
+		return 0, false, fmt.Errorf("open %s: %w", file, err)
+	}
+	defer db.Close()
+	var id uint16
+	var ok bool
+	err = db.View(func(tx *bolt.Tx) error {
+		if b := tx.Bucket([]byte("meta")); b != nil {
+			if v := b.Get([]byte("instance")); len(v) == 2 {
+				id, ok = binary.BigEndian.Uint16(v), true
+			}
+		}
+		return nil
+	})
+	return id, ok, err
 }
 
 // spec is what a start of m needs, in this process or in a child.
@@ -245,7 +267,7 @@ func (m *member) changes(path string, since uint64, limit int) ([]storage.Change
 
 // wipe deletes the data of a stopped member, as when its disk is replaced.
 func (m *member) wipe() error {
-	for _, f := range []string{"main.db", "users.db", idsFile} {
+	for _, f := range []string{"main.db", "users.db"} {
 		if err := os.Remove(filepath.Join(m.dir, f)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("chaos: wipe %s: %w", m.name, err)
 		}

@@ -12,6 +12,7 @@ import (
 type seedResult struct {
 	seed        uint64
 	nodes       int
+	kind        scenarioKind
 	failed      bool
 	ops, acked  int
 	noops       int
@@ -22,6 +23,9 @@ type seedResult struct {
 	latencies   []time.Duration
 	restarts    int
 	lost        int // entries lost with a wiped disk (held by no other replica)
+	// Violations: acknowledged writes lost (B), keys still divergent at the deadline
+	// (A), keys resurrected (C), altered values not repaired, and all of them.
+	lostWrites, divergent, resurrected, unrepaired, violations int
 	// duringFaults counts operations run on an instance cut off, delayed, skewed or
 	// without a running pivot.
 	duringFaults int
@@ -62,8 +66,11 @@ func (f *figures) String() string {
 		req                    [6]int64
 		failed                 []string
 		restarts, lost, during int
+		lw, dv, rs, ur, vs     int
 		faults                 = map[string]int{}
 		nodes                  = map[int]int{}
+		kinds                  = map[scenarioKind]int{}
+		most                   int
 	)
 	for _, r := range f.results {
 		conv = append(conv, r.convergence)
@@ -76,6 +83,9 @@ func (f *figures) String() string {
 			faults[k] += n
 		}
 		nodes[r.nodes]++
+		kinds[r.kind]++
+		most = max(most, r.nodes)
+		lw, dv, rs, ur, vs = lw+r.lostWrites, dv+r.divergent, rs+r.resurrected, ur+r.unrepaired, vs+r.violations
 		restarts += r.restarts
 		lost += r.lost
 		during += r.duringFaults
@@ -86,19 +96,22 @@ func (f *figures) String() string {
 	sort.Slice(conv, func(i, j int) bool { return conv[i] < conv[j] })
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	total := 0
-	kinds := make([]string, 0, len(faults))
+	byKind := make([]string, 0, len(faults))
 	for k, n := range faults {
-		kinds = append(kinds, fmt.Sprintf("%s %d", k, n))
+		byKind = append(byKind, fmt.Sprintf("%s %d", k, n))
 		total += n
 	}
-	sort.Strings(kinds)
+	sort.Strings(byKind)
 	var b strings.Builder
-	fmt.Fprintf(&b, "chaos figures: %d seeds (%d failed%s) in %s, clusters of 3/4/5 nodes: %d/%d/%d\n",
-		len(f.results), len(failed), list(failed), time.Since(f.start).Round(time.Second), nodes[3], nodes[4], nodes[5])
+	fmt.Fprintf(&b, "chaos figures: %d seeds (%d failed%s) in %s; scenarios: %d standard, %d many nodes, %d child processes; clusters of 3/4/5 nodes: %d/%d/%d, largest %d nodes\n",
+		len(f.results), len(failed), list(failed), time.Since(f.start).Round(time.Second),
+		kinds[kindStandard], kinds[kindMany], kinds[kindProcess], nodes[3], nodes[4], nodes[5], most)
 	fmt.Fprintf(&b, "  operations: %d (%d writes and reads acknowledged, %d no-ops on missing keys, %d reads; %d run while a fault concerned their instance)\n",
 		ops, acked, noops, rds, during)
 	fmt.Fprintf(&b, "  faults injected: %d (%s); restarts: %d; entries lost with a wiped disk (held nowhere else): %d\n",
-		total, strings.Join(kinds, ", "), restarts, lost)
+		total, strings.Join(byKind, ", "), restarts, lost)
+	fmt.Fprintf(&b, "  violations: %d; acknowledged writes lost %d, keys divergent %d, resurrected %d, altered values not repaired %d\n",
+		vs, lw, dv, rs, ur)
 	fmt.Fprintf(&b, "  pivot requests: %d passed, %d refused, %d blackholed, %d dropped before sending, %d answers dropped after the peer acted, %d delayed\n",
 		req[0], req[1], req[2], req[3], req[4], req[5])
 	fmt.Fprintf(&b, "  convergence after healing: p50 %s, p99 %s, max %s\n",

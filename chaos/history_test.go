@@ -34,6 +34,9 @@ const (
 	outAck    outcome = iota // acknowledged: it took effect (or, for a read, it answered)
 	outNoop                  // refused without effect: delete or patch of a missing key
 	outFailed                // any other error: an availability failure
+	// outInterrupted: the instance was killed while the operation ran; it was not
+	// acknowledged, so it is not required, but it may have taken effect.
+	outInterrupted
 )
 
 func (o outcome) String() string {
@@ -42,6 +45,8 @@ func (o outcome) String() string {
 		return "noop"
 	case outFailed:
 		return "FAILED"
+	case outInterrupted:
+		return "interrupted by a kill"
 	}
 	return "ack"
 }
@@ -57,6 +62,11 @@ type record struct {
 	err     string
 	latency time.Duration
 	faults  string // the faults in force when it ran, for the availability check
+	sentOK  bool   // the instance acknowledged the call (before the read back)
+	before  int64  // the instance's clock just before the call
+	// maybe holds what an interrupted operation may have written: allowed in the final
+	// state (it was written), never required.
+	maybe []storage.Entry
 	// effects are the entries the operation wrote, read back from the instance right
 	// after it returned (one per key; a glob delete writes several tombstones).
 	effects []storage.Entry
@@ -102,7 +112,17 @@ func entryString(e storage.Entry) string {
 	if e.Deleted {
 		return s + " deleted"
 	}
-	return s + " " + string(e.Data)
+	return s + " " + abbrev(e.Data)
+}
+
+// abbrev shortens data for traces: a large value shows its length, its start and its
+// end (a trace of a seed with 4 MiB values must stay readable).
+func abbrev(data []byte) string {
+	const keep = 160
+	if len(data) <= 2*keep {
+		return string(data)
+	}
+	return fmt.Sprintf("%s…(%d bytes)…%s", data[:keep], len(data), data[len(data)-keep:])
 }
 
 // sameEntry reports whether two entries are identical in what replicas must agree on.

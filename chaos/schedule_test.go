@@ -12,20 +12,26 @@ import (
 // fault injects one random fault, or lifts one.
 func (d *driver) fault() {
 	switch r := d.rng.IntN(100); {
-	case r < 45:
+	case r < 42:
 		d.linkFault()
-	case r < 55:
+	case r < 51:
 		d.healLink()
-	case r < 65:
+	case r < 60:
 		d.stopOne()
-	case r < 77:
+	case r < 71:
 		d.startOne()
-	case r < 80:
+	case r < 74:
 		d.wipeOne()
-	case r < 92:
+	case r < 84:
 		d.skewOne()
-	case r < 96:
+	case r < 87:
 		d.unskewOne()
+	case r < 91:
+		d.alterOne()
+	case r < 94:
+		d.copyOne()
+	case r < 97 && d.c.processes:
+		d.killDuringWrites()
 	default:
 		d.healLinksAndClocks()
 	}
@@ -102,7 +108,8 @@ func (d *driver) healLink() {
 	d.h.note(d.step, "heal %s→%s", k[0], k[1])
 }
 
-// stopOne stops a running member (the pivot too), keeping at least one running.
+// stopOne stops a running member (the pivot too), keeping at least one running. In
+// process mode three stops in four are a SIGKILL.
 func (d *driver) stopOne() {
 	live := d.running()
 	if len(live) < 2 {
@@ -111,9 +118,15 @@ func (d *driver) stopOne() {
 	}
 	m := live[d.rng.IntN(len(live))]
 	start := time.Now()
-	m.stop()
-	d.tally["stop "+map[bool]string{true: "pivot", false: "node"}[m.isPivot()]]++
-	d.h.note(d.step, "stop %s (%s)", m.name, time.Since(start).Round(time.Millisecond))
+	how := "stop"
+	if d.c.processes && d.rng.IntN(4) > 0 {
+		how = "kill -9"
+		m.kill()
+	} else {
+		m.stop()
+	}
+	d.tally[how+" "+kindOf(m)]++
+	d.h.note(d.step, "%s %s (%s)", how, m.name, time.Since(start).Round(time.Millisecond))
 }
 
 // startOne restarts a stopped member on its address and data.
@@ -171,6 +184,11 @@ func (d *driver) wipeOne() {
 			return out
 		}
 		r.effects, r.beatenBy = keep(r.effects), keep(r.beatenBy)
+	}
+	for _, dmg := range d.damages {
+		if !dmg.lost && !d.heldElsewhere(m, dmg.original) {
+			dmg.lost = true
+		}
 	}
 	d.mon.forget(m.name)
 	if err := m.wipe(); err != nil {

@@ -29,13 +29,16 @@ type driver struct {
 	step int
 	ops  int // operations run so far
 	// keys lists, per list path, the keys the workload made, in the order made.
-	keys   map[string][]string
-	made   int            // keys made so far (for their names)
-	budget valueBudget    // the large values this seed may still write
-	tally  map[string]int // faults injected, by kind
-	links  map[[2]string]bool
-	skewed map[string]time.Duration
-	// problems are failures of the run itself (an instance that would not restart).
+	keys    map[string][]string
+	made    int            // keys made so far (for their names)
+	budget  valueBudget    // the large values this seed may still write
+	tally   map[string]int // faults injected, by kind
+	links   map[[2]string]bool
+	skewed  map[string]time.Duration
+	damages []*damage // values altered on disk
+	copies  int       // copied-folder faults so far
+	// problems are failures of the run itself (an instance that would not restart),
+	// and losses the data faults find as they happen.
 	problems []string
 }
 
@@ -117,18 +120,7 @@ func (d *driver) bulk(ops int) {
 	n := min(10+d.rng.IntN(31), ops-d.ops)
 	d.h.note(d.step, "bulk of %d on %s", n, m.name)
 	for range n {
-		spec := d.gen(m)
-		if isRead(spec.kind) || spec.kind == opDelGlob {
-			spec.kind = opSet
-			spec.data = newValue(d.rng, &d.budget, m.name, d.ops)
-			if spec.path == pathSettings {
-				spec.key = pathSettings
-			} else if spec.key == spec.path {
-				spec.made = true
-				d.made++
-				spec.key = fmt.Sprintf("%s%c%03d", strings.TrimSuffix(spec.path, "*"), spec.path[0], d.made)
-			}
-		}
+		spec := d.genWrite(m)
 		d.finish(spec, d.exec(spec))
 	}
 }
@@ -256,7 +248,13 @@ func (d *driver) finish(s opSpec, rec *record) {
 
 // exec runs one operation and reads back what it wrote.
 func (d *driver) exec(s opSpec) *record {
-	rec := &record{step: d.step, inst: s.m.name, kind: s.kind, key: s.key, sent: string(s.data), faults: d.faultSummary(s.m)}
+	return d.execWith(s, d.faultSummary(s.m))
+}
+
+// execWith is exec with the faults in force already described: it only reads s and
+// the member's instance, so it may run while the driver kills that instance.
+func (d *driver) execWith(s opSpec, faults string) *record {
+	rec := &record{step: d.step, inst: s.m.name, kind: s.kind, key: s.key, sent: abbrev(s.data), faults: faults}
 	before, err := s.m.inst.clockLast(s.key)
 	if err != nil {
 		rec.out, rec.err = outFailed, err.Error()
@@ -269,10 +267,10 @@ func (d *driver) exec(s opSpec) *record {
 	if err == nil && lerr != nil {
 		err = lerr
 	}
-	rec.key = key
+	rec.key, rec.before = key, before
 	switch {
 	case err == nil:
-		rec.out = outAck
+		rec.out, rec.sentOK = outAck, true
 	case errors.Is(err, storage.ErrNotFound) || errors.Is(err, storage.ErrNoop) || errors.Is(err, errHTTPNotFound):
 		rec.out = outNoop
 		if isRead(s.kind) {
