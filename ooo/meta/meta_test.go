@@ -55,3 +55,31 @@ func TestObject_Version(t *testing.T) {
 		t.Fatal("Version must be the later of Created and Updated")
 	}
 }
+
+// New carries the data byte for byte (no HTML escaping, no re-encoding), escapes what a
+// JSON string needs in the path, and decodes back to the same object.
+func TestNew_KeepsDataVerbatim(t *testing.T) {
+	for _, data := range []string{
+		`{"h":"<b>Tom & Jerry</b>"}`,
+		`"a` + "\u2028" + `b"`,
+		`{"n":1e400,"id":12345678901234567890}`,
+		`{"t":"東京 😀"}`,
+		`{"escaped":"\u003c"}`,
+	} {
+		o := &meta.Object{Created: 1, Updated: -2, Index: `x"y`, Path: "a/x\"y\\\x01", Data: []byte(data)}
+		raw := meta.New(o)
+		if !bytes.Contains(raw, []byte(`"data":`+data+"}\n")) {
+			t.Fatalf("data not verbatim in %s", raw)
+		}
+		back, err := meta.Decode(raw)
+		if err != nil {
+			t.Fatalf("decode %s: %v", raw, err)
+		}
+		if back.Path != o.Path || back.Index != o.Index || back.Created != 1 || back.Updated != -2 || string(back.Data) != data {
+			t.Fatalf("round trip of %s: %+v", raw, back)
+		}
+	}
+	if got := string(meta.New(&meta.Object{Path: "k"})); got != `{"created":0,"updated":0,"index":"","path":"k","data":null}`+"\n" {
+		t.Fatalf("no data: %s", got)
+	}
+}
