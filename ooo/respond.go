@@ -22,7 +22,9 @@ func httpError(w http.ResponseWriter, status int, err error) {
 func statusOf(err error) int {
 	var tooBig *http.MaxBytesError
 	switch {
-	case errors.As(err, &tooBig):
+	case errors.As(err, &tooBig), errors.Is(err, ErrTooLarge):
+		// A body over MaxBodyBytes and data over the storage's data limit both say
+		// the value is too big.
 		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, ErrNotFound):
 		return http.StatusNotFound

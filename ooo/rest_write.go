@@ -91,7 +91,7 @@ func (s *Server) serveSet(w http.ResponseWriter, r *http.Request, k string, buil
 	}
 	index, err := s.Storage.Set(target, data)
 	if err != nil {
-		httpError(w, writeStatusOf(err), err)
+		httpError(w, statusOf(err), err)
 		return
 	}
 	s.afterWrite(target)
@@ -111,7 +111,7 @@ func (s *Server) servePatch(w http.ResponseWriter, r *http.Request, k string) {
 		return
 	}
 	if _, err := s.Storage.Patch(k, data); err != nil {
-		httpError(w, writeStatusOf(err), err)
+		httpError(w, statusOf(err), err)
 		return
 	}
 	s.afterWrite(k)
@@ -133,16 +133,6 @@ func (s *Server) serveDelete(w http.ResponseWriter, r *http.Request, k string) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
-}
-
-// writeStatusOf maps the error of a storage write to an HTTP status: data over the
-// storage's data limit is 413, like a body over MaxBodyBytes, since both say the value
-// is too big; the rest as statusOf.
-func writeStatusOf(err error) int {
-	if errors.Is(err, ErrTooLarge) {
-		return http.StatusRequestEntityTooLarge
-	}
-	return statusOf(err)
 }
 
 func writeIndex(w http.ResponseWriter, r *http.Request, index string) {
