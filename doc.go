@@ -17,7 +17,23 @@
 // resumes where it stopped. The pivot tells the nodes listed under Config.NodesKey to
 // pull after every change, except a node that already holds it (its own push). Nodes
 // also sync on start, every Config.SyncInterval, with backoff while the pivot is
-// unreachable, and before reads (bounded by Config.ReadBudget).
+// unreachable, and before reads (bounded by Config.ReadBudget). Every batch and page
+// is bounded by Config.BatchSize entries and by Config.MaxBodyBytes, and entry data
+// travels byte for byte. Every Config.RepairInterval a node also compares its data
+// with the pivot's by digest trees and repairs what differs (anti-entropy over data,
+// not only cursors). The pivot keeps writer ids (the low bits of every stamp and
+// index) unique across the cluster.
+//
+// # Files
+//
+//   - pivot.go, config.go: Setup, SetupResult, Config; lww.go: the one conflict rule.
+//   - sync.go, cursor.go, reconcile.go, repair.go: the node (rounds, push and pull,
+//     cursors, full reconciliation, anti-entropy repair).
+//   - nodes.go, nodeview.go, identity.go: the pivot (discovery, triggers, what each node
+//     holds, who sent a request).
+//   - handlers.go, protocol.go, peer.go, compression.go: the wire protocol, both ends.
+//   - feed.go: byte-bounded reads of a storage's change feed; digest_tree.go: the
+//     digest trees; writers.go: writer ids; status.go: Status; errors.go: errors.
 //
 // # Caveats
 //
