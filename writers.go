@@ -219,10 +219,12 @@ func distinctIdentified(keys []*syncKey) []storage.Identified {
 // confirmWriters has the pivot confirm the writer id of each of this node's storages,
 // and adopts the id (and token) it answers.
 func (n *nodeSync) confirmWriters(ctx context.Context) error {
+	complete := true
 	for _, id := range distinctIdentified(n.e.keys) {
 		token, instance := id.Identity()
 		if token == "" {
-			continue // not started yet
+			complete = false // not started yet: confirmed in a later round
+			continue
 		}
 		var resp writerResponse
 		if err := n.pivot.do(ctx, "writer", http.MethodPost, routeWriter, nil, writerRequest{Token: token, Instance: instance}, &resp); err != nil {
@@ -242,7 +244,7 @@ func (n *nodeSync) confirmWriters(ctx context.Context) error {
 		}
 		n.e.log.Info("pivot: the pivot gave a storage another writer id", "from", instance, "to", resp.Instance, "renew", resp.Renew)
 	}
-	n.writersConfirmed = true
+	n.writersConfirmed = complete
 	return nil
 }
 
