@@ -65,12 +65,21 @@ func optionsFor(seed uint64, ops int) runOptions {
 // timingsOf are the timings of a seed of kind.
 func timingsOf(seed uint64, kind scenarioKind) timings {
 	tm := timingsFor(seed)
+	// A request carries up to one value of nearly 4 MiB, which takes a few hundred
+	// milliseconds under -race and through a child's proxy: its deadline must allow
+	// that, or the value could never replicate.
+	tm.requestTimeout = 2 * time.Second
+	if raceEnabled {
+		// Under -race the same value takes about a second in this process (3 s
+		// between race-built child processes, which therefore get no such value).
+		tm.requestTimeout = 4 * time.Second
+	}
 	if kind == kindMany {
 		// Fifty nodes syncing every 150 ms would be thousands of requests a second on
 		// two cores: the background round runs every second instead, and triggers
 		// carry the writes.
 		tm.syncInterval = time.Second
-		tm.requestTimeout = time.Second
+		tm.repairInterval = 3 * time.Second
 		tm.fanOut = 8
 	}
 	return tm
@@ -132,8 +141,11 @@ func runSeed(t *testing.T, seed uint64, opts runOptions, ports *portPool) seedRe
 	c := newClusterOf(t, seed, opts.nodes, timingsOf(seed, opts.kind), ports, opts.kind == kindProcess)
 	d := newDriver(c, seed)
 	d.budget = valueBudget{big: max(1, opts.ops/40), huge: 1}
-	if opts.kind == kindMany {
+	switch {
+	case opts.kind == kindMany:
 		d.budget = valueBudget{big: 1}
+	case opts.kind == kindProcess && raceEnabled:
+		d.budget.huge = 0
 	}
 	var violations []string
 	if err := d.run(opts.ops); err != nil {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"sort"
 	"strings"
 	"sync"
@@ -55,7 +56,10 @@ func (d *driver) alterOne() {
 		m.kill()
 	}
 	cands := d.alterCandidates(m)
-	d.rng.Shuffle(len(cands), func(i, j int) { cands[i], cands[j] = cands[j], cands[i] })
+	// The candidates depend on what the sync did so far: shuffle them with a generator
+	// of their own, so that the seed's later steps do not depend on their number.
+	pick := rand.New(rand.NewPCG(d.rng.Uint64(), 0xa17e))
+	pick.Shuffle(len(cands), func(i, j int) { cands[i], cands[j] = cands[j], cands[i] })
 	done := false
 	for _, e := range cands[:min(len(cands), 8)] {
 		altered, err := alterOnDisk(m.storeFile(e.Key), e)

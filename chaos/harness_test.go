@@ -34,6 +34,7 @@ type timings struct {
 	syncInterval   time.Duration
 	readBudget     time.Duration
 	requestTimeout time.Duration
+	repairInterval time.Duration // Config.RepairInterval: anti-entropy over data
 	backoffMin     time.Duration
 	backoffMax     time.Duration
 	batchSize      int
@@ -47,6 +48,7 @@ func defaultTimings() timings {
 		syncInterval:   150 * time.Millisecond,
 		readBudget:     20 * time.Millisecond,
 		requestTimeout: 400 * time.Millisecond,
+		repairInterval: time.Second,
 		backoffMin:     5 * time.Millisecond,
 		backoffMax:     120 * time.Millisecond,
 		batchSize:      7, // small, so pushes and pulls span several batches

@@ -38,15 +38,15 @@ type instance interface {
 
 // wireTimings are the timings as a child process receives them.
 type wireTimings struct {
-	MaxSkew, SyncInterval, ReadBudget, RequestTimeout, BackoffMin, BackoffMax, Retention time.Duration
-	BatchSize, FanOut                                                                    int
+	MaxSkew, SyncInterval, ReadBudget, RequestTimeout, BackoffMin, BackoffMax, Retention, RepairInterval time.Duration
+	BatchSize, FanOut                                                                                    int
 }
 
 func (tm timings) wire() wireTimings {
 	return wireTimings{
 		MaxSkew: tm.maxSkew, SyncInterval: tm.syncInterval, ReadBudget: tm.readBudget,
 		RequestTimeout: tm.requestTimeout, BackoffMin: tm.backoffMin, BackoffMax: tm.backoffMax,
-		Retention: tm.retention, BatchSize: tm.batchSize, FanOut: tm.fanOut,
+		Retention: tm.retention, RepairInterval: tm.repairInterval, BatchSize: tm.batchSize, FanOut: tm.fanOut,
 	}
 }
 
@@ -95,6 +95,7 @@ func launch(s launchSpec, wall func() int64, client *http.Client, logs io.Writer
 		SyncInterval:   tm.SyncInterval,
 		ReadBudget:     tm.ReadBudget,
 		RequestTimeout: tm.RequestTimeout,
+		RepairInterval: tm.RepairInterval,
 		BackoffMin:     tm.BackoffMin,
 		BackoffMax:     tm.BackoffMax,
 		BatchSize:      tm.BatchSize,
