@@ -56,6 +56,15 @@ func (mo *monitor) view(member, path string) *view {
 	return v
 }
 
+// peek returns the entries of member's view of path without making the view: safe
+// while other goroutines read the monitor too (no one writes it then).
+func (mo *monitor) peek(member, path string) map[string]storage.Entry {
+	if v := mo.views[member][path]; v != nil {
+		return v.entries
+	}
+	return nil
+}
+
 // observeAll reads the new changes of every running member.
 func (mo *monitor) observeAll(c *cluster) error {
 	for _, m := range c.members {

@@ -147,6 +147,8 @@ func debugRoutes(r *mux.Router, l *local, wall *skewClock) {
 			http.Error(w, err.Error(), http.StatusNotFound)
 		case errors.Is(err, storage.ErrNoop):
 			http.Error(w, err.Error(), http.StatusConflict)
+		case errors.Is(err, storage.ErrCorrupt):
+			http.Error(w, err.Error(), http.StatusUnprocessableEntity)
 		default:
 			answer(w, "ok", err)
 		}
@@ -267,6 +269,8 @@ func (c *child) call(method, route string, q url.Values, body []byte, out any) e
 		return fmt.Errorf("chaos: %s %s: %s: %w", c.name, route, bytes.TrimSpace(raw), storage.ErrNotFound)
 	case http.StatusConflict:
 		return fmt.Errorf("chaos: %s %s: %s: %w", c.name, route, bytes.TrimSpace(raw), storage.ErrNoop)
+	case http.StatusUnprocessableEntity:
+		return fmt.Errorf("chaos: %s %s: %s: %w", c.name, route, bytes.TrimSpace(raw), storage.ErrCorrupt)
 	default:
 		return fmt.Errorf("chaos: %s %s: status %d: %s", c.name, route, resp.StatusCode, bytes.TrimSpace(raw))
 	}

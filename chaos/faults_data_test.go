@@ -90,6 +90,19 @@ func (d *driver) alterOne() {
 	}
 }
 
+// damagedNow reports whether key was altered on m's disk and m has not been seen
+// to hold it again since (a repair, or a new write, is a new change of its feed).
+func (d *driver) damagedNow(m *member, key string) bool {
+	for _, dmg := range d.damages {
+		if dmg.member == m.name && dmg.original.Key == key {
+			if _, ok := d.mon.peek(m.name, pathOf(key))[key]; !ok {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // abbrevEnd shows the end of data, where the alteration is.
 func abbrevEnd(data []byte) string {
 	if len(data) > 48 {

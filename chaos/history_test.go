@@ -37,6 +37,9 @@ const (
 	// outInterrupted: the instance was killed while the operation ran; it was not
 	// acknowledged, so it is not required, but it may have taken effect.
 	outInterrupted
+	// outUnreadable: a read of a record the schedule damaged on disk, before its
+	// repair, answered an error: the documented answer, not an availability failure.
+	outUnreadable
 )
 
 func (o outcome) String() string {
@@ -47,6 +50,8 @@ func (o outcome) String() string {
 		return "FAILED"
 	case outInterrupted:
 		return "interrupted by a kill"
+	case outUnreadable:
+		return "unreadable (damaged on disk)"
 	}
 	return "ack"
 }

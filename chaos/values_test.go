@@ -42,6 +42,9 @@ var numberPieces = []string{
 	"-0", "1E-400", "18446744073709551617", "3.14159265358979323846264338327950288",
 }
 
+// tinyValues are whole values of a few bytes.
+var tinyValues = []string{"0", "7", "[]", "{}", `"<&>"`, "1e400", "true", "\"\u2028\"", `"é"`, "-0.5"}
+
 // newValue draws the data of a write by inst as operation op: a JSON object that names
 // them (so every write's data differs) around a payload of a size drawn from rng.
 func newValue(rng *rand.Rand, budget *valueBudget, inst string, op int) []byte {
@@ -55,6 +58,9 @@ func newValue(rng *rand.Rand, budget *valueBudget, inst string, op int) []byte {
 		size = bigMin + rng.IntN(bigMax-bigMin)
 	case r < 250:
 		size = 200 + rng.IntN(mediumTo)
+	case r < 300:
+		// A bare value of a few bytes: not every document is an object.
+		return []byte(tinyValues[rng.IntN(len(tinyValues))])
 	}
 	var b bytes.Buffer
 	fmt.Fprintf(&b, `{"by":%q,"op":%d,"r":%d`, inst, op, rng.IntN(1000))

@@ -271,6 +271,10 @@ func (d *driver) execWith(s opSpec, faults string) *record {
 	switch {
 	case err == nil:
 		rec.out, rec.sentOK = outAck, true
+	case isRead(s.kind) && d.damagedNow(s.m, key) && (errors.Is(err, storage.ErrCorrupt) || errors.Is(err, errHTTPServer)):
+		// A read of a record the schedule damaged, not yet repaired: an error is the
+		// documented answer (the rest keeps being served).
+		rec.out, rec.err = outUnreadable, err.Error()
 	case errors.Is(err, storage.ErrNotFound) || errors.Is(err, storage.ErrNoop) || errors.Is(err, errHTTPNotFound):
 		rec.out = outNoop
 		if isRead(s.kind) {
@@ -287,8 +291,11 @@ func (d *driver) execWith(s opSpec, faults string) *record {
 	return rec
 }
 
-// errHTTPNotFound is a 404 from the REST API.
-var errHTTPNotFound = errors.New("chaos: 404 not found")
+// Answers of the REST API the workload tells apart.
+var (
+	errHTTPNotFound = errors.New("chaos: 404 not found")
+	errHTTPServer   = errors.New("chaos: 500 server error")
+)
 
 // call performs s and returns the key it wrote (for a POST, the key the server made).
 func (d *driver) call(s opSpec) (string, error) {
@@ -346,6 +353,8 @@ func (m *member) restCall(method, key string, body []byte) ([]byte, error) {
 	switch {
 	case resp.StatusCode == http.StatusNotFound:
 		return raw, errHTTPNotFound
+	case resp.StatusCode == http.StatusInternalServerError:
+		return raw, fmt.Errorf("chaos: %s %s: %w: %s", method, key, errHTTPServer, raw)
 	case resp.StatusCode < 200 || resp.StatusCode > 299:
 		return raw, fmt.Errorf("chaos: %s %s: status %d: %s", method, key, resp.StatusCode, raw)
 	}
