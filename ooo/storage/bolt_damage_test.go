@@ -147,6 +147,36 @@ func livePage(t testing.TB, file string, mark []byte) int64 {
 	return found
 }
 
+// pageOfType returns the offset of the first page of file whose bbolt type is typ.
+func pageOfType(t testing.TB, file, typ string) int64 {
+	t.Helper()
+	db, err := bolt.Open(file, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	found := int64(-1)
+	err = db.View(func(tx *bolt.Tx) error {
+		for p := 2; found < 0; p++ {
+			info, err := tx.Page(p)
+			if err != nil {
+				return err
+			}
+			if info == nil {
+				return fmt.Errorf("no %s page", typ)
+			}
+			if info.Type == typ {
+				found = int64(p) * int64(db.Info().PageSize)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return found
+}
+
 // livePagesIn counts the pages bbolt has in use (leaf or branch) in [from, to) of file.
 func livePagesIn(t testing.TB, file string, from, to int64) int {
 	t.Helper()
@@ -251,6 +281,29 @@ func TestBoltStorage_DamagedFile(t *testing.T) {
 		if !errors.Is(err, storage.ErrCorrupt) {
 			t.Fatalf("start of a file with garbage in the middle: %v, want ErrCorrupt", err)
 		}
+	})
+	t.Run("GarbageOnTheFreeList", func(t *testing.T) {
+		// bbolt panics while opening a file whose free list page is garbage, with the
+		// file open and locked; Start must refuse it before, so that once the file is
+		// restored the next Start succeeds at once.
+		file := filledBolt(t, 1000)
+		pristine, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		off := pageOfType(t, file, "freelist")
+		writeAt(t, file, off, garbage(4096))
+		s := &storage.BoltStorage{Path: file}
+		if err := s.Start(storage.Options{}); !errors.Is(err, storage.ErrCorrupt) {
+			t.Fatalf("start with garbage on the free list: %v, want ErrCorrupt", err)
+		}
+		if err := os.WriteFile(file, pristine, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Start(storage.Options{}); err != nil {
+			t.Fatalf("start of the restored file: %v", err)
+		}
+		s.Close()
 	})
 	t.Run("GarbageAnywhere", func(t *testing.T) {
 		// Wherever 64 KiB of garbage land, Start either refuses the file or serves it,
