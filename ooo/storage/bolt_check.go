@@ -36,7 +36,7 @@ func checkBolt(db *bolt.DB, file string) error {
 	if err != nil {
 		return fmt.Errorf("storage: check %s: %w", file, err)
 	}
-	return guard("check "+file, func() error {
+	return guard("storage: check "+file, func() error {
 		return db.View(func(tx *bolt.Tx) error {
 			if need := tx.Size(); need > fi.Size() {
 				return fmt.Errorf("storage: check %s: the file is %d bytes but its pages reach %d (truncated): %w",

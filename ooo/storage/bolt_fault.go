@@ -11,7 +11,7 @@ import (
 // past its end, or at a pointer made of garbage, faults with SIGBUS or SIGSEGV, which the
 // runtime turns into a panic only on a goroutine that asked for it
 // (debug.SetPanicOnFault). guard asks for it while fn runs and turns any panic of fn
-// into an error wrapping ErrCorrupt, naming what was being done.
+// into an error wrapping ErrCorrupt, prefixed with what (what was being done).
 //
 // bbolt's View and Update roll their transaction back on a panic, so the file is left
 // as it was and the storage keeps serving what is readable.
@@ -19,7 +19,7 @@ func guard(what string, fn func() error) (err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if p := recover(); p != nil {
-			err = fmt.Errorf("storage: %s: damaged file (%v): %w", what, p, ErrCorrupt)
+			err = fmt.Errorf("%s: damaged file (%v): %w", what, p, ErrCorrupt)
 		}
 	}()
 	return fn()

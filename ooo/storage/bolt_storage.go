@@ -139,7 +139,7 @@ func openBolt(file string, timeout time.Duration) (*bolt.DB, error) {
 // openBoltWith is one bolt.Open under guard, with its errors translated.
 func openBoltWith(file string, opts *bolt.Options) (*bolt.DB, error) {
 	var db *bolt.DB
-	err := guard("open "+file, func() error {
+	err := guard("storage: open "+file, func() error {
 		var err error
 		db, err = bolt.Open(file, 0o600, opts)
 		return err
