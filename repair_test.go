@@ -7,6 +7,9 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/benitogf/pivot/ooo"
 	"github.com/benitogf/pivot/ooo/storage"
@@ -118,4 +121,45 @@ func TestRepair_RoutesRefuseBadInput(t *testing.T) {
 	status, body = call(t, p, http.MethodPost, "/entries", url.Values{"key": {"users/*"}}, `{"keys":["users/a","users/none"]}`, nil)
 	equal(t, http.StatusOK, status, body)
 	isTrue(t, strings.Contains(body, `"data":{"a":"<&>"}`) && strings.Contains(body, `"next":2`), "the entry, verbatim: %s", body)
+}
+
+// alterOnDisk changes one digit of the data of k in a stopped BoltStorage's file,
+// behind the storage's back (the record's checksum no longer matches).
+func alterOnDisk(t testing.TB, file, k string) {
+	t.Helper()
+	db, err := bolt.Open(file, 0o600, &bolt.Options{Timeout: time.Second})
+	noErr(t, err)
+	defer db.Close()
+	noErr(t, db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte("data"))
+		v := append([]byte(nil), b.Get([]byte(k))...)
+		for i := len(v) - 1; i >= 30; i-- { // the data starts after the record header
+			if v[i] >= '0' && v[i] <= '8' {
+				v[i]++
+				return b.Put([]byte(k), v)
+			}
+		}
+		return fmt.Errorf("no digit in %s", k)
+	}))
+}
+
+// Issue 9, case 4: a digit changed inside a value on a node's disk is found (the record
+// fails its checksum and counts as missing) and the pivot's value comes back at the
+// node's first round, where before the altered value was served forever.
+func TestRepair_ValueAlteredOnDisk(t *testing.T) {
+	cfg := testConfig()
+	c := startCluster(t, boltKind, 1, cfg)
+	p, node := c.pivot, c.nodes[0]
+	for i := range 200 {
+		set(t, p, fmt.Sprintf("users/u%03d", i), fmt.Sprintf(`{"n":%d}`, 1000+i))
+	}
+	waitConverged(t, c.all(), false)
+	node.stop()
+	alterOnDisk(t, node.db.(*ooo.BoltStorage).Path, "users/u042")
+	// The first round after a start compares the data: no Repair call needed.
+	node = node.restart(boltKind)
+	eventually(t, waitTimeout, func() bool { return get(t, node, "users/u042") == `{"n":1042}` },
+		"the pivot's value is back: %q", get(t, node, "users/u042"))
+	equal(t, int64(1), node.result.Status().Repairs, "one repair")
+	waitConverged(t, []*instance{p, node}, false)
 }

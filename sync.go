@@ -177,7 +177,9 @@ func (n *nodeSync) run() {
 		// before OnClose), and a lost cursor only costs a re-send.
 		_ = n.flush()
 	}()
-	n.request(nil, needPush|needPull)
+	// The first round also compares the data with the pivot's: damage done to the
+	// files while the node was stopped is found at once, not a RepairInterval later.
+	n.request(nil, needPush|needPull|needCheck)
 	// lastFull is when a round last covered every key; the periodic timer counts
 	// from it, so a node busy with partial rounds (local writes) still pulls.
 	lastFull := time.Now()
