@@ -78,7 +78,14 @@ func (s *BoltStorage) open(publish func([]Event)) (backend, *clock.Clock, error)
 	if err != nil {
 		return nil, nil, err
 	}
-	st, err := initBolt(db)
+	// initBolt runs after the file passed its check; guard is only insurance that a
+	// damaged page it meets still gives an error, not a crash.
+	var st boltState
+	err = guard("storage: init "+file, func() error {
+		var ierr error
+		st, ierr = initBolt(db)
+		return ierr
+	})
 	if err != nil {
 		_ = db.Close()
 		return nil, nil, fmt.Errorf("storage: open %s: %w", file, err)

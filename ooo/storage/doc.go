@@ -51,6 +51,21 @@
 // returned nil is on disk. Reads run on a consistent snapshot and never see a
 // half-committed batch or a gap in the sequence.
 //
+// Sizes and identities. A storage given a data limit (DataLimiter, which pivot's Setup
+// sets so that every value can replicate) refuses longer data at write time with
+// ErrTooLarge; Apply is not limited. Every storage names its copy of the data with a
+// random token and stamps with an instance id (Identified): a BoltStorage whose file
+// was copied (another device or inode than recorded) takes a fresh token and id before
+// Start returns, so a copy never writes with the original's id, and a replication peer
+// may give it another id with SetIdentity.
+//
+// Damage. A BoltStorage checks its file at Start (every page the meta page counts is
+// there, the free list and every B+tree page are sound, every record matches its
+// CRC-32C) and refuses a damaged one with ErrCorrupt; damage met later gives an error
+// wrapping ErrCorrupt, never a crash. An unreadable record is skipped by list reads
+// and by Changes, is ErrCorrupt on a read of its key, and is replaced by any valid
+// remote entry Apply brings (see DamageReporter).
+//
 // Differences from upstream ooo, on purpose: writes never block on events; Active is
 // false (not a panic) before Start; a second Close is a no-op; Unlock of an unlocked
 // key returns ErrLockNotFound; non-JSON data is refused; SetWithMeta sends its event for
