@@ -158,6 +158,9 @@ func TestRepair_ValueAlteredOnDisk(t *testing.T) {
 	alterOnDisk(t, node.db.(*ooo.BoltStorage).Path, "users/u042")
 	// The first round after a start compares the data: no Repair call needed.
 	node = node.restart(boltKind)
+	if st := node.result.Status().Keys[0]; st.Unreadable != 1 && get(t, node, "users/u042") != `{"n":1042}` {
+		t.Fatalf("the damaged record is neither reported nor repaired yet: %+v", st)
+	}
 	eventually(t, waitTimeout, func() bool { return get(t, node, "users/u042") == `{"n":1042}` },
 		"the pivot's value is back: %q", get(t, node, "users/u042"))
 	equal(t, int64(1), node.result.Status().Repairs, "one repair")

@@ -5,6 +5,8 @@ import (
 	"sort"
 	"sync/atomic"
 	"time"
+
+	"github.com/benitogf/pivot/ooo/storage"
 )
 
 // counters are the engine's running totals.
@@ -109,6 +111,10 @@ type KeyStatus struct {
 	// the other paths go on syncing.
 	LastError   string    `json:"lastError,omitempty"`
 	LastErrorAt time.Time `json:"lastErrorAt,omitzero"`
+	// Unreadable counts the path's records the local storage found damaged and that
+	// no write or repair has replaced yet (storage.DamageReporter): a node's are
+	// fetched again at its next anti-entropy check.
+	Unreadable int `json:"unreadable,omitempty"`
 	// LastCheck is, on a node, when the path's data was last compared with the
 	// pivot's, and InSync whether it then matched (before any repair).
 	LastCheck time.Time `json:"lastCheck,omitzero"`
@@ -134,6 +140,11 @@ func (e *engine) status() Status {
 		ks := KeyStatus{Path: sk.path}
 		if sk.db.Active() {
 			ks.Epoch = sk.rep.Epoch()
+		}
+		if d, ok := sk.db.(storage.DamageReporter); ok {
+			if keys, err := d.Damaged(sk.path); err == nil {
+				ks.Unreadable = len(keys)
+			}
 		}
 		if e.node != nil {
 			if raw, err := sk.rep.LoadCursor(cursorName(sk.path)); err == nil && raw != nil {
