@@ -179,10 +179,3 @@ func unreachable(err error) bool {
 	var re *RemoteError
 	return errors.As(err, &re) && re.Status == 0 && re.kind == ErrUnavailable
 }
-
-// isRemote reports whether err is a failure to exchange with a peer (as opposed to a
-// local storage failure).
-func isRemote(err error) bool {
-	var re *RemoteError
-	return errors.As(err, &re)
-}

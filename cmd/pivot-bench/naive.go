@@ -123,13 +123,6 @@ func (n *naiveSync) close() {
 	n.wg.Wait()
 }
 
-// lastError returns the last error met, if any.
-func (n *naiveSync) lastError() error {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.err
-}
-
 func (n *naiveSync) fail(err error) {
 	if err == nil || n.ctx.Err() != nil {
 		return

@@ -44,7 +44,9 @@ func apply(patch jsonpatch.Patch, doc []byte) ([]byte, error) {
 		if !ok {
 			return nil, fmt.Errorf("%w: %s of the whole document without a value", ErrInvalidPatch, op.Kind())
 		}
-		if doc, err = applyRun(patch[start:i], doc); err != nil {
+		// The operations before this one are checked (a bad one fails the patch), but
+		// their result is replaced whole.
+		if _, err := applyRun(patch[start:i], doc); err != nil {
 			return nil, err
 		}
 		if value == nil {
