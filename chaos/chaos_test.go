@@ -140,6 +140,7 @@ func runSeed(t *testing.T, seed uint64, opts runOptions, ports *portPool) seedRe
 	res := seedResult{seed: seed, nodes: opts.nodes, kind: opts.kind}
 	c := newClusterOf(t, seed, opts.nodes, timingsOf(seed, opts.kind), ports, opts.kind == kindProcess)
 	d := newDriver(c, seed)
+	d.kind = opts.kind
 	d.budget = valueBudget{big: max(1, opts.ops/40), huge: 1}
 	switch {
 	case opts.kind == kindMany:

@@ -307,6 +307,7 @@ func (d *driver) killDuringWrites() {
 	m.kill()
 	rec := <-done
 	d.tally["kill -9 "+kindOf(m)+" during a write"]++
+	d.killedDuringWrite = true
 	d.restart(m)
 	d.settleKilled(m, rec)
 	d.finish(spec, rec)

@@ -37,6 +37,9 @@ type driver struct {
 	skewed  map[string]time.Duration
 	damages []*damage // values altered on disk
 	copies  int       // copied-folder faults so far
+	// killedDuringWrite: a kill -9 landed during a write (process mode).
+	killedDuringWrite bool
+	kind              scenarioKind
 	// problems are failures of the run itself (an instance that would not restart),
 	// and losses the data faults find as they happen.
 	problems []string
@@ -64,6 +67,19 @@ func (d *driver) run(ops int) error {
 			d.h.add(d.exec(opSpec{m: d.c.pivot(), kind: opSet, path: pathNodes, key: k, data: data}))
 		}
 	}
+	// Every seed has at least one of each data fault, at an operation count drawn
+	// now: a short run of a few seeds covers them all.
+	must := []struct {
+		at   int
+		done func() bool
+		run  func()
+	}{
+		// (not with many nodes, where one more node and its POSTs to all of them
+		// would double the cost of the seed)
+		{d.rng.IntN(max(1, ops)), func() bool { return d.copies > 0 || d.kind == kindMany }, d.copyOne},
+		{d.rng.IntN(max(1, ops)), func() bool { return len(d.damages) > 0 }, d.alterOne},
+		{d.rng.IntN(max(1, ops)), func() bool { return !d.c.processes || d.killedDuringWrite }, d.killDuringWrites},
+	}
 	for d.ops < ops {
 		d.step++
 		switch r := d.rng.IntN(100); {
@@ -77,6 +93,13 @@ func (d *driver) run(ops int) error {
 			d.fault()
 		default:
 			d.pause()
+		}
+		for i := range must {
+			if d.ops >= must[i].at && !must[i].done() {
+				must[i].at = ops + 1 // once: a fault that found nothing to do is not retried
+				d.step++
+				must[i].run()
+			}
 		}
 		if err := d.mon.observeAll(d.c); err != nil {
 			return err
