@@ -298,7 +298,8 @@ func (d *driver) execWith(s opSpec, faults string) *record {
 		// A read of a record the schedule damaged, not yet repaired: an error is the
 		// documented answer (the rest keeps being served).
 		rec.out, rec.err = outUnreadable, err.Error()
-	case errors.Is(err, storage.ErrNotFound) || errors.Is(err, storage.ErrNoop) || errors.Is(err, errHTTPNotFound):
+	case errors.Is(err, storage.ErrNotFound) || errors.Is(err, storage.ErrNoop) ||
+		errors.Is(err, errHTTPNotFound) || errors.Is(err, errHTTPNoop):
 		rec.out = outNoop
 		if isRead(s.kind) {
 			rec.out = outAck
@@ -318,6 +319,9 @@ func (d *driver) execWith(s opSpec, faults string) *record {
 var (
 	errHTTPNotFound = errors.New("chaos: 404 not found")
 	errHTTPServer   = errors.New("chaos: 500 server error")
+	// errHTTPNoop is a 409: the write changed nothing (a PATCH of a record that reads
+	// as absent, such as one damaged on disk).
+	errHTTPNoop = errors.New("chaos: 409 no-op")
 )
 
 // call performs s and returns the key it wrote (for a POST, the key the server made).
@@ -376,6 +380,8 @@ func (m *member) restCall(method, key string, body []byte) ([]byte, error) {
 	switch {
 	case resp.StatusCode == http.StatusNotFound:
 		return raw, errHTTPNotFound
+	case resp.StatusCode == http.StatusConflict:
+		return raw, fmt.Errorf("chaos: %s %s: %w: %s", method, key, errHTTPNoop, raw)
 	case resp.StatusCode == http.StatusInternalServerError:
 		return raw, fmt.Errorf("chaos: %s %s: %w: %s", method, key, errHTTPServer, raw)
 	case resp.StatusCode < 200 || resp.StatusCode > 299:
