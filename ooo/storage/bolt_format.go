@@ -36,6 +36,7 @@ type boltState struct {
 	instance uint16
 	stamp    int64
 	token    string
+	fresh    bool // the file was created by this initBolt
 }
 
 // initBolt creates the buckets of a new file, or checks those of an existing one, and
@@ -58,6 +59,7 @@ func initBolt(db *bolt.DB) (boltState, error) {
 					return err
 				}
 			}
+			st.fresh = true
 			m = tx.Bucket(bucketMeta)
 			var id [2]byte
 			binary.BigEndian.PutUint16(id[:], clock.RandomInstanceID())

@@ -169,25 +169,29 @@ func TestBoltStorage_MovedFileKeepsIdentity(t *testing.T) {
 	}
 }
 
-// A configured clock keeps the id its maker gave it, even on a copy; the copy still
-// gets a token of its own, and the file a fresh id for a later start without a clock.
+// A configured clock gives a new file its id; on an existing file it stamps with the
+// file's id, so a copied folder never stamps with the original's id even when the
+// program passes its own clock (the chaos suite does, to skew it).
 func TestBoltStorage_CopyWithConfiguredClock(t *testing.T) {
 	origDir, copyDir := t.TempDir(), t.TempDir()
-	first := startBolt(t, origDir, nil)
+	given := uint16(1234)
+	first := startBolt(t, origDir, clock.New(clock.Options{InstanceID: given}))
 	token, instance := first.Identity()
+	if instance != given {
+		t.Fatalf("a new file with a given clock: instance %d, want %d", instance, given)
+	}
 	first.Close()
 	copyFile(t, filepath.Join(origDir, storage.BoltFileName), filepath.Join(copyDir, storage.BoltFileName))
 
-	given := uint16(instance+1) & clock.MaxInstanceID
 	dup := startBolt(t, copyDir, clock.New(clock.Options{InstanceID: given}))
 	dupToken, dupInstance := dup.Identity()
-	if dupToken == token || dupInstance != given {
-		t.Fatalf("copy with a given clock: identity (%q, %d), want a new token and instance %d", dupToken, dupInstance, given)
+	if dupToken == token || dupInstance == instance {
+		t.Fatalf("copy with a given clock: identity (%q, %d), original (%q, %d): want a new token and id", dupToken, dupInstance, token, instance)
 	}
 	dup.Close()
-	own := startBolt(t, copyDir, nil)
-	if t2, i2 := own.Identity(); t2 != dupToken || i2 == instance {
-		t.Fatalf("copy restarted without a clock: identity (%q, %d), original (%q, %d)", t2, i2, token, instance)
+	again := startBolt(t, origDir, clock.New(clock.Options{InstanceID: 99}))
+	if t2, i2 := again.Identity(); t2 != token || i2 != instance {
+		t.Fatalf("the original restarted with another clock: identity (%q, %d), want (%q, %d)", t2, i2, token, instance)
 	}
 }
 

@@ -34,8 +34,9 @@ type BoltStorage struct {
 	// HLC stamps every write. nil means a clock whose instance id is kept in the file
 	// (drawn at random when the file is created, drawn again when Start finds the file
 	// is a copy, replaced by SetIdentity), made at the first Start. A clock given here
-	// keeps the instance id it was made with across Start, copy detection included:
-	// whoever made it chose its id.
+	// keeps its wall clock and max skew; its instance id becomes the file's when the
+	// file is new, and otherwise Start makes it stamp with the file's id, so a copied
+	// folder never stamps with the original's id.
 	HLC *clock.Clock
 	// TombstoneRetention is how long a tombstone is kept before it is collected. Zero
 	// means DefaultTombstoneRetention; a negative value keeps tombstones forever.
@@ -90,8 +91,21 @@ func (s *BoltStorage) open(publish func([]Event)) (backend, *clock.Clock, error)
 		_ = db.Close()
 		return nil, nil, fmt.Errorf("storage: open %s: %w", file, err)
 	}
-	if s.HLC == nil {
+	switch {
+	case s.HLC == nil:
 		s.HLC = clock.New(clock.Options{InstanceID: st.instance})
+	case st.fresh:
+		// A new file takes the id of the clock it was given.
+		st.instance = s.HLC.InstanceID()
+		if err := putIdentity(db, st.token, st.instance); err != nil {
+			_ = db.Close()
+			return nil, nil, fmt.Errorf("storage: open %s: %w", file, err)
+		}
+	default:
+		// The file's id is the one it was given last (a fresh one if it was copied,
+		// or one set by SetIdentity): a clock passed in stamps with it too, or a
+		// copied folder would stamp with the original's id.
+		s.HLC.SetInstanceID(st.instance)
 	}
 	s.db, s.token = db, st.token
 	// Resume above every stamp stored, so a write after a restart sorts after the
