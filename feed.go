@@ -12,7 +12,8 @@ type feedPage struct {
 	changes []storage.Change
 	next    uint64
 	more    bool
-	bytes   int64 // the entrySize total of changes
+	bytes   int64  // the entrySize total of changes
+	head    uint64 // when more is false, the head of the feed as the storage gave it
 }
 
 // maxFeedReads bounds the storage reads behind one feedPage, so a long stretch of
@@ -55,7 +56,7 @@ func readFeed(sk *syncKey, since uint64, limit int, budget int64, keep func(stor
 		if len(changes) < chunk {
 			// The feed is exhausted: next is its head, past positions of keys that
 			// changed again later (and so were not listed at their old place).
-			page.next = max(page.next, next)
+			page.next, page.head = max(page.next, next), next
 			return page, nil
 		}
 		page.next = max(page.next, next)

@@ -181,12 +181,19 @@ func (e *engine) serveChanges(w http.ResponseWriter, r *http.Request, sk *syncKe
 	// A since at or past the head is an empty page that stays where the node is:
 	// next never goes below since.
 	resp := changesResponse{Epoch: epoch, Horizon: sk.rep.Horizon(), Next: max(page.next, since), More: page.more, Changes: page.changes}
+	if !page.more {
+		resp.Head = page.head
+	}
 	e.counts.served.Add(int64(len(page.changes)))
 	n := e.hub.identify(r)
-	if !resp.More {
-		e.hub.recordPull(n, sk, epoch, resp.Next)
+	// Only a pull from a position the feed has is a pull to its head: a since past
+	// the head is a cursor from another epoch (or a stale copy), and recording it
+	// would let the node's next push move its cursor over changes it never saw.
+	atHead := !resp.More && since <= page.head
+	if atHead {
+		e.hub.recordPull(n, sk, epoch, page.head)
 	}
-	e.hub.contact(n, !resp.More)
+	e.hub.contact(n, atHead)
 	e.writeCompressible(w, r, http.StatusOK, resp)
 }
 

@@ -63,9 +63,14 @@ type errorBody struct {
 // included. Next is the cursor for the following call; More tells that the feed was cut
 // at limit. A node whose cursor was taken in another Epoch, or is below Horizon, must
 // reconcile instead of applying the changes.
+//
+// Head, on the last page (More false), is the head of the pivot's feed. A node whose
+// cursor in Epoch is past it holds a position the pivot never gave (its data was
+// restored from an older copy under the same epoch): it must reconcile.
 type changesResponse struct {
 	Epoch   string           `json:"epoch"`
 	Horizon uint64           `json:"horizon"`
+	Head    uint64           `json:"head,omitempty"`
 	Next    uint64           `json:"next"`
 	More    bool             `json:"more"`
 	Changes []storage.Change `json:"changes"`

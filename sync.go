@@ -467,6 +467,14 @@ func (n *nodeSync) pull(ctx context.Context, sk *syncKey, cur *cursor) error {
 		if resp.Epoch != cur.PivotEpoch || cur.Pull < resp.Horizon {
 			return n.reconcile(ctx, sk, cur, resp.Epoch)
 		}
+		if !resp.More && cur.Pull > resp.Head {
+			// A position past the pivot's head in its own epoch was never given by
+			// it: start over from a snapshot, keeping what this node holds.
+			n.e.log.Warn("pivot: pull cursor is past the pivot's head, reconciling", "key", sk.path,
+				"cursor", cur.Pull, "head", resp.Head)
+			cur.PivotEpoch = ""
+			return n.reconcile(ctx, sk, cur, resp.Epoch)
+		}
 		hold, err := n.applyRemote(sk, resp.Changes)
 		if err != nil {
 			return err

@@ -3,6 +3,9 @@ package pivot_test
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -307,4 +310,47 @@ func TestSync_PeriodicSyncStillPullsWhileTheNodeKeepsWriting(t *testing.T) {
 		set(t, node, "settings", fmt.Sprint(i))
 		return state(t, node.db, []string{"users/*"}, true)["users/from-pivot"] != ""
 	}, "a node busy with its own writes still pulls on its interval")
+}
+
+// A cursor past the pivot's head in the pivot's own epoch (a node restored from a copy
+// taken in a later state, or a pull with an old cursor) is never trusted: the node
+// reconciles and receives everything, where it used to wait at that position forever.
+func TestSync_CursorPastThePivotsHeadReconciles(t *testing.T) {
+	cfg := testConfig()
+	p := startInstance(t, "pivot", &ooo.MemoryStorage{}, "", "", cfg)
+	for i := range 20 {
+		set(t, p, fmt.Sprintf("users/u%02d", i), fmt.Sprintf(`{"u":%d}`, i))
+	}
+	db := &ooo.MemoryStorage{}
+	noErr(t, db.Start(ooo.StorageOpt{}))
+	pivotEpoch := p.db.(storage.Replica).Epoch()
+	for _, path := range []string{"users/*", "settings", "things/*"} {
+		raw := fmt.Sprintf(`{"cluster":"id:%s","localEpoch":%q,"pivotEpoch":%q,"pull":1000,"push":0}`, cfg.ClusterID, db.Epoch(), pivotEpoch)
+		noErr(t, db.SaveCursor("pivot/"+path, []byte(raw)))
+	}
+	node := startInstance(t, "node", db, "", p.addr, cfg)
+	p.register(node)
+	waitConverged(t, []*instance{p, node}, false)
+	hasLen(t, state(t, node.db, []string{"users/*"}, true), 20, "entries on the node")
+}
+
+// The pivot does not take a pull from past its head for a pull to its head: it would
+// believe the node up to date, and let its next push move its cursor over changes it
+// never received (found by the chaos soak after a pivot lost its disk).
+func TestChanges_APullFromPastTheHeadIsNotRecorded(t *testing.T) {
+	cfg := testConfig()
+	p := startInstance(t, "pivot", &ooo.MemoryStorage{}, "", "", cfg)
+	node := "127.0.0.1:1" // a registered node that never runs: only its requests are sent
+	_, err := p.db.Set("things/n1", json.RawMessage(fmt.Sprintf(`{"ip":%q}`, node)))
+	noErr(t, err)
+	set(t, p, "users/a", `{"a":1}`)
+	eventually(t, waitTimeout, func() bool { return len(p.result.Status().Nodes) == 1 }, "the pivot knows the node")
+	for _, path := range []string{"users/*", "settings", "things/*"} {
+		status, body := call(t, p, http.MethodGet, "/changes", url.Values{"key": {path}, "since": {"1000"}}, "", map[string]string{pivot.HeaderNode: node})
+		equal(t, http.StatusOK, status, body)
+		isTrue(t, strings.Contains(body, `"next":1000`), "next stays at since: %s", body)
+	}
+	for _, n := range p.result.Status().Nodes {
+		isTrue(t, !n.UpToDate, "the node is not taken for up to date: %+v", n)
+	}
 }
