@@ -103,18 +103,7 @@ func benchLargeValue(b *testing.B, size int) {
 		b.StartTimer()
 		start := time.Now()
 		set(b, a, k, value)
-		timeout := time.After(time.Minute)
-	wait:
-		for {
-			select {
-			case got := <-seen:
-				if got == k {
-					break wait
-				}
-			case <-timeout:
-				b.Fatalf("%s never reached node B", k)
-			}
-		}
+		waitKey(b, seen, k, time.Minute)
 		samples = append(samples, time.Since(start))
 		bytes += a.result.Status().BytesSent + nb.result.Status().BytesReceived - before
 	}

@@ -60,24 +60,30 @@ func benchConvergence(b *testing.B, kind storageKind, size int) {
 		k := fmt.Sprintf("users/bench-%d", i)
 		start := time.Now()
 		set(b, a, k, `{"sample":true}`)
-		timeout := time.After(10 * time.Second)
-	wait:
-		for {
-			select {
-			case got := <-seen:
-				if got == k {
-					break wait
-				}
-			case <-timeout:
-				b.Fatalf("write %s never reached node B", k)
-			}
-		}
+		waitKey(b, seen, k, 10 * time.Second)
 		samples = append(samples, time.Since(start))
 	}
 	b.StopTimer()
 	sort.Slice(samples, func(i, j int) bool { return samples[i] < samples[j] })
 	b.ReportMetric(float64(samples[len(samples)/2].Microseconds()), "median-µs")
 	b.ReportMetric(float64(samples[len(samples)*99/100].Microseconds()), "p99-µs")
+}
+
+// waitKey waits until k arrives on seen (the event keys of a storage), failing b after
+// timeout.
+func waitKey(b *testing.B, seen <-chan string, k string, timeout time.Duration) {
+	b.Helper()
+	deadline := time.After(timeout)
+	for {
+		select {
+		case got := <-seen:
+			if got == k {
+				return
+			}
+		case <-deadline:
+			b.Fatalf("write %s never reached the other node", k)
+		}
+	}
 }
 
 // drainKeys empties a channel of event keys.
