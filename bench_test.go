@@ -60,7 +60,7 @@ func benchConvergence(b *testing.B, kind storageKind, size int) {
 		k := fmt.Sprintf("users/bench-%d", i)
 		start := time.Now()
 		set(b, a, k, `{"sample":true}`)
-		waitKey(b, seen, k, 10 * time.Second)
+		waitKey(b, seen, k, 10*time.Second)
 		samples = append(samples, time.Since(start))
 	}
 	b.StopTimer()
