@@ -235,8 +235,30 @@ func convergeDeadline(c *cluster) time.Time {
 
 // awaitConvergence polls the replicas until they all hold the same state (invariant A)
 // or the deadline passes, and returns how long it took.
+//
+// The monitor's views are read incrementally from each feed; they can agree for a
+// moment while a member that just started (a copied folder's new node) has not yet
+// been observed in full. Convergence is declared only when a fresh read of every
+// member agrees too, so finalChecks judges a settled cluster.
 func awaitConvergence(c *cluster, mo *monitor, deadline time.Time) (time.Duration, error) {
-	return awaitState(c, mo, deadline, func() bool { return mo.converged(c) })
+	return awaitState(c, mo, deadline, func() bool { return mo.converged(c) && freshAgree(c) })
+}
+
+// freshAgree reports whether every member's whole state, read afresh, is the same.
+func freshAgree(c *cluster) bool {
+	var first map[string]storage.Entry
+	for _, m := range c.members {
+		st, err := fullState(m)
+		if err != nil {
+			return false
+		}
+		if first == nil {
+			first = st
+		} else if !sameState(first, st) {
+			return false
+		}
+	}
+	return true
 }
 
 // awaitState observes the replicas every few milliseconds until cond holds or the
