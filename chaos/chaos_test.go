@@ -154,7 +154,10 @@ func runSeed(t *testing.T, seed uint64, opts runOptions, ports *portPool) seedRe
 	}
 	d.healEverything()
 	deadline := convergeDeadline(c)
-	conv, err := awaitConvergence(c, d.mon, deadline)
+	conv, err := awaitSettled(c, d.mon, deadline, func(st map[string]storage.Entry) bool {
+		_, missing := registrations(c, d.h.all(), st)
+		return len(missing) == 0
+	})
 	res.convergence = conv
 	switch {
 	case errors.Is(err, errNotConverged):
@@ -250,6 +253,26 @@ func finalChecks(c *cluster, d *driver) []string {
 // disk was then wiped before any node had it is lost with the disk: that node is not
 // required (the operator would register it again).
 func checkNodes(c *cluster, records []*record, final map[string]storage.Entry) []string {
+	want, out := registrations(c, records, final)
+	known := func() bool {
+		have := c.pivot().knownNodes()
+		for _, m := range want {
+			if !have[m.addr] {
+				return false
+			}
+		}
+		return true
+	}
+	if _, err := awaitState(c, newMonitor(), time.Now().Add(convergeBase), known); err != nil {
+		out = append(out, fmt.Sprintf("A: the pivot's engine does not know every node: %v", c.pivot().knownNodes()))
+	}
+	return out
+}
+
+// registrations lists the nodes that must be registered under NodesKey in final (all
+// but an operator-registered one whose registration a wiped pivot disk took), and a
+// violation for each that is not.
+func registrations(c *cluster, records []*record, final map[string]storage.Entry) ([]*member, []string) {
 	var out []string
 	lostReg := map[string]bool{}
 	for _, r := range records {
@@ -278,19 +301,7 @@ func checkNodes(c *cluster, records []*record, final map[string]storage.Entry) [
 			out = append(out, fmt.Sprintf("A: %s (%s) is not registered under %s", m.name, m.addr, pathNodes))
 		}
 	}
-	known := func() bool {
-		have := c.pivot().knownNodes()
-		for _, m := range want {
-			if !have[m.addr] {
-				return false
-			}
-		}
-		return true
-	}
-	if _, err := awaitState(c, newMonitor(), time.Now().Add(convergeBase), known); err != nil {
-		out = append(out, fmt.Sprintf("A: the pivot's engine does not know every node: %v", c.pivot().knownNodes()))
-	}
-	return out
+	return want, out
 }
 
 // report fails t with everything needed to understand and replay a failed seed, and

@@ -241,24 +241,38 @@ func convergeDeadline(c *cluster) time.Time {
 // been observed in full. Convergence is declared only when a fresh read of every
 // member agrees too, so finalChecks judges a settled cluster.
 func awaitConvergence(c *cluster, mo *monitor, deadline time.Time) (time.Duration, error) {
-	return awaitState(c, mo, deadline, func() bool { return mo.converged(c) && freshAgree(c) })
+	return awaitSettled(c, mo, deadline, nil)
 }
 
-// freshAgree reports whether every member's whole state, read afresh, is the same.
-func freshAgree(c *cluster) bool {
+// awaitSettled is awaitConvergence that also waits for settled (when not nil) to
+// accept the agreed state: the run's own checks of a converged cluster, such as every
+// node being registered, which a node that just started may not have written yet.
+func awaitSettled(c *cluster, mo *monitor, deadline time.Time, settled func(map[string]storage.Entry) bool) (time.Duration, error) {
+	return awaitState(c, mo, deadline, func() bool {
+		if !mo.converged(c) {
+			return false
+		}
+		st, ok := freshAgree(c)
+		return ok && (settled == nil || settled(st))
+	})
+}
+
+// freshAgree reports whether every member's whole state, read afresh, is the same,
+// and returns it.
+func freshAgree(c *cluster) (map[string]storage.Entry, bool) {
 	var first map[string]storage.Entry
 	for _, m := range c.members {
 		st, err := fullState(m)
 		if err != nil {
-			return false
+			return nil, false
 		}
 		if first == nil {
 			first = st
 		} else if !sameState(first, st) {
-			return false
+			return nil, false
 		}
 	}
-	return true
+	return first, true
 }
 
 // awaitState observes the replicas every few milliseconds until cond holds or the

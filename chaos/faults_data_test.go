@@ -204,6 +204,15 @@ func (d *driver) copyOne() {
 	}
 	d.copies++
 	cp := d.c.add(fmt.Sprintf("node%d", len(d.c.members)), dir, false)
+	// The copy holds the source's damaged records that were not yet repaired: they
+	// are its damage too (a read of one is an error until anti-entropy fetches it).
+	for _, dmg := range d.damages {
+		if dmg.member == src.name && d.damagedNow(src, dmg.original.Key) {
+			inherited := *dmg
+			inherited.member = cp.name
+			d.damages = append(d.damages, &inherited)
+		}
+	}
 	d.tally["copy data folder"]++
 	d.h.note(d.step, "copy %s's data folder to a new node %s (%s)", src.name, cp.name, cp.addr)
 	d.restart(src)
