@@ -76,7 +76,7 @@ func (n *nodeSync) check(ctx context.Context, sk *syncKey, cur *cursor) error {
 	if err != nil {
 		return err
 	}
-	fixedThere, err := n.offerRepairs(ctx, sk, offer, remote)
+	fixedThere, err := n.offerRepairs(ctx, sk, offer)
 	if err != nil {
 		return err
 	}
@@ -160,9 +160,9 @@ func (n *nodeSync) fetchRepairs(ctx context.Context, sk *syncKey, keys []string)
 	return fixed, nil
 }
 
-// offerRepairs pushes this node's entries of keys that win over what the pivot listed
-// for them (or that it lacks); it returns how many the pivot applied.
-func (n *nodeSync) offerRepairs(ctx context.Context, sk *syncKey, keys []string, remote map[string]leafEntry) (int, error) {
+// offerRepairs pushes this node's entries of keys that differ from what the pivot
+// listed for them (or that it lacks); it returns how many the pivot applied.
+func (n *nodeSync) offerRepairs(ctx context.Context, sk *syncKey, keys []string) (int, error) {
 	var send []storage.Entry
 	for _, k := range keys {
 		changes, _, err := sk.rep.Changes(k, 0, 1)
@@ -172,11 +172,10 @@ func (n *nodeSync) offerRepairs(ctx context.Context, sk *syncKey, keys []string,
 		if len(changes) != 1 {
 			continue
 		}
-		mine := changes[0].Entry
-		if r, ok := remote[k]; ok && (r.Version > mine.Version() || r.Version == mine.Version() && r.Deleted && !mine.Deleted) {
-			continue // the pivot's entry wins; fetchRepairs applied it
-		}
-		send = append(send, mine)
+		// Sent whatever the pivot listed: it applies the entry under Wins (lww.go), so
+		// one it holds a winner for changes nothing there, and the rule stays in one
+		// place.
+		send = append(send, changes[0].Entry)
 	}
 	fixed := 0
 	for _, part := range splitBatches(send, n.e.cfg.BatchSize, n.budget(sk)) {
