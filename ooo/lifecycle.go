@@ -7,9 +7,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -104,9 +106,18 @@ func (s *Server) configureStream(log *slog.Logger) {
 	policy := newCORSPolicy(s.AllowedOrigins, nil, nil, nil)
 	s.Stream.CheckOrigin = func(r *http.Request) bool {
 		origin := r.Header.Get("Origin")
-		return origin == "" || policy.allowOrigin(origin)
+		return origin == "" || sameOrigin(origin, r.Host) || policy.allowOrigin(origin)
 	}
 	s.Stream.Open()
+}
+
+// sameOrigin reports whether a websocket's Origin names the host the request was sent
+// to, so that a page served by this server can subscribe whatever AllowedOrigins lists
+// (browsers send Origin on every websocket, same-origin ones included). The scheme is
+// not compared: behind a TLS-terminating proxy the page is https and the request http.
+func sameOrigin(origin, host string) bool {
+	u, err := url.Parse(origin)
+	return err == nil && u.Host != "" && strings.EqualFold(u.Host, host)
 }
 
 // dispatch hands every storage event, in order, to the websocket broadcast and then to
