@@ -72,7 +72,7 @@ func TestBoltBackend_FailedBatchMember(t *testing.T) {
 	if got, want := fmt.Sprint(keys), "[1:k0 2:k1 3:k3 4:k4]"; got != want {
 		t.Fatalf("committed %s, want %s", got, want)
 	}
-	if got, want := fmt.Sprint(published), "[{k0 set} {k1 set} {k3 set} {k4 set}]"; got != want {
+	if got, want := fmt.Sprint(published), "[{k0 set <nil>} {k1 set <nil>} {k3 set <nil>} {k4 set <nil>}]"; got != want {
 		t.Fatalf("published %s, want %s", got, want)
 	}
 }

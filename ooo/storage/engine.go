@@ -10,6 +10,7 @@ import (
 
 	"github.com/benitogf/pivot/ooo/clock"
 	"github.com/benitogf/pivot/ooo/key"
+	"github.com/benitogf/pivot/ooo/meta"
 )
 
 // DefaultTombstoneRetention is how long tombstones are kept when a storage's
@@ -211,21 +212,28 @@ func (e *engine) publish(events []Event) {
 }
 
 // store writes c (which gets its sequence) and queues its event, op on c.Key: the
-// one-event-per-write step of Set, Patch, SetWithMeta and Apply.
+// one-event-per-write step of Set, Patch, SetWithMeta and Apply. A "set" event carries
+// the stored object, so that readers (websocket broadcasts) need not read it back.
 func (e *engine) store(w writer, c *Change, op string) error {
 	if err := w.put(c); err != nil {
 		return err
 	}
-	e.emit(w, c.Key, op)
+	var obj *meta.Object
+	if op == OpSet && !c.Deleted {
+		o := objectOf(*c)
+		obj = &o
+	}
+	e.emit(w, c.Key, op, obj)
 	return nil
 }
 
-// emit queues ev unless its key is silenced by NoBroadcastKeys.
-func (e *engine) emit(w writer, k, op string) {
+// emit queues the event of op on k, with obj (nil for a delete), unless k is silenced
+// by NoBroadcastKeys.
+func (e *engine) emit(w writer, k, op string, obj *meta.Object) {
 	if key.Contains(e.opts.NoBroadcastKeys, k) {
 		return
 	}
-	w.emit(Event{Key: k, Operation: op})
+	w.emit(Event{Key: k, Operation: op, Object: obj})
 }
 
 // beforeRead calls the BeforeRead option, outside every storage lock.

@@ -169,7 +169,7 @@ func (e *engine) Del(k string) error {
 				return err
 			}
 		}
-		e.emit(w, k, OpDel)
+		e.emit(w, k, OpDel, nil)
 		return nil
 	})
 	if err != nil {

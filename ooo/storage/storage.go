@@ -59,9 +59,16 @@ const (
 
 // Event tells that a key was written ("set") or deleted ("del"). For a glob delete, Key
 // is the glob.
+//
+// Object lets a reader follow the data without reading it back: on a "set" event of
+// MemoryStorage and BoltStorage it is the key's stored object as the write left it (the
+// one a Get of the key returns, decoded), and it is nil on every "del" event. Storages
+// of other kinds may leave it nil on "set" events too; a reader must then read the key.
+// Object and its Data are shared by every reader of the event and must not be modified.
 type Event struct {
-	Key       string // the key written or deleted, or the glob of a glob delete
-	Operation string // OpSet or OpDel
+	Key       string       // the key written or deleted, or the glob of a glob delete
+	Operation string       // OpSet or OpDel
+	Object    *meta.Object // the stored object after a "set"; nil for "del" (see above)
 }
 
 // EventChan is the channel a storage hands out from Watch.

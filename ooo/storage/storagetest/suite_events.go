@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/benitogf/pivot/ooo/meta"
 	"github.com/benitogf/pivot/ooo/storage"
 )
 
@@ -42,6 +43,33 @@ func runEvents(t *testing.T, newHarness func(t testing.TB) Harness) {
 		expectEvents(t, s.Watch(), set("a"), set("a"), set("b"), set("g/1"), set("g/2"),
 			del("g/*"), del("a"), del("none/*"))
 		expectQuiet(t, s)
+	})
+	t.Run("SetEventsCarryTheStoredObject", func(t *testing.T) {
+		s := fresh(t, newHarness)
+		mustSet(t, s, "o/a", `{"h":"<&>","n":12345678901234567890}`)
+		if _, err := s.Patch("o/a", json.RawMessage(`{"x":"東京"}`)); err != nil {
+			t.Fatal(err)
+		}
+		ch := s.Watch()
+		for i := 0; i < 2; i++ {
+			ev := nextEvent(t, ch)
+			if ev.Operation != storage.OpSet || ev.Object == nil {
+				t.Fatalf("event %d = %+v, want a set carrying its object", i, ev)
+			}
+			if i == 1 {
+				got, err := s.Get("o/a")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if want := string(meta.New(ev.Object)); string(got) != want {
+					t.Fatalf("event object encodes as %s, Get returns %s", want, got)
+				}
+			}
+		}
+		mustDel(t, s, "o/a")
+		if ev := nextEvent(t, ch); ev.Operation != storage.OpDel || ev.Object != nil {
+			t.Fatalf("delete event = %+v, want no object", ev)
+		}
 	})
 	t.Run("NoBroadcastKeys", func(t *testing.T) {
 		s := start(t, newHarness(t), Config{}, storage.Options{NoBroadcastKeys: []string{"mute/*", "solo"}})
