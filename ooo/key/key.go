@@ -7,6 +7,7 @@ package key
 
 import (
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -38,6 +39,13 @@ func IsValid(k string) bool {
 	}
 	return true
 }
+
+// GlobRegex is the grammar of a key's characters and segments, as upstream ooo exports
+// it: segments of [A-Za-z0-9*_.-] separated by single '/', none empty. IsValid accepts a
+// key exactly when GlobRegex matches it and the key also has no "**", no "." or ".."
+// segment and at most MaxLength bytes. IsValid does not consult this variable, so
+// assigning to it changes nothing but the caller's own matches.
+var GlobRegex = regexp.MustCompile(`^[A-Za-z0-9*_.\-]+(/[A-Za-z0-9*_.\-]+)*$`)
 
 func validChar(c byte) bool {
 	switch {

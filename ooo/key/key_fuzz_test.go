@@ -16,6 +16,9 @@ func FuzzIsValid(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, k, other string) {
 		valid := key.IsValid(k)
+		if want := key.GlobRegex.MatchString(k) && len(k) <= key.MaxLength && !strings.Contains(k, "**") && !dotSegment(k); valid != want {
+			t.Fatalf("IsValid(%q) = %v, but GlobRegex and the extra rules say %v", k, valid, want)
+		}
 		if valid {
 			if k == "" || len(k) > key.MaxLength || strings.HasPrefix(k, "/") || strings.HasSuffix(k, "/") ||
 				strings.Contains(k, "//") || strings.Contains(k, "**") {
@@ -50,4 +53,14 @@ func FuzzIsValid(f *testing.F) {
 		}
 		_ = key.Decode(k)
 	})
+}
+
+// dotSegment reports whether k has a "." or ".." segment.
+func dotSegment(k string) bool {
+	for _, seg := range strings.Split(k, "/") {
+		if seg == "." || seg == ".." {
+			return true
+		}
+	}
+	return false
 }

@@ -23,6 +23,27 @@ func TestIsValid(t *testing.T) {
 	}
 }
 
+// TestGlobRegex: the exported grammar accepts every valid key, and refuses the
+// malformed shapes it covers (empty segments, leading or trailing '/', bad characters);
+// the rules it leaves to IsValid ("**", dot segments, length) are the only gap.
+func TestGlobRegex(t *testing.T) {
+	for _, k := range []string{"a", "ab", "abc", "*", "*/a", "a/b/c", "things/*", "a-b_c.d", "v1.2"} {
+		if !key.GlobRegex.MatchString(k) {
+			t.Errorf("GlobRegex refuses the valid key %q", k)
+		}
+	}
+	for _, k := range []string{"", "/", "/a", "a/", "a//b", "a:b", "a b", "é", "a\nb"} {
+		if key.GlobRegex.MatchString(k) {
+			t.Errorf("GlobRegex accepts %q", k)
+		}
+	}
+	for _, k := range []string{"a**", "a/./b", "..", strings.Repeat("a", key.MaxLength+1)} {
+		if !key.GlobRegex.MatchString(k) || key.IsValid(k) {
+			t.Errorf("%q: GlobRegex %v, IsValid %v; want true, false", k, key.GlobRegex.MatchString(k), key.IsValid(k))
+		}
+	}
+}
+
 func TestIsWritable(t *testing.T) {
 	for k, want := range map[string]bool{"a": true, "a/*": true, "*": true, "a/*/b": false, "*/a": false, "a/*/*": false} {
 		if got := key.IsWritable(k); got != want {
