@@ -2,6 +2,7 @@ package ooo
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -51,6 +52,14 @@ func (s *Server) Start(addr string) error {
 		return fmt.Errorf("ooo: listen on %s: %w", addr, err)
 	}
 	s.Address = ln.Addr().String()
+	if s.TLSConfig != nil {
+		// HTTP/1.1 only: websocket upgrades need it, and pivot's requests are small.
+		tc := s.TLSConfig.Clone()
+		if len(tc.NextProtos) == 0 {
+			tc.NextProtos = []string{"http/1.1"}
+		}
+		ln = tls.NewListener(ln, tc)
+	}
 
 	s.configureStream(log)
 	s.rt.Store(&runtime{

@@ -1,6 +1,7 @@
 package ooo
 
 import (
+	"crypto/tls"
 	"io"
 	"log/slog"
 	"net"
@@ -112,6 +113,11 @@ type Server struct {
 	Pivot string
 	// DbOpt is passed to the storage at Start (StorageOpt.DbOpt).
 	DbOpt any
+	// TLSConfig, when set, makes Start serve HTTPS and secure websockets (wss) with it
+	// instead of plain HTTP; it must hold the server's certificate (Certificates or
+	// GetCertificate). Set ClientAuth and ClientCAs to require client certificates.
+	// Not in upstream ooo, which serves plain HTTP only.
+	TLSConfig *tls.Config
 	// MaxBodyBytes bounds request bodies; larger ones get 413 and change nothing.
 	// 0 means DefaultMaxBodyBytes.
 	MaxBodyBytes int64
