@@ -111,6 +111,7 @@ func (s *Server) configureStream(log *slog.Logger) {
 	s.Stream.OnUnsubscribe = s.OnUnsubscribe
 	s.Stream.ForcePatch = s.ForcePatch
 	s.Stream.NoPatch = s.NoPatch
+	s.Stream.Verbatim = s.streamsVerbatim
 	s.Stream.Logger = log
 	policy := newCORSPolicy(s.AllowedOrigins, nil, nil, nil)
 	s.Stream.CheckOrigin = func(r *http.Request) bool {
@@ -144,7 +145,8 @@ func (s *Server) dispatch(events StorageChan, stop <-chan struct{}) {
 				return
 			}
 			if ev.Key != "" {
-				s.Stream.Broadcast(ev.Key, stream.BroadcastOpt{Get: s.readForStream})
+				change := stream.Change{Key: ev.Key, Deleted: ev.Operation == storage.OpDel, Object: ev.Object}
+				s.Stream.BroadcastChange(change, stream.BroadcastOpt{Get: s.readForStream})
 			}
 			if cb := s.OnStorageEvent; cb != nil {
 				cb(ev)

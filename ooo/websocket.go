@@ -2,7 +2,9 @@ package ooo
 
 import (
 	"net/http"
+	"reflect"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -35,4 +37,45 @@ func (s *Server) serveClock(w http.ResponseWriter, r *http.Request) {
 // the storage's hybrid logical clock.)
 func Time() string {
 	return strconv.FormatInt(time.Now().UnixNano(), 10)
+}
+
+// streamsVerbatim reports whether the websocket clients of k get the storage's value of
+// k as it is, which lets the stream patch k's pool from storage events alone
+// (stream.Stream.Verbatim): no read filter other than NoopFilter (OpenFilter's) matches
+// k, and no NoBroadcastKeys entry covers a key k covers (a write there emits no event,
+// so only a re-read would see it).
+func (s *Server) streamsVerbatim(k string) bool {
+	if fn, ok := find(&s.filters, readRoutes, k); ok && !isNoopFilter(fn) {
+		return false
+	}
+	for _, silent := range s.NoBroadcastKeys {
+		if mayOverlap(silent, k) {
+			return false
+		}
+	}
+	return true
+}
+
+// noopFilterPointer identifies NoopFilter among registered read filters.
+var noopFilterPointer = reflect.ValueOf(NoopFilter).Pointer()
+
+// isNoopFilter reports whether fn is NoopFilter itself, which returns the data as it is.
+func isNoopFilter(fn Apply) bool {
+	return fn != nil && reflect.ValueOf(fn).Pointer() == noopFilterPointer
+}
+
+// mayOverlap reports whether some key could match both keys or globs a and b: the same
+// number of segments, each pair equal or one of them holding a '*'. It may say true for
+// globs that share no key ("a*" and "b*"), never false for globs that share one.
+func mayOverlap(a, b string) bool {
+	as, bs := strings.Split(a, "/"), strings.Split(b, "/")
+	if len(as) != len(bs) {
+		return false
+	}
+	for i := range as {
+		if as[i] != bs[i] && !strings.Contains(as[i], "*") && !strings.Contains(bs[i], "*") {
+			return false
+		}
+	}
+	return true
 }

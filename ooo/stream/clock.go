@@ -27,8 +27,8 @@ func (s *Stream) ServeClock(w http.ResponseWriter, r *http.Request, now func() [
 		s.clock = make(map[*Conn]struct{})
 	}
 	s.clock[c] = struct{}{}
-	first := now()
-	c.enqueue(first, func() []byte { return first })
+	first := &message{frame: now()}
+	c.enqueue(first, func() *message { return first })
 	s.mu.Unlock()
 
 	c.readLoop(ReadLimit)
@@ -43,7 +43,8 @@ func (s *Stream) ServeClock(w http.ResponseWriter, r *http.Request, now func() [
 func (s *Stream) BroadcastClock(payload []byte) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	msg := &message{frame: payload}
 	for c := range s.clock {
-		c.enqueue(payload, func() []byte { return payload })
+		c.enqueue(msg, func() *message { return msg })
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/benitogf/pivot/ooo/messages"
 )
 
 // closeGrace bounds how long writing a close frame may take.
@@ -23,7 +25,7 @@ type Conn struct {
 	maxQueue     int
 
 	mu     sync.Mutex
-	queue  [][]byte
+	queue  []*message
 	closed bool
 
 	wake chan struct{}
@@ -46,10 +48,18 @@ func newConn(ws *websocket.Conn, key string, writeTimeout time.Duration, maxQueu
 // concurrent use.
 func (c *Conn) Key() string { return c.key }
 
+// message is one message queued for clients; it is shared by every client of a pool
+// and never modified.
+type message struct {
+	frame   []byte // the encoded frame
+	version string // the version after it (patches only)
+	patch   []byte // the JSON Patch a patch frame carries; nil for a snapshot or a clock tick
+}
+
 // enqueue queues msg for sending and never blocks. When the queue already holds
 // maxQueue messages the client is behind: everything queued is dropped and replaced by
 // resync(), a message that alone brings the client to the state reached after msg.
-func (c *Conn) enqueue(msg []byte, resync func() []byte) {
+func (c *Conn) enqueue(msg *message, resync func() *message) {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -68,7 +78,8 @@ func (c *Conn) enqueue(msg []byte, resync func() []byte) {
 }
 
 // writeLoop sends queued messages until the connection is shut down. Every frame has
-// its own write deadline; a failed write shuts the connection down.
+// its own write deadline; a failed write shuts the connection down. What queued up
+// while the previous frames were written goes out coalesced (see coalesce).
 func (c *Conn) writeLoop() {
 	for {
 		select {
@@ -80,17 +91,61 @@ func (c *Conn) writeLoop() {
 		batch := c.queue
 		c.queue = nil
 		c.mu.Unlock()
-		for _, msg := range batch {
+		for _, frame := range coalesce(batch) {
 			if err := c.ws.SetWriteDeadline(time.Now().Add(c.writeTimeout)); err != nil {
 				c.shutdown(0, "")
 				return
 			}
-			if err := c.ws.WriteMessage(websocket.BinaryMessage, msg); err != nil {
+			if err := c.ws.WriteMessage(websocket.BinaryMessage, frame); err != nil {
 				c.shutdown(0, "")
 				return
 			}
 		}
 	}
+}
+
+// coalesce turns the messages waiting for one client into the fewest frames that bring
+// it to the same state: nothing before the last snapshot (or clock tick) matters, since
+// that message alone holds the value, and the patches after it go as one patch holding
+// all their operations in order, with the last version.
+func coalesce(batch []*message) [][]byte {
+	start := 0
+	for i, m := range batch {
+		if m.patch == nil {
+			start = i
+		}
+	}
+	batch = batch[start:]
+	frames := make([][]byte, 0, 2)
+	if len(batch) > 0 && batch[0].patch == nil {
+		frames = append(frames, batch[0].frame)
+		batch = batch[1:]
+	}
+	switch len(batch) {
+	case 0:
+	case 1:
+		frames = append(frames, batch[0].frame)
+	default:
+		size := 2
+		for _, m := range batch {
+			size += len(m.patch)
+		}
+		ops := make([]byte, 0, size)
+		ops = append(ops, '[')
+		for _, m := range batch {
+			inner := m.patch[1 : len(m.patch)-1]
+			if len(inner) == 0 {
+				continue
+			}
+			if len(ops) > 1 {
+				ops = append(ops, ',')
+			}
+			ops = append(ops, inner...)
+		}
+		ops = append(ops, ']')
+		frames = append(frames, messages.Encode(false, batch[len(batch)-1].version, ops))
+	}
+	return frames
 }
 
 // readLoop reads and discards client frames until the connection fails or is closed.

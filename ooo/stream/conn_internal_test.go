@@ -1,22 +1,30 @@
 package stream
 
 import (
-	"bytes"
+	"fmt"
 	"testing"
+
+	"github.com/benitogf/pivot/ooo/messages"
 )
+
+func frame(s string) *message { return &message{frame: []byte(s)} }
+
+func patchMsg(version, ops string) *message {
+	return &message{frame: messages.Encode(false, version, []byte(ops)), version: version, patch: []byte(ops)}
+}
 
 func TestConn_EnqueueResyncsWhenFull(t *testing.T) {
 	c := newConn(nil, "k", DefaultWriteTimeout, 2)
-	c.enqueue([]byte("p1"), nil)
-	c.enqueue([]byte("p2"), nil)
+	c.enqueue(frame("p1"), nil)
+	c.enqueue(frame("p2"), nil)
 	resyncs := 0
-	c.enqueue([]byte("p3"), func() []byte { resyncs++; return []byte("snapshot") })
-	if resyncs != 1 || len(c.queue) != 1 || !bytes.Equal(c.queue[0], []byte("snapshot")) {
-		t.Fatalf("queue = %q after overflow (resyncs %d), want only the snapshot", c.queue, resyncs)
+	c.enqueue(frame("p3"), func() *message { resyncs++; return frame("snapshot") })
+	if resyncs != 1 || len(c.queue) != 1 || string(c.queue[0].frame) != "snapshot" {
+		t.Fatalf("queue = %v after overflow (resyncs %d), want only the snapshot", c.queue, resyncs)
 	}
-	c.enqueue([]byte("p4"), nil)
-	if len(c.queue) != 2 || string(c.queue[1]) != "p4" {
-		t.Fatalf("queue = %q, want the snapshot then p4", c.queue)
+	c.enqueue(frame("p4"), nil)
+	if len(c.queue) != 2 || string(c.queue[1].frame) != "p4" {
+		t.Fatalf("queue = %v, want the snapshot then p4", c.queue)
 	}
 }
 
@@ -25,8 +33,30 @@ func TestConn_EnqueueAfterShutdownIsDropped(t *testing.T) {
 	c.mu.Lock()
 	c.closed = true
 	c.mu.Unlock()
-	c.enqueue([]byte("late"), nil)
+	c.enqueue(frame("late"), nil)
 	if len(c.queue) != 0 {
-		t.Fatalf("queue = %q, want nothing queued on a closed connection", c.queue)
+		t.Fatalf("queue = %v, want nothing queued on a closed connection", c.queue)
+	}
+}
+
+func TestCoalesce(t *testing.T) {
+	show := func(frames [][]byte) string { return fmt.Sprintf("%s", frames) }
+	a := patchMsg("1", `[{"op":"remove","path":"/0"}]`)
+	b := patchMsg("2", `[{"op":"add","path":"/0","value":1}]`)
+	snap := frame("S")
+	for _, tc := range []struct {
+		in   []*message
+		want string
+	}{
+		{nil, "[]"},
+		{[]*message{a}, show([][]byte{a.frame})},
+		{[]*message{a, b}, show([][]byte{messages.Encode(false, "2", []byte(`[{"op":"remove","path":"/0"},{"op":"add","path":"/0","value":1}]`))})},
+		{[]*message{a, snap, b}, show([][]byte{[]byte("S"), b.frame})},
+		{[]*message{a, b, snap}, "[S]"},
+		{[]*message{frame("t1"), frame("t2")}, "[t2]"},
+	} {
+		if got := show(coalesce(tc.in)); got != tc.want {
+			t.Fatalf("coalesce = %s, want %s", got, tc.want)
+		}
 	}
 }

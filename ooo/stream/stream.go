@@ -3,16 +3,26 @@
 // socket.
 //
 // Every subscription key has a pool. A pool keeps a cache, the value its connected
-// clients hold, with a version. A broadcast re-reads the value of each pool the changed
-// key touches, diffs it against the cache and sends the difference (or the whole value)
-// to every client of the pool, under the pool's lock, so all clients of a pool receive
-// the same messages in the same order and end up holding the pool's cache. A client
-// joins under the same lock, receiving its first snapshot before any later patch.
+// clients hold, with a version. A change reaches each pool its key touches, under the
+// pool's lock, so all clients of a pool receive the same messages in the same order and
+// end up holding the pool's cache. A client joins under the same lock, receiving its
+// first snapshot before any later patch.
+//
+// A pool follows changes in one of two ways. When the change carries the written object
+// and the pool's clients get the storage's value as it is (Stream.Verbatim), the pool
+// is patched from the change alone (BroadcastChange): a glob pool keeps its entries in
+// served order in a tree that finds an entry's index in O(log n), and one change becomes
+// the one operation it implies (add, replace or remove at that index); a single-key pool
+// patches its old object into the new one. Otherwise the pool re-reads its whole value
+// and diffs it against the cache (Broadcast). Either way the patches carry the new
+// value's bytes as they are, so a client that applies them holds exactly what a read
+// returns.
 //
 // Sending never blocks: each connection has a bounded queue drained by its own writer
-// goroutine with a per-frame write deadline. A client that falls QueueSize messages
-// behind gets its queue replaced by one snapshot of the current value; a client whose
-// writes time out is disconnected.
+// goroutine with a per-frame write deadline. Patches that queue up while a client is
+// being written to go out as one frame. A client that falls QueueSize messages behind
+// gets its queue replaced by one snapshot of the current value; a client whose writes
+// time out is disconnected.
 package stream
 
 import (
@@ -29,6 +39,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/benitogf/pivot/ooo/key"
+	"github.com/benitogf/pivot/ooo/meta"
 )
 
 // Defaults used when the matching Stream field is zero.
@@ -61,18 +72,24 @@ type Unsubscribe func(key string)
 // (filtered). It may be called concurrently for different keys.
 type GetFn func(key string) ([]byte, error)
 
-// BroadcastOpt configures a Broadcast.
+// BroadcastOpt configures a Broadcast or a BroadcastChange.
 type BroadcastOpt struct {
-	// Get reads the value of each pool key touched by the broadcast. Required.
+	// Get reads the value of each pool key touched by the broadcast that has to re-read
+	// it. Required.
 	Get GetFn
 	// Callback, when set, runs after every touched pool was updated.
 	Callback func()
 }
 
-// Cache is the value a pool's clients hold, and its version.
-type Cache struct {
-	Version int64  // nanosecond stamp, sent as lowercase hex; moves only with Data
-	Data    []byte // the value as clients hold it; never modified once cached
+// Change is what one storage event changed.
+type Change struct {
+	// Key is the key written or deleted, or the glob of a glob delete.
+	Key string
+	// Deleted is true for a delete.
+	Deleted bool
+	// Object is the key's stored object after a write, shared and never modified. nil
+	// on a write means the change does not say; the pools it touches re-read.
+	Object *meta.Object
 }
 
 // Stream holds the subscription pools and the clock sockets. The zero value is ready to
@@ -95,6 +112,17 @@ type Stream struct {
 	QueueSize int
 	// CheckOrigin decides whether a cross-origin upgrade is allowed; nil allows any.
 	CheckOrigin func(r *http.Request) bool
+	// Verbatim reports whether the clients of a subscription key get the storage's
+	// value as it is: no read filter rewrites it and every write to a key it covers
+	// emits a storage event. BroadcastChange patches the pools of such keys from the
+	// change alone; the others re-read. nil means no key (every pool re-reads). It is
+	// called on every broadcast and join, so it must be fast; it may be called
+	// concurrently.
+	Verbatim func(key string) bool
+	// FullRead makes BroadcastChange re-read and diff the whole value of every pool it
+	// touches, as Broadcast does, even where the change alone would do: the path taken
+	// before pools followed changes, kept as an escape hatch and to measure against.
+	FullRead bool
 
 	mu     sync.RWMutex
 	closed bool

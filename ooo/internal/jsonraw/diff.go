@@ -125,7 +125,7 @@ func (p *Patch) diff(path string, a, b []byte) error {
 		case a[0] == '{' && b[0] == '{':
 			structural, err = p.diffObject(path, a, b)
 		case a[0] == '[' && b[0] == '[':
-			err = p.diffArray(path, a, b)
+			structural, err = p.diffArray(path, a, b)
 		default:
 			structural = false
 		}
@@ -160,7 +160,7 @@ func (p *Patch) diffObject(path string, a, b []byte) (bool, error) {
 		return false, err
 	}
 	find := indexer(am)
-	if find == nil || indexer(bm) == nil {
+	if find == nil || indexer(bm) == nil || !compactObject(a, am) || !compactObject(b, bm) {
 		return false, nil
 	}
 	last, added := -1, false
@@ -248,14 +248,19 @@ func indexer(ms []member) func(string) int {
 
 // diffArray appends the element operations from a to b: the common head and tail are
 // kept, the middle elements are diffed pairwise, and the surplus is removed or added.
-func (p *Patch) diffArray(path string, a, b []byte) error {
+// It reports false (nothing appended) when either array has whitespace between its
+// elements, which a patch cannot carry.
+func (p *Patch) diffArray(path string, a, b []byte) (bool, error) {
 	ae, err := elements(a)
 	if err != nil {
-		return err
+		return false, err
 	}
 	be, err := elements(b)
 	if err != nil {
-		return err
+		return false, err
+	}
+	if !compactArray(a, ae) || !compactArray(b, be) {
+		return false, nil
 	}
 	eq := func(i, j int) bool {
 		return bytes.Equal(a[ae[i].start:ae[i].end], b[be[j].start:be[j].end])
@@ -273,7 +278,7 @@ func (p *Patch) diffArray(path string, a, b []byte) error {
 	for k := 0; k < common; k++ {
 		x, y := ae[head+k], be[head+k]
 		if err := p.diff(IndexPath(path, head+k), a[x.start:x.end], b[y.start:y.end]); err != nil {
-			return err
+			return false, err
 		}
 	}
 	for k := common; k < na; k++ {
@@ -283,5 +288,38 @@ func (p *Patch) diffArray(path string, a, b []byte) error {
 		y := be[head+k]
 		p.Add(IndexPath(path, head+k), b[y.start:y.end])
 	}
-	return nil
+	return true, nil
+}
+
+// compactObject reports whether the object doc has no whitespace around its members,
+// so that splicing member bytes rebuilds it exactly.
+func compactObject(doc []byte, ms []member) bool {
+	if len(ms) == 0 {
+		return len(doc) == 2
+	}
+	if ms[0].key.start != 1 || ms[len(ms)-1].val.end != len(doc)-1 {
+		return false
+	}
+	for i, m := range ms {
+		if m.val.start != m.key.end+1 || (i > 0 && m.key.start != ms[i-1].val.end+1) {
+			return false
+		}
+	}
+	return true
+}
+
+// compactArray reports whether the array doc has no whitespace around its elements.
+func compactArray(doc []byte, els []span) bool {
+	if len(els) == 0 {
+		return len(doc) == 2
+	}
+	if els[0].start != 1 || els[len(els)-1].end != len(doc)-1 {
+		return false
+	}
+	for i := 1; i < len(els); i++ {
+		if els[i].start != els[i-1].end+1 {
+			return false
+		}
+	}
+	return true
 }

@@ -168,3 +168,14 @@ func TestElements(t *testing.T) {
 		t.Fatal("elements of an object")
 	}
 }
+
+func TestDiff_WhitespaceInsideGoesWhole(t *testing.T) {
+	empty := `{ "created": 0, "updated": 0, "index": "", "data": {} }`
+	full := "{\"created\":1,\"updated\":0,\"index\":\"a\",\"path\":\"a\",\"data\":{\"x\":1}}\n"
+	for _, tc := range [][2]string{{empty, full}, {full, empty}, {`{"a":[1, 2]}`, `{"a":[1, 3]}`}} {
+		check(t, tc[0], tc[1])
+	}
+	if _, err := jsonraw.Diff([]byte(full), []byte(empty)); !errors.Is(err, jsonraw.ErrNeedSnapshot) {
+		t.Fatalf("diff to a spaced object: %v, want ErrNeedSnapshot", err)
+	}
+}

@@ -237,3 +237,25 @@ func appendString(out []byte, s string) []byte {
 	}
 	return append(out, '"')
 }
+
+// Members returns the values of the named members of the JSON object doc, each exactly
+// as written there (nil for a missing member), without decoding the others.
+func Members(doc []byte, names ...string) ([][]byte, error) {
+	d := trim(doc)
+	if len(d) == 0 || d[0] != '{' {
+		return nil, fmt.Errorf("%w: not an object", ErrSyntax)
+	}
+	ms, err := members(d)
+	if err != nil {
+		return nil, err
+	}
+	out := make([][]byte, len(names))
+	for _, m := range ms {
+		for i, n := range names {
+			if m.name == n {
+				out[i] = d[m.val.start:m.val.end:m.val.end]
+			}
+		}
+	}
+	return out, nil
+}
