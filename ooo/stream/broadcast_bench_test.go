@@ -134,7 +134,9 @@ func (w *watcher) wait(b *testing.B) {
 	select {
 	case <-w.seen:
 	case <-time.After(benchWait):
-		w.mu.Lock(); defer w.mu.Unlock(); b.Fatalf("the subscriber never saw the write %s (%d frames)", w.want, w.frames.Load())
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		b.Fatalf("the subscriber never saw the write %s (%d frames)", w.want, w.frames.Load())
 	}
 }
 
