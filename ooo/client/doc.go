@@ -6,6 +6,14 @@
 // full list for a glob. It blocks until its context is cancelled and reconnects on its own
 // when the connection drops, so callers usually run it with go.
 //
+// A list is held entry by entry, decoded: a patch decodes only the entries it touches
+// (one per write, for a server that follows changes), never the whole list again. The
+// callback's slice is still the whole state, a new slice each time (a copy of the
+// decoded entries, which costs a memory copy per entry, not a decoding). Patches are
+// applied to the bytes the server sent, keeping their member order, so the held value is
+// the server's bytes; operations other than add, remove and replace (move, copy, test,
+// which ooo servers do not send) are applied to the whole value.
+//
 // SubscribeMultiple2, SubscribeMultiple3 and SubscribeMultiple4 combine several
 // subscriptions into one callback that always sees the latest state of each.
 //

@@ -54,29 +54,13 @@ func FromList[T any](list []meta.Object) []Meta[T] {
 	return out
 }
 
-// decodeState turns the reconstructed value into the callback's argument.
+// decodeState turns a whole value into the callback's argument.
 func decodeState[T any](raw json.RawMessage) ([]Meta[T], error) {
-	if isArray(raw) {
-		list, err := meta.DecodeList(raw)
-		if err != nil {
-			return nil, fmt.Errorf("client: decode list: %w", err)
-		}
-		return FromList[T](list), nil
+	var s state[T]
+	if err := s.reset(raw); err != nil {
+		return nil, err
 	}
-	o, err := meta.Decode(raw)
-	if err != nil {
-		return nil, fmt.Errorf("client: decode object: %w", err)
-	}
-	m, err := FromObject[T](o)
-	if err != nil {
-		if o.Created != 0 || o.Index != "" {
-			return nil, errSkip
-		}
-		// A missing key arrives as the empty object; "{}" may not fit T (a number,
-		// a string...), and the zero value says "nothing here" just as well.
-		m = Meta[T]{}
-	}
-	return []Meta[T]{m}, nil
+	return s.view()
 }
 
 func isArray(raw []byte) bool {

@@ -2,9 +2,7 @@ package client
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -114,46 +112,29 @@ func follow[T any](ctx context.Context, conn *websocket.Conn, cb OnMessageCallba
 		<-closed
 	}()
 
-	var cache json.RawMessage
+	var st state[T]
 	for {
 		_, data, err := conn.ReadMessage()
 		if err != nil {
 			return applied
 		}
-		next, err := apply(data, cache)
+		msg, err := messages.DecodeBuffer(data)
 		if err != nil {
 			return applied
 		}
-		cache = next
+		if err := st.apply(msg); err != nil {
+			return applied
+		}
 		applied = true
-		state, err := decodeState[T](cache)
+		view, err := st.view()
 		if errors.Is(err, errSkip) {
 			continue
 		}
-		if err != nil {
+		if err != nil || ctx.Err() != nil {
 			return applied
 		}
-		if ctx.Err() != nil {
-			return applied
-		}
-		cb(state)
+		cb(view)
 	}
-}
-
-// apply folds one server message into the cache.
-func apply(data []byte, cache json.RawMessage) (json.RawMessage, error) {
-	msg, err := messages.DecodeBuffer(data)
-	if err != nil {
-		return nil, fmt.Errorf("client: decode message: %w", err)
-	}
-	if !msg.Snapshot && cache == nil {
-		return nil, errNoSnapshot
-	}
-	next, err := messages.PatchCache(msg, cache)
-	if err != nil {
-		return nil, fmt.Errorf("client: apply message: %w", err)
-	}
-	return next, nil
 }
 
 // wait sleeps for d unless ctx ends first; it reports whether ctx is still live.
