@@ -80,9 +80,9 @@ func (p *protocolPivot) call(b *testing.B, method, route string, body []byte, ou
 	if err != nil {
 		b.Fatal(err)
 	}
-	req.Header.Set(pivot.HeaderToken, protocolToken)
-	req.Header.Set(pivot.HeaderVersion, pivot.ProtocolVersion)
-	req.Header.Set(pivot.HeaderCluster, protocolCluster)
+	if err := pivot.SignRequest(req, body, pivot.Config{Token: protocolToken, ClusterID: protocolCluster}); err != nil {
+		b.Fatal(err)
+	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}

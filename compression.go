@@ -38,6 +38,7 @@ func (e *engine) writeCompressible(w http.ResponseWriter, r *http.Request, statu
 		writeBody(w, status, b)
 		return
 	}
+	signAnswer(w, status, b)
 	h.Set("Content-Type", "application/json")
 	h.Set("Content-Encoding", "gzip")
 	w.WriteHeader(status)

@@ -257,9 +257,7 @@ func TestChanges_ContentEncodingFollowsAcceptEncoding(t *testing.T) {
 	} {
 		req, err := http.NewRequest(http.MethodGet, "http://"+p.addr+pivot.DefaultRoutePrefix+"/changes?key=users/*&since=0", nil)
 		noErr(t, err)
-		req.Header.Set(pivot.HeaderToken, cfg.Token)
-		req.Header.Set(pivot.HeaderVersion, pivot.ProtocolVersion)
-		req.Header.Set(pivot.HeaderCluster, cfg.ClusterID)
+		noErr(t, pivot.SignRequest(req, nil, cfg))
 		if tc.accept != "" {
 			req.Header.Set("Accept-Encoding", tc.accept)
 		}

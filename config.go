@@ -1,6 +1,7 @@
 package pivot
 
 import (
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
@@ -24,6 +25,7 @@ const (
 	DefaultMaxBodyBytes   = 8 << 20
 	DefaultFanOut         = 8
 	DefaultRepairInterval = time.Minute
+	DefaultTokenOverlap   = time.Hour
 )
 
 // maxClusterID bounds the length of Config.ClusterID, which travels in a header.
@@ -53,16 +55,37 @@ type Config struct {
 	// a valid ooo key, so the routes can never shadow a user's key. "" means
 	// DefaultRoutePrefix ("/~pivot").
 	RoutePrefix string
-	// Token is the shared cluster secret. When set, every pivot route requires it in
-	// the X-Pivot-Token header (compared in constant time; 401 otherwise) and every
-	// request sends it. "" means the routes are open: use it only on trusted networks.
+	// Token is the shared cluster secret. When set, every protocol request and answer
+	// is authenticated by an HMAC-SHA256 proof of it that cannot be replayed nor reused
+	// for another request (see HeaderSignature); the secret itself never travels. A
+	// request without a valid proof gets 401 and changes nothing. Use at least 16
+	// random characters. "" means the routes are open: use it only on trusted
+	// networks.
 	Token string
+	// PreviousToken, during a rotation, is the secret the cluster used before Token: it
+	// is accepted for TokenOverlap after Setup (and tried when a peer refuses Token),
+	// so the instances can move to the new secret one at a time. SetupResult.RotateToken
+	// rotates a running instance.
+	PreviousToken string
+	// TokenOverlap is how long the previous secret stays accepted after Setup or
+	// RotateToken. 0 means DefaultTokenOverlap (1 hour).
+	TokenOverlap time.Duration
+	// TLS, when set, secures the protocol both ways: Setup gives it to the server
+	// (ooo.Server.TLSConfig, unless that is set already) so this instance serves
+	// https, and to pivot's own HTTP client (unless Config.Client is set) to verify
+	// the peers it dials (RootCAs) and to present its certificate when a peer asks for
+	// one (mutual TLS). Addresses without a scheme (Advertise, NodesKey entries, the
+	// pivot's address) then mean https. With mutual TLS (ClientAuth set to
+	// tls.RequireAndVerifyClientCert and ClientCAs on the pivot), a node's certificate
+	// must name the host it names itself with (HeaderNode), or its requests get 403.
+	TLS *tls.Config
 	// ClusterID names the cluster. It travels with every request and a mismatch is
 	// refused (409). A node stores it with its cursors: a node re-pointed at a cluster
 	// with another id drops the old cluster's data instead of leaking it. "" is a valid
 	// id, but then two clusters cannot be told apart.
 	ClusterID string
-	// Advertise, on a node, is the "host:port" the pivot can reach this node at. When
+	// Advertise, on a node, is the "host:port" (or "https://host:port", see TLS) the
+	// pivot can reach this node at. When
 	// set (and NodesKey is set) the node registers itself by writing {"ip": Advertise}
 	// under NodesKey, and names itself with it on every request (HeaderNode). "" means
 	// the node does not register itself, and names itself by the address its server
@@ -123,6 +146,7 @@ func (c Config) withDefaults() Config {
 	orDefault(&c.MaxBodyBytes, DefaultMaxBodyBytes)
 	orDefault(&c.FanOut, DefaultFanOut)
 	orDefault(&c.RepairInterval, DefaultRepairInterval)
+	orDefault(&c.TokenOverlap, DefaultTokenOverlap)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -179,6 +203,12 @@ func (c Config) Validate() error {
 	if !headerSafe(c.Token) {
 		return bad("Token", "must be printable ASCII without spaces")
 	}
+	if !headerSafe(c.PreviousToken) {
+		return bad("PreviousToken", "must be printable ASCII without spaces")
+	}
+	if c.PreviousToken != "" && c.Token == "" {
+		return bad("PreviousToken", "needs a Token to rotate to")
+	}
 	if len(c.ClusterID) > maxClusterID || !headerSafe(c.ClusterID) {
 		return bad("ClusterID", "must be at most %d printable ASCII characters without spaces", maxClusterID)
 	}
@@ -186,7 +216,7 @@ func (c Config) Validate() error {
 		if c.NodesKey == "" {
 			return bad("Advertise", "needs a NodesKey to register under")
 		}
-		if _, err := parseHostPort(c.Advertise); err != nil {
+		if _, _, err := splitAddress(c.Advertise); err != nil {
 			return bad("Advertise", "%v", err)
 		}
 	}
@@ -203,6 +233,7 @@ func (c Config) Validate() error {
 		{"BatchSize", c.BatchSize, c.BatchSize < 0},
 		{"MaxBodyBytes", c.MaxBodyBytes, c.MaxBodyBytes < 0},
 		{"FanOut", c.FanOut, c.FanOut < 0},
+		{"TokenOverlap", c.TokenOverlap, c.TokenOverlap < 0},
 	}
 	for _, f := range nonNegative {
 		if f.negative {

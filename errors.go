@@ -10,7 +10,8 @@ import (
 var (
 	// ErrInvalidConfig wraps every problem found by Config.Validate.
 	ErrInvalidConfig = errors.New("pivot: invalid config")
-	// ErrUnauthorized: the peer refused the cluster token (401).
+	// ErrUnauthorized: the peer refused this instance's proof of the cluster Token
+	// (401) or its client certificate (403), or an answer carried no valid proof.
 	ErrUnauthorized = errors.New("pivot: unauthorized")
 	// ErrVersionMismatch: the peer speaks another protocol version (409).
 	ErrVersionMismatch = errors.New("pivot: protocol version mismatch")
@@ -52,7 +53,7 @@ func (e *RemoteError) Unwrap() error { return e.kind }
 // sentinel error.
 func kindOf(status int, code string) error {
 	switch {
-	case status == http.StatusUnauthorized:
+	case status == http.StatusUnauthorized || status == http.StatusForbidden:
 		return ErrUnauthorized
 	case status == http.StatusRequestEntityTooLarge:
 		return ErrTooLarge

@@ -29,9 +29,7 @@ func inProcess(t testing.TB, pivotAddr string) (func(method, target, body string
 		path, query, _ := strings.Cut(target, "?")
 		req := httptest.NewRequest(method, path, strings.NewReader(body))
 		req.URL.RawQuery = query // as received: fuzzed queries need not be well formed
-		req.Header.Set(pivot.HeaderToken, cfg.Token)
-		req.Header.Set(pivot.HeaderVersion, pivot.ProtocolVersion)
-		req.Header.Set(pivot.HeaderCluster, cfg.ClusterID)
+		noErr(t, pivot.SignRequest(req, []byte(body), cfg))
 		rec := httptest.NewRecorder()
 		server.Router.ServeHTTP(rec, req)
 		return rec.Code

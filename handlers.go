@@ -1,15 +1,19 @@
 package pivot
 
 import (
-	"crypto/subtle"
+	"bytes"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/gorilla/mux"
 
@@ -21,30 +25,32 @@ import (
 // the prefix, answers JSON; errors are errorBody.
 func (e *engine) routes(r *mux.Router) {
 	p := e.cfg.RoutePrefix
-	r.HandleFunc(p+routeChanges, e.guard(http.MethodGet, e.pivotOnly(e.handleChanges)))
-	r.HandleFunc(p+routeApply, e.guard(http.MethodPost, e.pivotOnly(e.handleApply)))
-	r.HandleFunc(p+routeDigest, e.guard(http.MethodGet, e.pivotOnly(e.handleDigest)))
-	r.HandleFunc(p+routeTree, e.guard(http.MethodGet, e.pivotOnly(e.handleTree)))
-	r.HandleFunc(p+routeEntries, e.guard(http.MethodPost, e.pivotOnly(e.handleEntries)))
-	r.HandleFunc(p+routeWriter, e.guard(http.MethodPost, e.pivotOnly(e.handleWriter)))
-	r.HandleFunc(p+routeTrigger, e.guard(http.MethodPost, e.handleTrigger))
-	r.HandleFunc(p+routeStatus, e.guard(http.MethodGet, e.handleStatus))
-	notFound := e.guard("", func(w http.ResponseWriter, r *http.Request) {
+	handle := func(route, method string, h http.HandlerFunc) {
+		r.HandleFunc(p+route, e.guard(route, method, h))
+	}
+	handle(routeChanges, http.MethodGet, e.pivotOnly(e.handleChanges))
+	handle(routeApply, http.MethodPost, e.pivotOnly(e.handleApply))
+	handle(routeDigest, http.MethodGet, e.pivotOnly(e.handleDigest))
+	handle(routeTree, http.MethodGet, e.pivotOnly(e.handleTree))
+	handle(routeEntries, http.MethodPost, e.pivotOnly(e.handleEntries))
+	handle(routeWriter, http.MethodPost, e.pivotOnly(e.handleWriter))
+	handle(routeTrigger, http.MethodPost, e.handleTrigger)
+	handle(routeStatus, http.MethodGet, e.handleStatus)
+	notFound := e.guard("", "", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, codeNotFound, "no pivot route "+r.URL.Path)
 	})
 	r.PathPrefix(p + "/").HandlerFunc(notFound)
 	r.Handle(p, notFound)
 }
 
-// guard checks, in order: token (401), protocol version and cluster id (400 when
-// missing, 409 when different), method (405); then limits the body to MaxBodyBytes.
-func (e *engine) guard(method string, next http.HandlerFunc) http.HandlerFunc {
-	want := []byte(e.cfg.Token)
+// guard checks, in order: protocol version and cluster id (400 when missing, 409 when
+// different), method (405), the body (413 past MaxBodyBytes, 408 when it does not
+// arrive within RequestTimeout), then, with a Token, the request's proof (401, see
+// auth.go) and, under mutual TLS, that the client certificate names the sender (403).
+// The handler gets the body as read and an answer writer that signs its answer. An
+// empty route stands for the path under the prefix (the not-found handler).
+func (e *engine) guard(route, method string, next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if len(want) > 0 && subtle.ConstantTimeCompare([]byte(r.Header.Get(HeaderToken)), want) != 1 {
-			writeError(w, http.StatusUnauthorized, codeUnauthorized, "missing or wrong "+HeaderToken)
-			return
-		}
 		switch v := r.Header.Get(HeaderVersion); {
 		case v == "":
 			writeError(w, http.StatusBadRequest, codeVersion, "missing "+HeaderVersion+" (this pivot speaks version "+ProtocolVersion+")")
@@ -62,37 +68,88 @@ func (e *engine) guard(method string, next http.HandlerFunc) http.HandlerFunc {
 			writeError(w, http.StatusMethodNotAllowed, codeBadRequest, r.Method+" not allowed, use "+method)
 			return
 		}
-		if r.Body != nil {
-			r.Body = countingReader{http.MaxBytesReader(w, r.Body, e.cfg.MaxBodyBytes), &e.traffic.received}
+		body, ok := e.readBody(w, r)
+		if !ok {
+			return
 		}
-		next(countingWriter{w, &e.traffic.sent}, r)
+		aw := answerWriter{ResponseWriter: w, sent: &e.traffic.sent}
+		if e.secrets != nil {
+			if route == "" {
+				route = strings.TrimPrefix(r.URL.Path, e.cfg.RoutePrefix)
+			}
+			secret, refused := e.verify.verify(r, route, body, time.Now())
+			if refused != nil {
+				code := codeUnauthorized
+				if refused.status == http.StatusServiceUnavailable {
+					code = codeUnavailable
+				}
+				writeError(w, refused.status, code, refused.msg)
+				return
+			}
+			aw.secret, aw.proof = secret, r.Header.Get(HeaderSignature)
+		}
+		if name := r.Header.Get(HeaderNode); name != "" && r.TLS != nil && len(r.TLS.VerifiedChains) > 0 &&
+			!certNames(r.TLS.VerifiedChains[0][0], name) {
+			writeError(aw, http.StatusForbidden, codeForbidden, fmt.Sprintf("the client certificate does not name %q (%s)", name, HeaderNode))
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		next(aw, r)
 	}
 }
 
-// countingReader counts the bytes read from a request body.
-type countingReader struct {
-	io.ReadCloser
-	n *atomic.Int64
+// readBody reads r's whole body, at most MaxBodyBytes of it and within RequestTimeout,
+// so a proof can cover it and a slow sender holds nothing for long. It answers the
+// error itself when it reports false.
+func (e *engine) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	if r.Body == nil || r.Body == http.NoBody {
+		return nil, true
+	}
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Now().Add(e.cfg.RequestTimeout)) // unsupported: the server's ReadTimeout bounds it
+	defer func() { _ = rc.SetReadDeadline(time.Time{}) }()
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, e.cfg.MaxBodyBytes))
+	e.traffic.received.Add(int64(len(b)))
+	var tooLarge *http.MaxBytesError
+	var netErr net.Error
+	switch {
+	case err == nil:
+		return b, true
+	case errors.As(err, &tooLarge):
+		writeError(w, http.StatusRequestEntityTooLarge, codeTooLarge, fmt.Sprintf("body exceeds %d bytes", e.cfg.MaxBodyBytes))
+	case errors.As(err, &netErr) && netErr.Timeout():
+		writeError(w, http.StatusRequestTimeout, codeBadRequest, fmt.Sprintf("the body did not arrive within %s", e.cfg.RequestTimeout))
+	default:
+		writeError(w, http.StatusBadRequest, codeBadRequest, "read body: "+err.Error())
+	}
+	return nil, false
 }
 
-// Read reads from the body and counts what it read.
-func (c countingReader) Read(p []byte) (int, error) {
-	n, err := c.ReadCloser.Read(p)
-	c.n.Add(int64(n))
-	return n, err
-}
-
-// countingWriter counts the bytes of an answer body.
-type countingWriter struct {
+// answerWriter counts the bytes of an answer and, for a signed request, lets
+// writeBody sign the answer (signAnswer).
+type answerWriter struct {
 	http.ResponseWriter
-	n *atomic.Int64
+	sent   *atomic.Int64
+	secret []byte // the secret the request was signed with; nil when unsigned
+	proof  string // the request's proof, which the answer's signature covers
 }
 
 // Write writes to the answer and counts what it wrote.
-func (c countingWriter) Write(p []byte) (int, error) {
-	n, err := c.ResponseWriter.Write(p)
-	c.n.Add(int64(n))
+func (a answerWriter) Write(p []byte) (int, error) {
+	n, err := a.ResponseWriter.Write(p)
+	a.sent.Add(int64(n))
 	return n, err
+}
+
+// Unwrap gives http.ResponseController the underlying writer.
+func (a answerWriter) Unwrap() http.ResponseWriter { return a.ResponseWriter }
+
+// signAnswer sets the signature of the answer body b with status, when w answers a
+// signed request. Every answer passes here before its header is written.
+func signAnswer(w http.ResponseWriter, status int, b []byte) {
+	if a, ok := w.(answerWriter); ok && a.secret != nil {
+		w.Header().Set(HeaderSignature, hex.EncodeToString(answerMAC(a.secret, a.proof, status, b)))
+	}
 }
 
 // pivotOnly refuses the data routes on a node.
@@ -249,8 +306,8 @@ func (e *engine) handleApply(w http.ResponseWriter, r *http.Request) {
 		e.log.Warn("pivot: refused entries stamped in the future", "key", sk.path, "count", len(resp.Refused), "err", err)
 	}
 	resp.Superseded = len(req.Entries) - resp.Applied - len(resp.Refused)
-	if from, to, ok := e.hub.heldRange(n, sk); ok && sk.rep.Epoch() == resp.Epoch {
-		resp.HeldFrom, resp.HeldTo = from, to
+	if from, to, held, ok := e.hub.heldRange(n, sk); ok && sk.rep.Epoch() == resp.Epoch {
+		resp.HeldFrom, resp.HeldTo, resp.Held = from, to, held
 	}
 	e.counts.pushed.Add(int64(resp.Applied))
 	e.counts.conflicts.Add(int64(resp.Superseded))
@@ -452,6 +509,7 @@ func writeReset(w http.ResponseWriter) {
 
 // writeBody answers the JSON body b, as is, with status.
 func writeBody(w http.ResponseWriter, status int, b []byte) {
+	signAnswer(w, status, b)
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_, _ = w.Write(b)

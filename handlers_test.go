@@ -15,8 +15,10 @@ import (
 	"github.com/benitogf/pivot/ooo/storage"
 )
 
-// call makes one request to a pivot route of in, with the cluster's headers unless
-// headers overrides them (an empty value removes a header).
+// call makes one request to a pivot route of in, signed as a peer of the cluster
+// would sign it, with headers overriding what it says (an empty value removes a
+// header). A sender's name (HeaderNode) is signed; every other override comes after
+// signing.
 func call(t testing.TB, in *instance, method, route string, query url.Values, body string, headers map[string]string) (int, string) {
 	t.Helper()
 	u := "http://" + in.addr + pivot.DefaultRoutePrefix + route
@@ -29,16 +31,25 @@ func call(t testing.TB, in *instance, method, route string, query url.Values, bo
 	}
 	req, err := http.NewRequest(method, u, rd)
 	noErr(t, err)
-	req.Header.Set(pivot.HeaderToken, in.config.Token)
-	req.Header.Set(pivot.HeaderVersion, pivot.ProtocolVersion)
-	req.Header.Set(pivot.HeaderCluster, in.config.ClusterID)
-	for k, v := range headers {
-		if v == "" {
-			req.Header.Del(k)
-		} else {
-			req.Header.Set(k, v)
+	override := func(proof bool) {
+		for k, v := range headers {
+			if isProof := k == pivot.HeaderSignature || k == pivot.HeaderTime || k == pivot.HeaderNonce; isProof != proof {
+				continue
+			}
+			if v == "" {
+				req.Header.Del(k)
+			} else {
+				req.Header.Set(k, v)
+			}
 		}
 	}
+	noErr(t, pivot.SignRequest(req, []byte(body), in.config))
+	override(false)
+	if _, named := headers[pivot.HeaderNode]; named { // the proof covers the sender's name
+		noErr(t, pivot.SignRequest(req, []byte(body), in.config))
+		override(false)
+	}
+	override(true) // a proof changed after signing
 	resp, err := http.DefaultClient.Do(req)
 	noErr(t, err)
 	defer resp.Body.Close()
@@ -72,9 +83,8 @@ func TestRoutes_RefuseBadRequestsAndChangeNothing(t *testing.T) {
 		headers map[string]string
 		status  int
 	}{
-		{"missing token", "POST", "/apply", usersKey, good, map[string]string{pivot.HeaderToken: ""}, 401},
-		{"wrong token", "POST", "/apply", usersKey, good, map[string]string{pivot.HeaderToken: "guess"}, 401},
-		{"wrong token on status", "GET", "/status", nil, "", map[string]string{pivot.HeaderToken: "guess"}, 401},
+		{"no proof", "POST", "/apply", usersKey, good, map[string]string{pivot.HeaderSignature: ""}, 401},
+		{"forged proof on status", "GET", "/status", nil, "", map[string]string{pivot.HeaderSignature: strings.Repeat("ab", 32)}, 401},
 		{"missing version", "POST", "/apply", usersKey, good, map[string]string{pivot.HeaderVersion: ""}, 400},
 		{"other version", "POST", "/apply", usersKey, good, map[string]string{pivot.HeaderVersion: "99"}, 409},
 		{"other cluster", "POST", "/apply", usersKey, good, map[string]string{pivot.HeaderCluster: "other"}, 409},

@@ -1,10 +1,27 @@
 package pivot
 
 import (
+	"fmt"
 	"net"
 	"net/http"
 	"strings"
 )
+
+// splitAddress reads an instance's address: "host:port", or a URL "http://host:port"
+// or "https://host:port" (a trailing "/" allowed, nothing else after the port). It
+// returns the scheme ("" when the address has none: then Config.TLS decides) and the
+// "host:port", which is what names a node.
+func splitAddress(s string) (scheme, hostport string, err error) {
+	rest := s
+	if sch, after, ok := strings.Cut(s, "://"); ok {
+		if sch != "http" && sch != "https" {
+			return "", "", fmt.Errorf("%q: the scheme must be http or https", s)
+		}
+		scheme, rest = sch, strings.TrimSuffix(after, "/")
+	}
+	hostport, err = parseHostPort(rest)
+	return scheme, hostport, err
+}
 
 // A node names itself on every request in HeaderNode, and the pivot matches that name
 // to the addresses under NodesKey. The pivot uses the match for the node's status
@@ -47,7 +64,7 @@ func (h *hub) identify(r *http.Request) *remoteNode {
 	if name == "" {
 		return nil
 	}
-	addr, err := parseHostPort(name)
+	_, addr, err := splitAddress(name)
 	if err != nil {
 		return nil
 	}

@@ -19,6 +19,15 @@ import (
 // unreachable node, which must not hold up the others.
 const slotHold = 100 * time.Millisecond
 
+// A registration the pivot cannot reach (a node gone for good, a wrong or hostile
+// address) is dialled with backoff dormantAfter times in a row, then only every
+// dormantRetry: it costs the pivot next to nothing. A request from the node (it syncs
+// on its own too) makes it live again at once.
+const (
+	dormantAfter = 10
+	dormantRetry = 5 * time.Minute
+)
+
 // hub is the pivot side of the engine: it knows the nodes (from NodesKey) and tells them
 // to sync after every change of a synced key.
 type hub struct {
@@ -39,7 +48,8 @@ type hub struct {
 
 // remoteNode is one node as the pivot sees it.
 type remoteNode struct {
-	addr string
+	addr string // "host:port": the node's name
+	dial string // the address from its NodesKey entry, with its scheme if it had one
 	peer *peer
 
 	mu          sync.Mutex
@@ -141,11 +151,12 @@ func (h *hub) reload() {
 	if sk == nil {
 		return
 	}
-	found := map[string]bool{}
+	found := map[string]string{} // node name ("host:port") → address to dial
 	_, err := scanFeed(sk, 1000, func(c storage.Change) error {
 		if !c.Deleted {
-			if addr, ok := nodeAddress(c.Data); ok {
-				found[addr] = true
+			if dial, ok := nodeAddress(c.Data); ok {
+				_, name, _ := splitAddress(dial)
+				found[name] = dial
 			}
 		}
 		return nil
@@ -156,18 +167,18 @@ func (h *hub) reload() {
 	}
 	h.mu.Lock()
 	var added []*remoteNode
-	for addr := range found {
-		if _, ok := h.nodes[addr]; !ok {
-			n := &remoteNode{addr: addr, peer: h.e.peer(addr, nil), pending: map[string]struct{}{}}
-			h.nodes[addr] = n
-			added = append(added, n)
-		}
-	}
 	var gone []*remoteNode
 	for addr, n := range h.nodes {
-		if !found[addr] {
+		if dial, ok := found[addr]; !ok || dial != n.dial {
 			gone = append(gone, n)
 			delete(h.nodes, addr)
+		}
+	}
+	for addr, dial := range found {
+		if _, ok := h.nodes[addr]; !ok {
+			n := &remoteNode{addr: addr, dial: dial, peer: h.e.peer(dial, nil), pending: map[string]struct{}{}}
+			h.nodes[addr] = n
+			added = append(added, n)
 		}
 	}
 	h.mu.Unlock()
@@ -178,7 +189,7 @@ func (h *hub) reload() {
 		n.mu.Unlock()
 	}
 	for _, n := range added {
-		h.e.log.Info("pivot: node discovered", "addr", n.addr)
+		h.e.log.Info("pivot: node discovered", "addr", n.dial)
 		h.trigger(n, nil)
 	}
 }
@@ -280,15 +291,22 @@ func (h *hub) send(n *remoteNode) {
 			if ctx.Err() == nil {
 				n.failures++
 				n.lastError = err.Error()
-				n.nextTry = time.Now().Add(h.e.backoff(n.failures, rand.Int64N))
+				wait := h.e.backoff(n.failures, rand.Int64N)
+				if n.failures >= dormantAfter {
+					wait = dormantRetry
+				}
+				n.nextTry = time.Now().Add(wait)
 				n.queueLocked(paths)
-				if n.failures == 1 {
-					h.e.log.Warn("pivot: node unreachable", "addr", n.addr, "err", err)
+				switch n.failures {
+				case 1:
+					h.e.log.Warn("pivot: node unreachable", "addr", n.dial, "err", err)
+				case dormantAfter:
+					h.e.log.Warn("pivot: node still unreachable, dialling it rarely now", "addr", n.dial, "every", dormantRetry)
 				}
 			}
 		} else {
 			if n.failures > 0 {
-				h.e.log.Info("pivot: node reachable again", "addr", n.addr)
+				h.e.log.Info("pivot: node reachable again", "addr", n.dial)
 			}
 			n.failures = 0
 			n.nextTry = time.Time{}
@@ -370,7 +388,9 @@ func (h *hub) contact(n *remoteNode, pulledToHead bool) {
 }
 
 // nodeAddress reads a node's address from a NodesKey entry: {"ip": "host:port"}, or
-// {"ip": "host", "port": 8080} with the port as a number or a string.
+// {"ip": "host", "port": 8080} with the port as a number or a string; "ip" may carry
+// an http:// or https:// scheme. It returns the address as "host:port", or with the
+// scheme when one was given.
 func nodeAddress(data []byte) (string, bool) {
 	var v struct {
 		IP   string          `json:"ip"`
@@ -380,6 +400,10 @@ func nodeAddress(data []byte) (string, bool) {
 		return "", false
 	}
 	ip := strings.TrimSpace(v.IP)
+	scheme := ""
+	if sch, rest, ok := strings.Cut(ip, "://"); ok {
+		scheme, ip = sch, strings.TrimSuffix(rest, "/")
+	}
 	if len(v.Port) > 0 && string(v.Port) != "null" {
 		var port string
 		var num json.Number
@@ -397,9 +421,15 @@ func nodeAddress(data []byte) (string, bool) {
 		}
 		ip = net.JoinHostPort(strings.Trim(ip, "[]"), strings.TrimSpace(port))
 	}
-	addr, err := parseHostPort(ip)
+	if scheme != "" {
+		ip = scheme + "://" + ip
+	}
+	scheme, addr, err := splitAddress(ip)
 	if err != nil {
 		return "", false
+	}
+	if scheme != "" {
+		addr = scheme + "://" + addr
 	}
 	return addr, true
 }

@@ -17,6 +17,11 @@ func TestNodeAddress(t *testing.T) {
 		{`{"ip":"thing.local:9","port":"8080"}`, "thing.local:8080", true},
 		{`{"ip":"::1","port":80}`, "[::1]:80", true},
 		{`{"ip":"[::1]:80"}`, "[::1]:80", true},
+		{`{"ip":"https://10.0.0.5:8443"}`, "https://10.0.0.5:8443", true},
+		{`{"ip":"http://10.0.0.5:80/"}`, "http://10.0.0.5:80", true},
+		{`{"ip":"https://10.0.0.5","port":8443}`, "https://10.0.0.5:8443", true},
+		{`{"ip":"ftp://10.0.0.5:21"}`, "", false},
+		{`{"ip":"https://10.0.0.5:8443/path"}`, "", false},
 		{`{"ip":"10.0.0.5"}`, "", false},
 		{`{"ip":"10.0.0.5","port":0}`, "", false},
 		{`{"ip":"10.0.0.5","port":70000}`, "", false},
@@ -47,7 +52,11 @@ func FuzzNodeAddress(f *testing.F) {
 		if !ok {
 			return
 		}
-		host, port, err := net.SplitHostPort(addr)
+		_, hostport, err := splitAddress(addr)
+		if err != nil {
+			t.Fatalf("nodeAddress(%q) = %q: %v", data, addr, err)
+		}
+		host, port, err := net.SplitHostPort(hostport)
 		if err != nil || host == "" || !validPort(port) {
 			t.Fatalf("nodeAddress(%q) = %q: not a usable host:port", data, addr)
 		}

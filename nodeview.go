@@ -1,6 +1,7 @@
 package pivot
 
 import (
+	"encoding/hex"
 	"hash/maphash"
 	"time"
 
@@ -40,6 +41,12 @@ type nodeView struct {
 	held     uint64
 	own      map[string]ownEntry // by key
 	overflow bool                // more than maxOwn pushed entries since the last pull
+	// heldHashes are the hashes (hashEntry) of the feed's changes after pulled up to
+	// held: the pivot offers them with a held range, and the node moves its cursor
+	// only if it pushed every one of them itself (ownPushes). The view is kept per
+	// name, which any holder of the secret can claim: the node's own check is what
+	// keeps a spoofed push from being skipped.
+	heldHashes []entryHash
 }
 
 // ownEntry is one entry a node pushed, as far as matching it against the feed needs.
@@ -72,7 +79,7 @@ func (h *hub) recordPull(n *remoteNode, sk *syncKey, epoch string, next uint64) 
 		n.views[sk] = v
 	}
 	v.pulled, v.held = next, max(v.held, next)
-	v.own, v.overflow = nil, false
+	v.own, v.overflow, v.heldHashes = nil, false, nil
 }
 
 // recordPush notes, before they are applied, the entries n pushes for sk. It records
@@ -87,8 +94,8 @@ func (h *hub) recordPush(n *remoteNode, sk *syncKey, entries []storage.Entry) {
 	if v == nil || v.overflow {
 		return
 	}
-	if len(v.own)+len(entries) > maxOwn {
-		v.own, v.overflow = nil, true
+	if len(v.own)+len(entries) > maxOwn || len(v.heldHashes)+len(entries) > maxOwn {
+		v.own, v.overflow, v.heldHashes = nil, true, nil
 		return
 	}
 	if v.own == nil {
@@ -100,19 +107,24 @@ func (h *hub) recordPush(n *remoteNode, sk *syncKey, entries []storage.Entry) {
 }
 
 // heldRange, called after n's push of sk was applied, reports whether n holds the
-// pivot's feed up to its head, and then the range it may move its pull cursor over:
-// from the end of its last pull to the head, every change is its own.
-func (h *hub) heldRange(n *remoteNode, sk *syncKey) (from, to uint64, ok bool) {
+// pivot's feed up to its head, and then the range it may move its pull cursor over
+// (from the end of its last pull to the head, every change is its own, as far as the
+// name it sends tells) with the hashes of the changes in it, for the node to check.
+func (h *hub) heldRange(n *remoteNode, sk *syncKey) (from, to uint64, hashes []string, ok bool) {
 	if n == nil || !h.holdsAll(n, sk) {
-		return 0, 0, false
+		return 0, 0, nil, false
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	v := n.views[sk]
-	if v == nil || v.held <= v.pulled {
-		return 0, 0, false
+	if v == nil || v.held <= v.pulled || v.overflow {
+		return 0, 0, nil, false
 	}
-	return v.pulled, v.held, true
+	hashes = make([]string, len(v.heldHashes))
+	for i, hh := range v.heldHashes {
+		hashes[i] = hex.EncodeToString(hh[:])
+	}
+	return v.pulled, v.held, hashes, true
 }
 
 // upToDate reports whether n holds every change of every synced key (holdsAll).
@@ -183,6 +195,9 @@ func (h *hub) holdsNext(n *remoteNode, sk *syncKey) (held, atHead bool) {
 		}
 	}
 	for _, c := range changes {
+		if c.Seq > v.held {
+			v.heldHashes = append(v.heldHashes, hashEntry(c.Entry))
+		}
 		if o, ok := v.own[c.Key]; ok && o == h.ownEntry(c.Entry) {
 			delete(v.own, c.Key)
 		}
@@ -192,3 +207,54 @@ func (h *hub) holdsNext(n *remoteNode, sk *syncKey) (held, atHead bool) {
 	v.held = max(v.held, next)
 	return true, len(changes) < limit
 }
+
+// ownPushes is, on a node, what it pushed of one key since its last pull reached the
+// pivot's head: the hashes (hashEntry) of the entries, at most maxOwn of them. A push
+// answer's held range is trusted only when every change in it is one of these, so
+// nothing another peer put in the pivot's feed, whatever name it claimed, is skipped.
+// Owned by the node's run goroutine.
+type ownPushes struct {
+	hashes   map[entryHash]struct{}
+	overflow bool
+}
+
+// add records pushed entries.
+func (o *ownPushes) add(entries []storage.Entry) {
+	if o.overflow {
+		return
+	}
+	if len(o.hashes)+len(entries) > maxOwn {
+		o.hashes, o.overflow = nil, true
+		return
+	}
+	if o.hashes == nil {
+		o.hashes = make(map[entryHash]struct{}, len(entries))
+	}
+	for _, e := range entries {
+		o.hashes[hashEntry(e)] = struct{}{}
+	}
+}
+
+// holds reports whether every hash of a held range (hex, as the pivot sent them) is
+// of an entry recorded here.
+func (o *ownPushes) holds(held []string) bool {
+	if o.overflow || len(held) == 0 {
+		return false
+	}
+	for _, s := range held {
+		var hh entryHash
+		b, err := hex.DecodeString(s)
+		if err != nil || len(b) != len(hh) {
+			return false
+		}
+		copy(hh[:], b)
+		if _, ok := o.hashes[hh]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// reset forgets what was pushed: a pull reached the pivot's head, so it is all behind
+// the cursor.
+func (o *ownPushes) reset() { o.hashes, o.overflow = nil, false }

@@ -2,6 +2,7 @@ package pivot
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -69,6 +70,25 @@ func (r SetupResult) Repair(ctx context.Context) error {
 	}
 }
 
+// RotateToken makes token the secret this instance signs its requests with and
+// accepts; the secret it replaces stays accepted, and is tried when a peer refuses the
+// new one, for Config.TokenOverlap from now. Rotate every instance of the cluster,
+// one at a time, within the overlap: nothing is refused meanwhile and nothing written
+// is lost. It returns an error wrapping ErrInvalidConfig when token is empty or not
+// printable ASCII without spaces, or when the instance was set up without a Token.
+// Safe for concurrent use.
+func (r SetupResult) RotateToken(token string) error {
+	if r.engine == nil || r.engine.secrets == nil {
+		return fmt.Errorf("%w: RotateToken: the instance was set up without a Token", ErrInvalidConfig)
+	}
+	if token == "" || !headerSafe(token) {
+		return fmt.Errorf("%w: RotateToken: the token must be non-empty printable ASCII without spaces", ErrInvalidConfig)
+	}
+	r.engine.secrets.rotate(token, time.Now())
+	r.engine.log.Info("pivot: token rotated", "overlap", r.engine.cfg.TokenOverlap)
+	return nil
+}
+
 // Close stops every background goroutine and waits for them. The server's OnClose,
 // which Setup hooks, calls it too; calling it again is a no-op.
 func (r SetupResult) Close() {
@@ -108,7 +128,13 @@ func Setup(server *ooo.Server, config Config) SetupResult {
 	if server.Router == nil {
 		server.Router = mux.NewRouter()
 	}
+	if cfg.TLS != nil && server.TLSConfig == nil {
+		server.TLSConfig = cfg.TLS
+	}
 	client := cfg.Client
+	if client == nil && cfg.TLS != nil {
+		client = tlsClient(cfg.TLS)
+	}
 	if client == nil {
 		client = server.Client
 	}
@@ -133,8 +159,11 @@ func Setup(server *ooo.Server, config Config) SetupResult {
 			prevClose()
 		}
 	}
-	if cfg.Token == "" {
+	switch {
+	case cfg.Token == "":
 		e.log.Warn("pivot: no Token set, the protocol routes are open to anyone who can reach them")
+	case len(cfg.Token) < minTokenLength:
+		e.log.Warn("pivot: the Token is short, use at least 16 random characters", "length", len(cfg.Token))
 	}
 	e.start()
 	return SetupResult{BeforeRead: e.beforeRead, SyncCallback: e.onEvent, engine: e}
@@ -219,6 +248,14 @@ func defaultClient() *http.Client {
 	return &http.Client{Transport: t}
 }
 
+// tlsClient is pivot's own client when Config.TLS is set: it verifies peers with the
+// config's RootCAs and presents its certificates when a peer asks for one.
+func tlsClient(c *tls.Config) *http.Client {
+	client := defaultClient()
+	client.Transport.(*http.Transport).TLSClientConfig = c.Clone()
+	return client
+}
+
 // engine is the sync engine behind one Setup.
 type engine struct {
 	cfg     Config
@@ -245,6 +282,11 @@ type engine struct {
 
 	lastErr atomic.Pointer[errorRecord]
 
+	// secrets are what requests are signed with and accepted under (nil without a
+	// Token); verify checks incoming proofs with them (auth.go).
+	secrets *keyring
+	verify  verifier
+
 	node *nodeSync // set on a node
 	hub  *hub      // set on the pivot
 }
@@ -258,7 +300,10 @@ type errorRecord struct {
 // newEngine makes the engine of the role pivotAddr implies (the pivot when "", else a
 // node of the pivot at pivotAddr). Nothing runs before start.
 func newEngine(cfg Config, pivotAddr string, keys []*syncKey, client *http.Client) *engine {
-	e := &engine{cfg: cfg, created: time.Now().UnixNano(), keys: keys, log: cfg.Logger, client: client}
+	now := time.Now()
+	e := &engine{cfg: cfg, created: now.UnixNano(), keys: keys, log: cfg.Logger, client: client}
+	e.secrets = newKeyring(cfg, now)
+	e.verify.keys = e.secrets
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 	if pivotAddr == "" {
 		e.role = RolePivot
@@ -314,15 +359,24 @@ func (e *engine) close() {
 // instance in every request (a node's nodeID).
 func (e *engine) peer(addr string, self func() string) *peer {
 	return &peer{
-		base:    baseURL(addr, e.cfg.RoutePrefix),
+		base:    baseURL(addr, e.cfg.RoutePrefix, e.scheme()),
 		client:  e.client,
-		token:   e.cfg.Token,
+		keys:    e.secrets,
 		cluster: e.cfg.ClusterID,
 		self:    self,
 		timeout: e.cfg.RequestTimeout,
 		maxBody: e.cfg.MaxBodyBytes,
 		traffic: &e.traffic,
 	}
+}
+
+// scheme is the URL scheme of peer addresses given without one: https when Config.TLS
+// is set.
+func (e *engine) scheme() string {
+	if e.cfg.TLS != nil {
+		return "https"
+	}
+	return "http"
 }
 
 // budget is the most bytes of entries one batch or page carries (see batchBudget).

@@ -9,12 +9,10 @@ import (
 
 // ProtocolVersion is the version of the pivot HTTP protocol. Peers with another version
 // refuse each other's requests with 409.
-const ProtocolVersion = "1"
+const ProtocolVersion = "2"
 
-// Headers carried by every pivot request.
+// Headers carried by every pivot request (and, with a Token, those of auth.go).
 const (
-	// HeaderToken carries Config.Token.
-	HeaderToken = "X-Pivot-Token"
 	// HeaderVersion carries ProtocolVersion.
 	HeaderVersion = "X-Pivot-Version"
 	// HeaderCluster carries Config.ClusterID.
@@ -40,6 +38,7 @@ const (
 // Error codes in errorBody.Code.
 const (
 	codeUnauthorized = "unauthorized"
+	codeForbidden    = "forbidden"
 	codeVersion      = "version"
 	codeCluster      = "cluster"
 	codeBadRequest   = "bad_request"
@@ -92,11 +91,14 @@ type refusal struct {
 // stored entry under LWW (or were already there), and which were refused.
 //
 // HeldFrom and HeldTo, when set, tell the pushing node that the pivot's feed of the key
-// path, in Epoch, holds nothing after HeldFrom (where the node's last pull ended) up to
-// HeldTo (its head) but entries the node pushed, as it pushed them: a node whose pull
-// cursor is at HeldFrom or later in that epoch may move it to HeldTo, instead of
-// pulling its own entries back. Absent when the pivot cannot tell who pushed (see
-// HeaderNode) or anything else reached the feed.
+// path, in Epoch, holds nothing after HeldFrom (where the last pull under the node's
+// name ended) up to HeldTo (its head) but entries pushed under that name, and Held
+// lists the hashes (hashEntry, hex) of every change in that range. A node whose pull
+// cursor is at HeldFrom or later in that epoch, and that pushed every entry of Held
+// itself since its last pull to the head, may move its cursor to HeldTo instead of
+// pulling its own entries back. The node checks Held because a name is only a claim:
+// any holder of the secret can push under another node's name. Absent when the pivot
+// cannot tell who pushed (see HeaderNode) or anything else reached the feed.
 type applyResponse struct {
 	Epoch      string    `json:"epoch"`
 	Applied    int       `json:"applied"`
@@ -104,6 +106,7 @@ type applyResponse struct {
 	Refused    []refusal `json:"refused,omitempty"`
 	HeldFrom   uint64    `json:"heldFrom,omitempty"`
 	HeldTo     uint64    `json:"heldTo,omitempty"`
+	Held       []string  `json:"held,omitempty"`
 }
 
 // digestResponse answers GET digest?key=: a hash over (key, version, data) of every

@@ -97,7 +97,10 @@ func (n *nodeSync) reconcile(ctx context.Context, sk *syncKey, cur *cursor, pivo
 	case cur.PivotEpoch == pivotEpoch:
 		mode = modePrune
 	}
-	if err := n.push(ctx, sk, cur); err != nil {
+	// An entry the pivot refuses (too large, stamped in the future) stays unsent: the
+	// push cursor holds before it, the key's own push reports it, and it is protected
+	// below. It must not keep the node from taking the pivot's data meanwhile.
+	if err := n.push(ctx, sk, cur); err != nil && unreachable(err) {
 		return err
 	}
 	batch := n.e.cfg.BatchSize
@@ -179,7 +182,8 @@ func (n *nodeSync) reconcile(ctx context.Context, sk *syncKey, cur *cursor, pivo
 		unsent := !c.Remote && c.Seq > cur.Push
 		switch mode {
 		case modeMerge:
-			if !held || p.version != c.Version() || p.deleted != c.Deleted {
+			// Unsent entries are the push's to send (see above).
+			if !unsent && (!held || p.version != c.Version() || p.deleted != c.Deleted) {
 				send = append(send, c.Entry)
 			}
 		case modePrune:

@@ -68,7 +68,8 @@ type Status struct {
 
 // NodeStatus is one node as the pivot sees it.
 type NodeStatus struct {
-	// Address is the node's "host:port", as read from its NodesKey entry.
+	// Address is the node's "host:port", as read from its NodesKey entry (without
+	// the scheme, when the entry has one).
 	Address string `json:"address"`
 	// Healthy is false after a trigger to the node failed, until it answers again.
 	Healthy bool `json:"healthy"`
@@ -94,6 +95,12 @@ type NodeStatus struct {
 	ConsecutiveFailures int `json:"consecutiveFailures"`
 	// LastError is the last trigger failure.
 	LastError string `json:"lastError,omitempty"`
+	// Dormant tells that the node failed 10 triggers in a row: the pivot now dials it
+	// only every 5 minutes, until it answers or makes a request of its own.
+	Dormant bool `json:"dormant,omitempty"`
+	// NextTrigger is, after a failure, the earliest time the pivot dials the node
+	// again.
+	NextTrigger time.Time `json:"nextTrigger,omitzero"`
 }
 
 // KeyStatus is one synced path.
@@ -197,6 +204,8 @@ func (h *hub) nodeStatus() []NodeStatus {
 			SkippedTriggers:     n.skipped,
 			ConsecutiveFailures: n.failures,
 			LastError:           n.lastError,
+			Dormant:             n.failures >= dormantAfter,
+			NextTrigger:         n.nextTry,
 		}
 		if lastChange != 0 && n.lastPull.UnixNano() < lastChange {
 			ns.Lag = now.Sub(time.Unix(0, lastChange))

@@ -52,7 +52,8 @@ type nodeSync struct {
 
 	// Owned by the run goroutine.
 	cursors    map[*syncKey]*cursor
-	dirty      map[*syncKey]*cursor // moved cursors not yet persisted
+	dirty      map[*syncKey]*cursor    // moved cursors not yet persisted
+	pushed     map[*syncKey]*ownPushes // what was pushed since the last pull to the head
 	lastFlush  time.Time
 	registered bool
 	// writersConfirmed is set once the pivot confirmed the writer ids of this node's
@@ -74,6 +75,7 @@ func newNodeSync(e *engine, pivotAddr string) *nodeSync {
 		next:    make(chan struct{}),
 		cursors: map[*syncKey]*cursor{},
 		dirty:   map[*syncKey]*cursor{},
+		pushed:  map[*syncKey]*ownPushes{},
 	}
 }
 
@@ -410,9 +412,13 @@ func (n *nodeSync) push(ctx context.Context, sk *syncKey, cur *cursor) error {
 			n.contact()
 			n.e.counts.pushed.Add(int64(resp.Applied))
 			n.e.counts.conflicts.Add(int64(resp.Superseded))
+			own := n.ownPushes(sk)
+			own.add(entries)
 			// The pivot's feed after our last pull holds only our own entries: no
-			// need to pull them back. Only from where this node's cursor stands.
-			if resp.HeldTo > cur.Pull && cur.Pull >= resp.HeldFrom && resp.Epoch == cur.PivotEpoch && cur.PivotEpoch != "" {
+			// need to pull them back. Only from where this node's cursor stands, and
+			// only if this node pushed every one of them (see applyResponse).
+			if resp.HeldTo > cur.Pull && cur.Pull >= resp.HeldFrom && resp.Epoch == cur.PivotEpoch && cur.PivotEpoch != "" &&
+				own.holds(resp.Held) {
 				cur.Pull = resp.HeldTo
 			}
 			if len(resp.Refused) > 0 {
@@ -495,11 +501,23 @@ func (n *nodeSync) pull(ctx context.Context, sk *syncKey, cur *cursor) error {
 			}
 		}
 		if !resp.More {
+			n.ownPushes(sk).reset()
 			return nil
 		}
 	}
 	n.request(sk, needPull)
 	return nil
+}
+
+// ownPushes returns what this node pushed of sk since its last pull to the pivot's
+// head.
+func (n *nodeSync) ownPushes(sk *syncKey) *ownPushes {
+	o := n.pushed[sk]
+	if o == nil {
+		o = &ownPushes{}
+		n.pushed[sk] = o
+	}
+	return o
 }
 
 // applyRemote applies changes from the pivot under LWW. When the local clock refuses

@@ -354,9 +354,6 @@ func (c *cluster) printURLs() {
 	fmt.Printf("  curl -X POST -d '{\"hello\":\"from curl\"}' 'http://%s/users/*'   # then read it on node2\n", n1)
 	fmt.Printf("  curl 'http://%s/users/*'\n", c.nodes[1].server.Address)
 	fmt.Printf("  subscribe: ws://%s/users/*  (any ooo client, e.g. npm ooo-client)\n", c.nodes[1].server.Address)
-	fmt.Printf("  curl -H '%s: %s' -H '%s: %s' -H '%s: %s' http://%s%s/status\n",
-		pivot.HeaderToken, c.cfg.Token, pivot.HeaderVersion, pivot.ProtocolVersion,
-		pivot.HeaderCluster, c.cfg.ClusterID, p, pivot.DefaultRoutePrefix)
 }
 
 func printTable(rows [][3]string) {
