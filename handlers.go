@@ -107,14 +107,18 @@ func (e *engine) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool)
 	}
 	rc := http.NewResponseController(w)
 	_ = rc.SetReadDeadline(time.Now().Add(e.cfg.RequestTimeout)) // unsupported: the server's ReadTimeout bounds it
-	defer func() { _ = rc.SetReadDeadline(time.Time{}) }()
 	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, e.cfg.MaxBodyBytes))
 	e.traffic.received.Add(int64(len(b)))
+	if err == nil {
+		_ = rc.SetReadDeadline(time.Time{})
+		return b, true
+	}
+	// The deadline stays and the connection closes: the server must not wait for the
+	// rest of a stalled body after the answer.
+	w.Header().Set("Connection", "close")
 	var tooLarge *http.MaxBytesError
 	var netErr net.Error
 	switch {
-	case err == nil:
-		return b, true
 	case errors.As(err, &tooLarge):
 		writeError(w, http.StatusRequestEntityTooLarge, codeTooLarge, fmt.Sprintf("body exceeds %d bytes", e.cfg.MaxBodyBytes))
 	case errors.As(err, &netErr) && netErr.Timeout():

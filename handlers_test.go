@@ -61,9 +61,13 @@ func call(t testing.TB, in *instance, method, route string, query url.Values, bo
 // applyBody encodes entries as a push body.
 func applyBody(t testing.TB, entries ...storage.Entry) string {
 	t.Helper()
-	b, err := json.Marshal(map[string]any{"entries": entries})
-	noErr(t, err)
-	return string(b)
+	// As a peer sends it: data byte for byte, never HTML-escaped (json.Marshal would
+	// turn '<' into \u003c, another value under the same version).
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	noErr(t, enc.Encode(map[string]any{"entries": entries}))
+	return strings.TrimSuffix(b.String(), "\n")
 }
 
 func TestRoutes_RefuseBadRequestsAndChangeNothing(t *testing.T) {

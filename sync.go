@@ -417,9 +417,15 @@ func (n *nodeSync) push(ctx context.Context, sk *syncKey, cur *cursor) error {
 			// The pivot's feed after our last pull holds only our own entries: no
 			// need to pull them back. Only from where this node's cursor stands, and
 			// only if this node pushed every one of them (see applyResponse).
-			if resp.HeldTo > cur.Pull && cur.Pull >= resp.HeldFrom && resp.Epoch == cur.PivotEpoch && cur.PivotEpoch != "" &&
-				own.holds(resp.Held) {
-				cur.Pull = resp.HeldTo
+			if resp.HeldTo > cur.Pull && cur.Pull >= resp.HeldFrom && resp.Epoch == cur.PivotEpoch && cur.PivotEpoch != "" {
+				if own.holds(resp.Held) {
+					cur.Pull = resp.HeldTo
+				} else {
+					// The pivot takes this node to hold entries it never pushed:
+					// another peer pushed under its name, and the pivot will skip
+					// the triggers for them. Pull them now instead.
+					n.request(sk, needPull)
+				}
 			}
 			if len(resp.Refused) > 0 {
 				n.e.counts.refused.Add(int64(len(resp.Refused)))
