@@ -383,6 +383,9 @@ func (h *hub) contact(n *remoteNode, pulledToHead bool) {
 	if n.failures > 0 {
 		n.failures = 0
 		n.nextTry = time.Time{}
+		// A retry timer may be armed for long after (a dormant node): its firing
+		// later only kicks an idle sender.
+		n.retryArmed = false
 		h.kickLocked(n)
 	}
 }

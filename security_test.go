@@ -3,6 +3,8 @@ package pivot_test
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
+	"errors"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -11,10 +13,13 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/benitogf/pivot"
+	"github.com/benitogf/pivot/internal/testcert"
 	"github.com/benitogf/pivot/ooo/storage"
 )
 
@@ -340,4 +345,175 @@ func TestSecurity_ASpoofedNameCannotHideAnEntry(t *testing.T) {
 	eventually(t, waitTimeout, func() bool { return state(t, node2.db, []string{"users/*"}, true)["users/spoofed"] != "" },
 		"node2 received the entry pushed under its name")
 	waitConverged(t, []*instance{p, node2}, false)
+}
+
+// mutualTLS is the TLS config of an instance with cert, trusting ca both ways and
+// requiring client certificates.
+func mutualTLS(ca *testcert.CA, cert tls.Certificate) *tls.Config {
+	return &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: ca.Pool, ClientCAs: ca.Pool,
+		ClientAuth: tls.RequireAndVerifyClientCert}
+}
+
+// Issue 10, case 3: with Config.TLS, a node registers an https:// address, the pivot's
+// triggers reach it over TLS, and writes flow both ways; under mutual TLS a node's
+// certificate must name the address it names itself by.
+func TestSecurity_TLSBothWays(t *testing.T) {
+	ca, err := testcert.NewCA()
+	noErr(t, err)
+	pcert, err := ca.Leaf("127.0.0.1")
+	noErr(t, err)
+	ncert, err := ca.Leaf("127.0.0.1")
+	noErr(t, err)
+	pcfg := testConfig()
+	pcfg.TLS = mutualTLS(ca, pcert)
+	p := startInstance(t, "pivot", memoryKind.make(t), "", "", pcfg)
+
+	naddr := freeAddr(t)
+	ncfg := testConfig()
+	ncfg.TLS = mutualTLS(ca, ncert)
+	ncfg.Advertise = "https://" + naddr
+	ncfg.ReadBudget = -1 // only triggers (or the node's own writes) make it sync
+	node := startInstance(t, "node", memoryKind.make(t), naddr, p.addr, ncfg)
+
+	eventually(t, waitTimeout, func() bool {
+		for _, n := range p.result.Status().Nodes {
+			if n.Address == naddr && n.LastContact.After(time.Time{}) && n.ConsecutiveFailures == 0 {
+				return true
+			}
+		}
+		return false
+	}, "the pivot knows the node by its https address: %+v", p.result.Status().Nodes)
+	set(t, p, "users/over-tls", `{"from":"pivot"}`)
+	eventually(t, waitTimeout, func() bool { return state(t, node.db, []string{"users/*"}, true)["users/over-tls"] != "" },
+		"the pivot's trigger reached the node over TLS: %+v", p.result.Status().Nodes)
+	set(t, node, "users/back", `{"from":"node"}`)
+	eventually(t, waitTimeout, func() bool { return state(t, p.db, []string{"users/*"}, true)["users/back"] != "" },
+		"the node's write reached the pivot over TLS")
+
+	// Plain HTTP, or TLS without a client certificate, gets nothing.
+	if resp, err := http.Get("http://" + naddr + pivot.DefaultRoutePrefix + "/status"); err == nil {
+		resp.Body.Close()
+		isTrue(t, resp.StatusCode >= 400, "plain HTTP to the node: %s", resp.Status)
+	}
+	anon := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool}}}
+	if resp, err := anon.Get("https://" + p.addr + "/users/over-tls"); err == nil {
+		resp.Body.Close()
+		t.Fatalf("a client without a certificate was served: %s", resp.Status)
+	}
+
+	// A node whose certificate names another host is refused (403) and syncs nothing.
+	other, err := ca.Leaf("10.9.9.9")
+	noErr(t, err)
+	lcfg := testConfig()
+	lcfg.TLS = mutualTLS(ca, other)
+	liar := startInstance(t, "liar", memoryKind.make(t), "", p.addr, lcfg)
+	set(t, liar, "users/from-liar", `{"x":1}`)
+	eventually(t, waitTimeout, func() bool {
+		return strings.Contains(liar.result.Status().LastError, "403")
+	}, "the node with the wrong certificate is refused: %+v", liar.result.Status())
+	isTrue(t, state(t, p.db, []string{"users/*"}, true)["users/from-liar"] == "", "its write did not reach the pivot")
+}
+
+// Issue 10, case 4: a running cluster moves to a new secret one instance at a time,
+// with writes in flight on every instance; nothing is lost, and the old secret stays
+// accepted for the overlap.
+func TestSecurity_RotationLosesNothing(t *testing.T) {
+	cfg := testConfig()
+	cfg.Token = "first-secret-0123456789"
+	c := startCluster(t, memoryKind, 2, cfg)
+	waitConverged(t, c.all(), false)
+
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	written := make([]atomic.Int64, len(c.all()))
+	errs := make(chan error, len(c.all()))
+	for i, in := range c.all() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tick := time.NewTicker(2 * time.Millisecond) // pacing, not synchronisation
+			defer tick.Stop()
+			for n := 0; n < 5000; n++ {
+				select {
+				case <-stop:
+					return
+				case <-tick.C:
+				}
+				if _, err := in.db.Set(fmt.Sprintf("users/%s-%04d", in.name, n), json.RawMessage(fmt.Sprintf(`{"n":%d}`, n))); err != nil {
+					errs <- err
+					return
+				}
+				written[i].Add(1)
+			}
+		}()
+	}
+	const next = "second-secret-0123456789"
+	for _, in := range c.all() {
+		noErr(t, in.result.RotateToken(next), "rotate %s", in.name)
+		// The cluster keeps syncing, half rotated: a write made now reaches everyone.
+		marker := "users/marker-" + in.name
+		set(t, in, marker, `{"rotated":true}`)
+		for _, other := range c.all() {
+			eventually(t, waitTimeout, func() bool { return state(t, other.db, []string{"users/*"}, true)[marker] != "" },
+				"%s's write after its rotation reached %s", in.name, other.name)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	waitConverged(t, c.all(), false)
+	for i, in := range c.all() {
+		isTrue(t, written[i].Load() > 0, "%s wrote during the rotation", in.name)
+		held := state(t, c.nodes[1].db, []string{"users/*"}, true)
+		for n := range int(written[i].Load()) {
+			k := fmt.Sprintf("users/%s-%04d", in.name, n)
+			isTrue(t, held[k] != "", "%s's write %s is everywhere", in.name, k)
+		}
+	}
+	for _, token := range []string{cfg.Token, next} {
+		old := cfg
+		old.Token = token
+		call := protocolCall{in: c.pivot, method: http.MethodGet, route: "/status"}
+		status, _, body := sendWith(t, call.signed(t, old, ""), nil)
+		equal(t, http.StatusOK, status, "a request signed with %q during the overlap: %s", token, body)
+	}
+	noErr(t, c.pivot.result.RotateToken(next), "rotating to the current token is a no-op")
+	isTrue(t, errors.Is(c.pivot.result.RotateToken(""), pivot.ErrInvalidConfig), "an empty token is refused")
+}
+
+// Issue 10, item 5: a registration the pivot cannot reach is dialled a bounded number
+// of times, then rarely, and its status says so; once the node is up and syncs, it is
+// dialled as usual again.
+func TestSecurity_AnUnreachableRegistrationIsDialledRarely(t *testing.T) {
+	cfg := testConfig()
+	p := startInstance(t, "pivot", memoryKind.make(t), "", "", cfg)
+	addr := freeAddr(t)
+	_, err := p.db.Set("things/gone", json.RawMessage(fmt.Sprintf(`{"ip":%q}`, addr)))
+	noErr(t, err)
+	nodeStatus := func() pivot.NodeStatus {
+		for _, n := range p.result.Status().Nodes {
+			if n.Address == addr {
+				return n
+			}
+		}
+		return pivot.NodeStatus{}
+	}
+	// A failed trigger is queued again after backoff: no more writes are needed.
+	set(t, p, "users/tick", `{"i":1}`)
+	eventually(t, waitTimeout, func() bool { return nodeStatus().Dormant }, "dormant: %+v", nodeStatus())
+	st := nodeStatus()
+	equal(t, 10, st.ConsecutiveFailures, "dormant after 10 failures: %+v", st)
+	isTrue(t, time.Until(st.NextTrigger) > 4*time.Minute, "next dialled in about 5 minutes: %+v", st)
+	set(t, p, "users/while-dormant", `{"d":1}`)
+	equal(t, 10, nodeStatus().ConsecutiveFailures, "a change does not dial a dormant node")
+
+	node := startInstance(t, "node", memoryKind.make(t), addr, p.addr, cfg)
+	eventually(t, waitTimeout, func() bool { return !nodeStatus().Dormant && nodeStatus().ConsecutiveFailures == 0 },
+		"the node's own sync wakes it: %+v", nodeStatus())
+	set(t, p, "users/after", `{"a":1}`)
+	eventually(t, waitTimeout, func() bool { return state(t, node.db, []string{"users/*"}, true)["users/after"] != "" },
+		"and it is triggered again")
 }
