@@ -1,16 +1,20 @@
 package pivot
 
 import (
+	"crypto/subtle"
 	"encoding/json"
 	"hash/maphash"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/benitogf/pivot/ooo"
+	"github.com/benitogf/pivot/ooo/key"
 	"github.com/benitogf/pivot/ooo/storage"
 )
 
@@ -435,4 +439,39 @@ func nodeAddress(data []byte) (string, bool) {
 		addr = scheme + "://" + addr
 	}
 	return addr, true
+}
+
+// ProtectNodesKey keeps anonymous clients from adding, changing or removing nodes: it
+// chains server.Audit so that every REST write or delete of a key that overlaps
+// nodesKey (a node entry, the list itself, or a glob such as "*" that covers it) is
+// refused with 401 unless allow(r) reports true (nil allows none). Reads stay as Audit
+// had them. Nodes still register themselves with Config.Advertise, through the
+// authenticated protocol, and the program can write entries through its storage.
+// Call it before server.Start, on the pivot and on every node (NodesKey is synced).
+func ProtectNodesKey(server *ooo.Server, nodesKey string, allow func(*http.Request) bool) {
+	prev := server.Audit
+	server.Audit = func(r *http.Request) bool {
+		if prev != nil && !prev(r) {
+			return false
+		}
+		switch r.Method {
+		case http.MethodGet, http.MethodHead, http.MethodOptions:
+			return true
+		}
+		k := strings.TrimPrefix(r.URL.Path, "/")
+		if !key.IsValid(k) || !key.Peer(nodesKey, k) {
+			return true
+		}
+		return allow != nil && allow(r)
+	}
+}
+
+// BearerAllows returns, for ProtectNodesKey, a check that a request carries
+// "Authorization: Bearer <credential>" (compared in constant time). An empty
+// credential allows no request.
+func BearerAllows(credential string) func(*http.Request) bool {
+	want := []byte("Bearer " + credential)
+	return func(r *http.Request) bool {
+		return credential != "" && subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) == 1
+	}
 }

@@ -4,9 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/tls"
-	"errors"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -20,6 +20,7 @@ import (
 
 	"github.com/benitogf/pivot"
 	"github.com/benitogf/pivot/internal/testcert"
+	"github.com/benitogf/pivot/ooo"
 	"github.com/benitogf/pivot/ooo/storage"
 )
 
@@ -516,4 +517,57 @@ func TestSecurity_AnUnreachableRegistrationIsDialledRarely(t *testing.T) {
 	set(t, p, "users/after", `{"a":1}`)
 	eventually(t, waitTimeout, func() bool { return state(t, node.db, []string{"users/*"}, true)["users/after"] != "" },
 		"and it is triggered again")
+}
+
+// Issue 10, item 5: with ProtectNodesKey, as the examples set it up, an anonymous
+// client can neither add, change nor remove a node over REST, an operator with the
+// credential can, and nodes still register themselves.
+func TestSecurity_ProtectNodesKeyRefusesAnonymousRegistrations(t *testing.T) {
+	cfg := testConfig()
+	server := &ooo.Server{Silence: true, Storage: memoryKind.make(t)}
+	pivot.ProtectNodesKey(server, cfg.NodesKey, pivot.BearerAllows("operator-credential"))
+	p := startServer(t, "pivot", server, "", cfg)
+	naddr := freeAddr(t)
+	ncfg := cfg
+	ncfg.Advertise = naddr
+	nodeServer := &ooo.Server{Silence: true, Storage: memoryKind.make(t), Pivot: p.addr}
+	pivot.ProtectNodesKey(nodeServer, cfg.NodesKey, nil)
+	node := startServer(t, "node", nodeServer, naddr, ncfg)
+	eventually(t, waitTimeout, func() bool { return len(p.result.Status().Nodes) == 1 }, "the node registered itself")
+	waitConverged(t, []*instance{p, node}, false)
+	before := digests(t, []*instance{p, node})
+
+	rest := func(in *instance, method, path, body, auth string) int {
+		req, err := http.NewRequest(method, "http://"+in.addr+path, strings.NewReader(body))
+		noErr(t, err)
+		if auth != "" {
+			req.Header.Set("Authorization", "Bearer "+auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		noErr(t, err)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	var entryPath string
+	for k := range state(t, p.db, []string{"things/*"}, true) {
+		entryPath = "/" + k
+	}
+	for _, in := range []*instance{p, node} {
+		for _, tc := range []struct{ method, path, body string }{
+			{http.MethodPost, "/things/*", `{"ip":"127.0.0.1:9"}`},
+			{http.MethodPost, "/things/evil", `{"ip":"127.0.0.1:9"}`},
+			{http.MethodPut, entryPath, `{"ip":"127.0.0.1:9"}`},
+			{http.MethodPatch, entryPath, `{"ip":"127.0.0.1:9"}`},
+			{http.MethodDelete, entryPath, ""},
+			{http.MethodDelete, "/things/*", ""},
+		} {
+			equal(t, http.StatusUnauthorized, rest(in, tc.method, tc.path, tc.body, ""), "anonymous %s %s on %s", tc.method, tc.path, in.name)
+			equal(t, http.StatusUnauthorized, rest(in, tc.method, tc.path, tc.body, "guess"), "wrong credential %s %s on %s", tc.method, tc.path, in.name)
+		}
+	}
+	equal(t, before, digests(t, []*instance{p, node}), "no registration changed")
+	equal(t, http.StatusOK, rest(p, http.MethodGet, "/things/*", "", ""), "reads stay open")
+	equal(t, http.StatusOK, rest(p, http.MethodPost, "/users/*", `{"u":1}`, ""), "other keys stay open")
+	equal(t, http.StatusOK, rest(p, http.MethodPost, "/things/added", fmt.Sprintf(`{"ip":%q}`, freeAddr(t)), "operator-credential"), "the operator registers a node")
+	eventually(t, waitTimeout, func() bool { return len(p.result.Status().Nodes) == 2 }, "the pivot knows the operator's node")
 }

@@ -193,6 +193,8 @@ func (c *cluster) start(name, dir, addr, pivotAddr string) (*instance, error) {
 		default:
 		}
 	}
+	// Nodes are registered by this program (through the storage), never over REST.
+	pivot.ProtectNodesKey(in.server, c.cfg.NodesKey, nil)
 	in.result = pivot.Setup(in.server, c.cfg)
 	in.server.BeforeRead = in.result.BeforeRead
 	if err := in.server.Start(addr); err != nil {

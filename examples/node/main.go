@@ -21,6 +21,10 @@ func main() {
 	data := flag.String("data", "node-data", "folder of the BoltStorage file")
 	token := flag.String("token", "", "cluster token (the same on every instance)")
 	cluster := flag.String("cluster", "example", "cluster id (the same on every instance)")
+	admin := flag.String("admin", "", "credential for REST writes to things/* (Authorization: Bearer <admin>); empty: none allowed")
+	cert := flag.String("cert", "", "PEM certificate of this instance: with -key and -ca, serve and dial with mutual TLS")
+	keyFile := flag.String("key", "", "PEM key of -cert")
+	ca := flag.String("ca", "", "PEM certificate of the authority that signed every instance's certificate")
 	flag.Parse()
 	if *advertise == "" {
 		*advertise = *addr
@@ -45,10 +49,21 @@ func main() {
 		Advertise: *advertise,
 		Logger:    logger,
 	}
+	if *cert != "" {
+		tc, err := pivot.LoadMutualTLS(*cert, *keyFile, *ca)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+		config.TLS = tc
+	}
 	if err := config.Validate(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
+	// Only nodes (through the authenticated protocol) and operators holding -admin
+	// may add, change or remove nodes.
+	pivot.ProtectNodesKey(server, config.NodesKey, pivot.BearerAllows(*admin))
 	result := pivot.Setup(server, config)
 	server.BeforeRead = result.BeforeRead
 	if err := server.Start(*addr); err != nil {

@@ -3,9 +3,13 @@
 //	go run ./examples/pivot -addr 127.0.0.1:8800 -data /tmp/pivot-data -token secret
 //
 // Nodes (see examples/node) register themselves under "things/*" with -advertise, or an
-// operator writes their address there:
+// operator started with -admin $ADMIN writes their address there:
 //
-//	curl -X POST -d '{"ip":"127.0.0.1:8801"}' 'http://127.0.0.1:8800/things/*'
+//	curl -H "Authorization: Bearer $ADMIN" -X POST -d '{"ip":"127.0.0.1:8801"}' 'http://127.0.0.1:8800/things/*'
+//
+// Without -admin, REST writes to things/* are refused (401): nobody can register an
+// address of their choice. With -cert, -key and -ca every instance serves and dials with
+// mutual TLS; addresses without a scheme then mean https.
 package main
 
 import (
@@ -23,6 +27,10 @@ func main() {
 	data := flag.String("data", "pivot-data", "folder of the BoltStorage file")
 	token := flag.String("token", "", "cluster token (the same on every instance)")
 	cluster := flag.String("cluster", "example", "cluster id (the same on every instance)")
+	admin := flag.String("admin", "", "credential for REST writes to things/* (Authorization: Bearer <admin>); empty: none allowed")
+	cert := flag.String("cert", "", "PEM certificate of this instance: with -key and -ca, serve and dial with mutual TLS")
+	keyFile := flag.String("key", "", "PEM key of -cert")
+	ca := flag.String("ca", "", "PEM certificate of the authority that signed every instance's certificate")
 	flag.Parse()
 
 	if err := os.MkdirAll(*data, 0o755); err != nil {
@@ -38,10 +46,21 @@ func main() {
 		ClusterID: *cluster,
 		Logger:    logger,
 	}
+	if *cert != "" {
+		tc, err := pivot.LoadMutualTLS(*cert, *keyFile, *ca)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+		config.TLS = tc
+	}
 	if err := config.Validate(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
+	// Only nodes (through the authenticated protocol) and operators holding -admin
+	// may add, change or remove nodes.
+	pivot.ProtectNodesKey(server, config.NodesKey, pivot.BearerAllows(*admin))
 	result := pivot.Setup(server, config)
 	server.BeforeRead = result.BeforeRead
 	if err := server.Start(*addr); err != nil {
