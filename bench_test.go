@@ -27,8 +27,28 @@ func BenchmarkConvergence(b *testing.B) {
 	}
 }
 
+// BenchmarkConvergence_Auth is BenchmarkConvergence on MemoryStorage with the
+// protocol authenticated (a Token: every request and answer carries an HMAC proof)
+// beside the same cluster with no Token, in one run.
+func BenchmarkConvergence_Auth(b *testing.B) {
+	for _, token := range []string{"", "bench-secret-0123456789"} {
+		name := "auth=off"
+		if token != "" {
+			name = "auth=on"
+		}
+		b.Run(name, func(b *testing.B) {
+			cfg := testConfig()
+			cfg.Token = token
+			benchConvergenceWith(b, memoryKind, 0, cfg)
+		})
+	}
+}
+
 func benchConvergence(b *testing.B, kind storageKind, size int) {
-	cfg := testConfig()
+	benchConvergenceWith(b, kind, size, testConfig())
+}
+
+func benchConvergenceWith(b *testing.B, kind storageKind, size int, cfg pivot.Config) {
 	p := startInstance(b, "pivot", kind.make(b), "", "", cfg)
 	for i := 0; i < size; i++ {
 		set(b, p, fmt.Sprintf("users/fill-%06d", i), `{"filler":true}`)

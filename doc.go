@@ -31,7 +31,8 @@
 //     cursors, full reconciliation, anti-entropy repair).
 //   - nodes.go, nodeview.go, identity.go: the pivot (discovery, triggers, what each node
 //     holds, who sent a request).
-//   - handlers.go, protocol.go, peer.go, compression.go: the wire protocol, both ends.
+//   - handlers.go, protocol.go, peer.go, compression.go: the wire protocol, both ends;
+//     auth.go: the proofs that authenticate it (Token); tls.go: mutual TLS.
 //   - feed.go: byte-bounded reads of a storage's change feed; digest_tree.go: the
 //     digest trees; writers.go: writer ids; status.go: Status; errors.go: errors.
 //
@@ -42,8 +43,11 @@
 //     storage's max skew are refused and retried, never adopted.
 //   - After the pivot's data is reset (new epoch), nodes restore it from their copies;
 //     a node moved to another cluster (ClusterID) adopts the new cluster's data.
-//   - Set Config.Token outside a trusted network, and put TLS in front: the protocol
-//     is plain HTTP.
+//   - Set Config.Token outside a trusted network: requests and answers then carry
+//     HMAC proofs of it, never the secret. Without Config.TLS the data itself crosses
+//     the network in clear. A holder of the secret is a member of the cluster and can
+//     write anything; the README's Security section says what else it can and cannot
+//     do. Protect NodesKey (ProtectNodesKey): it decides which addresses are dialled.
 //
 // The README describes the protocol routes, the guarantees and the limits.
 package pivot
