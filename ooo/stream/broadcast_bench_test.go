@@ -17,6 +17,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/benitogf/pivot/ooo"
+	"github.com/benitogf/pivot/ooo/client"
 )
 
 // The benchmarks of this file measure what a user sees: a real ooo server on 127.0.0.1
@@ -162,27 +163,27 @@ func report(b *testing.B, changes, full []time.Duration) {
 
 // BenchmarkWriteToSubscriber: one PUT of an entry of a list of n entries, until a raw
 // websocket subscriber of the list receives the frame that holds it. Median per path.
+// The two paths run one after the other, each on its own server, so that neither
+// measures the other's garbage collection.
 //
 //	go test -run XXX -bench WriteToSubscriber -benchtime 20x ./ooo/stream/
 func BenchmarkWriteToSubscriber(b *testing.B) {
 	for _, n := range []int{0, 1000, 10000, 100000} {
 		b.Run(fmt.Sprintf("entries=%d", n), func(b *testing.B) {
-			servers := []*benchServer{newBenchServer(b, false, n), newBenchServer(b, true, n)}
-			watchers := []*watcher{newWatcher(b, servers[0], "/items/*"), newWatcher(b, servers[1], "/items/*")}
-			times := [2][]time.Duration{}
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				key := itemKey(i % max(n, 1))
-				for k, s := range servers {
+			var times [2][]time.Duration
+			for k, fullRead := range []bool{false, true} {
+				s := newBenchServer(b, fullRead, n)
+				w := newWatcher(b, s, "/items/*")
+				for i := 0; i < b.N; i++ {
 					marker := fmt.Sprintf(`"write-%d"`, i)
-					watchers[k].expect(marker)
+					w.expect(marker)
 					t0 := time.Now()
-					s.put(b, key, fmt.Sprintf(`{"w":"write-%d","text":"written by the benchmark"}`, i))
-					watchers[k].wait(b)
+					s.put(b, itemKey(i%max(n, 1)), fmt.Sprintf(`{"w":"write-%d","text":"written by the benchmark"}`, i))
+					w.wait(b)
 					times[k] = append(times[k], time.Since(t0))
 				}
+				s.srv.Close(os.Interrupt)
 			}
-			b.StopTimer()
 			report(b, times[0], times[1])
 		})
 	}
@@ -281,4 +282,96 @@ func BenchmarkBurst(b *testing.B) {
 		b.ReportMetric(float64(seen[k].Milliseconds()), names[k]+"-all-seen-ms")
 	}
 	b.ReportMetric(0, "ns/op")
+}
+
+// benchItem is an entry of the benchmarks' lists, as an ooo/client subscriber decodes it.
+type benchItem struct {
+	W    string `json:"w"`
+	N    int    `json:"n"`
+	Text string `json:"text"`
+}
+
+// clientWatcher is an ooo/client subscriber that signals when the callback's state
+// holds the awaited write at the awaited index.
+type clientWatcher struct {
+	mu    sync.Mutex
+	index int
+	want  string
+	seen  chan struct{}
+	first chan struct{}
+	once  sync.Once
+}
+
+func newClientWatcher(b *testing.B, s *benchServer, path string) *clientWatcher {
+	b.Helper()
+	w := &clientWatcher{seen: make(chan struct{}, 1), first: make(chan struct{})}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		client.Subscribe(ctx, "ws", s.srv.Address, path, nil, func(state []client.Meta[benchItem]) {
+			w.once.Do(func() { close(w.first) })
+			w.mu.Lock()
+			hit := w.want != "" && w.index < len(state) && state[w.index].Data.W == w.want
+			if hit {
+				w.want = ""
+			}
+			w.mu.Unlock()
+			if hit {
+				w.seen <- struct{}{}
+			}
+		})
+	}()
+	b.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	select {
+	case <-w.first:
+	case <-time.After(benchWait):
+		b.Fatal("no first callback")
+	}
+	return w
+}
+
+func (w *clientWatcher) expect(index int, want string) {
+	w.mu.Lock()
+	w.index, w.want = index, want
+	w.mu.Unlock()
+}
+
+func (w *clientWatcher) wait(b *testing.B) {
+	select {
+	case <-w.seen:
+	case <-time.After(benchWait):
+		b.Fatal("the client callback never saw the write")
+	}
+}
+
+// BenchmarkWriteToClient is BenchmarkWriteToSubscriber with an ooo/client subscriber:
+// the time until its callback receives a state holding the write (which includes the
+// copy of the whole list the callback is handed).
+//
+//	go test -run XXX -bench WriteToClient -benchtime 20x ./ooo/stream/
+func BenchmarkWriteToClient(b *testing.B) {
+	for _, n := range []int{0, 1000, 10000, 100000} {
+		b.Run(fmt.Sprintf("entries=%d", n), func(b *testing.B) {
+			var times [2][]time.Duration
+			for k, fullRead := range []bool{false, true} {
+				s := newBenchServer(b, fullRead, n)
+				w := newClientWatcher(b, s, "items/*")
+				for i := 0; i < b.N; i++ {
+					index := i % max(n, 1)
+					want := fmt.Sprintf("write-%d", i)
+					w.expect(index, want)
+					t0 := time.Now()
+					s.put(b, itemKey(index), fmt.Sprintf(`{"w":%q,"text":"written by the benchmark"}`, want))
+					w.wait(b)
+					times[k] = append(times[k], time.Since(t0))
+				}
+				s.srv.Close(os.Interrupt)
+			}
+			report(b, times[0], times[1])
+		})
+	}
 }
