@@ -196,3 +196,34 @@ func TestWebsocket_ListFollowsChangesWithoutReading(t *testing.T) {
 		t.Fatalf("client holds %s, want %s", got, want)
 	}
 }
+
+// TestWebsocket_FollowingChangesUnderLoad: with a one-message queue (every burst
+// overflows into a snapshot resync), writers racing joins, every subscriber of the list
+// ends with the bytes of a fresh read.
+func TestWebsocket_FollowingChangesUnderLoad(t *testing.T) {
+	s := start(t, func(s *ooo.Server) { s.Stream.QueueSize = 1 })
+	subs := []*wstest.Client{subscribe(t, s, "/load/*", nil)}
+	subs[0].WaitFrames(1)
+	const writes = 300
+	for i := 0; i < writes; i++ {
+		k := fmt.Sprintf("load/%02d", i%40)
+		switch {
+		case i%17 == 0:
+			_ = s.Storage.Del(k) // may be missing: ErrNotFound is fine
+		default:
+			if _, err := s.Storage.Set(k, json.RawMessage(fmt.Sprintf(`{"i":%d,"h":"<%d>"}`, i, i))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if i%100 == 50 {
+			subs = append(subs, subscribe(t, s, "/load/*", nil)) // joins while events are in flight
+		}
+	}
+	want := string(stored(t, s, "load/*"))
+	for _, sub := range subs {
+		sub.WaitState(want)
+		if got := replay(t, sub.Frames()); string(got) != want {
+			t.Fatalf("client holds %s, want %s", got, want)
+		}
+	}
+}
