@@ -279,11 +279,7 @@ func TestIO_Remote(t *testing.T) {
 		t.Fatal("RemoteGet without the token succeeded")
 	}
 
-	// Upstream's RemotePush returns only an error; ours also returns the index the
-	// server generated (README: "io.RemotePush posts to the glob and returns (index,
-	// error)"), so this call has to take two results. It is the one line of this
-	// program that does not compile against upstream unchanged.
-	if _, err := oio.RemotePush(c, false, host, "books/*", Book{Title: "Pushed"}, l.header()); err != nil {
+	if err := oio.RemotePush(c, false, host, "books/*", Book{Title: "Pushed"}, l.header()); err != nil {
 		t.Fatalf("RemotePush(books/*): %v", err)
 	}
 	if err := oio.RemoteSet(c, false, host, "books/draft", Book{Title: "Draft", Draft: true}, l.header()); err != nil {

@@ -15,8 +15,9 @@
 //   - Push takes its index from the storage's hybrid logical clock when the storage
 //     implements storage.Replica, so two pushes never share an index, even from two
 //     instances of a cluster. Otherwise it falls back to the wall clock, as upstream.
-//   - RemotePush posts to the list glob and returns the index the server generated
-//     (upstream built the index on the client and returned only an error).
+//   - RemotePush posts to the list glob and the server generates the index (upstream
+//     built it on the client). RemotePush returns only an error, as upstream's;
+//     RemotePushContext also returns that index.
 //   - GetList returns an empty, non-nil slice for an empty list, like RemoteGetList.
 //   - Del and RemoteDel exist.
 //   - Every Remote call is bounded: by the http.Client's Timeout, or by DefaultTimeout

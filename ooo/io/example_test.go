@@ -1,6 +1,7 @@
 package io_test
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"os"
@@ -64,16 +65,21 @@ func ExampleRemotePush() {
 		Text string `json:"text"`
 	}
 	c := &http.Client{Timeout: 5 * time.Second}
-	index, err := oio.RemotePush(c, false, server.Address, "notes/*", Note{Text: "hello"}, nil)
+	if err := oio.RemotePush(c, false, server.Address, "notes/*", Note{Text: "hello"}, nil); err != nil {
+		fmt.Println(err)
+		return
+	}
+	// RemotePushContext also gives the index the server generated.
+	index, err := oio.RemotePushContext(context.Background(), c, false, server.Address, "notes/*", Note{Text: "again"}, nil)
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	note, err := oio.RemoteGet[Note](c, false, server.Address, "notes/"+index, nil)
+	notes, err := oio.RemoteGetList[Note](c, false, server.Address, "notes/*", nil)
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	fmt.Println(note.Index == index, note.Data.Text)
-	// Output: true hello
+	fmt.Println(len(notes), notes[0].Data.Text, notes[1].Data.Text, notes[1].Index == index)
+	// Output: 2 hello again true
 }

@@ -81,14 +81,18 @@ func RemoteSetContext[T any](ctx context.Context, c *http.Client, ssl bool, host
 	return err
 }
 
-// RemotePush appends item to the list at path (such as "things/*") of the server at host
-// and returns the index the server gave the new entry. Unlike upstream, which built the
-// index on the client, the server generates it from its own clock, so it is unique there.
-func RemotePush[T any](c *http.Client, ssl bool, host, path string, item T, header http.Header) (string, error) {
-	return RemotePushContext(context.Background(), c, ssl, host, path, item, header)
+// RemotePush appends item to the list at path (such as "things/*") of the server at host.
+// It returns only an error, as upstream's does, so programs written for upstream compile
+// unchanged; RemotePushContext also returns the index of the new entry. Unlike upstream,
+// which built the index on the client, the server generates it from its own clock, so it
+// is unique there.
+func RemotePush[T any](c *http.Client, ssl bool, host, path string, item T, header http.Header) error {
+	_, err := RemotePushContext(context.Background(), c, ssl, host, path, item, header)
+	return err
 }
 
-// RemotePushContext is RemotePush bounded by ctx as well.
+// RemotePushContext is RemotePush bounded by ctx as well, and returns the index the
+// server gave the new entry (the last segment of its key).
 func RemotePushContext[T any](ctx context.Context, c *http.Client, ssl bool, host, path string, item T, header http.Header) (string, error) {
 	if !key.IsList(path) || !key.IsWritable(path) {
 		return "", fmt.Errorf("io: RemotePush[%s]: %w", path, ErrNotListPath)

@@ -61,7 +61,7 @@ func TestRemote_RefusesWrongPathsWithoutCalling(t *testing.T) {
 	if _, err := oio.RemoteGetList[thing](c, false, "127.0.0.1:1", "things", nil); !errors.Is(err, oio.ErrNotListPath) {
 		t.Errorf("RemoteGetList single: %v", err)
 	}
-	if _, err := oio.RemotePush(c, false, "127.0.0.1:1", "things", thing{}, nil); !errors.Is(err, oio.ErrNotListPath) {
+	if err := oio.RemotePush(c, false, "127.0.0.1:1", "things", thing{}, nil); !errors.Is(err, oio.ErrNotListPath) {
 		t.Errorf("RemotePush single: %v", err)
 	}
 }
@@ -77,7 +77,7 @@ func TestRemotePushAndGetList(t *testing.T) {
 
 	var indexes []string
 	for i := 1; i <= 3; i++ {
-		index, err := oio.RemotePush(c, false, s.Address, "things/*", thing{N: i}, nil)
+		index, err := oio.RemotePushContext(context.Background(), c, false, s.Address, "things/*", thing{N: i}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -108,6 +108,14 @@ func TestRemotePushAndGetList(t *testing.T) {
 		if remote[i] != local[i] || remote[i].Index != indexes[i] {
 			t.Fatalf("item %d: remote %+v, local %+v, pushed %s", i, remote[i], local[i], indexes[i])
 		}
+	}
+
+	// RemotePush has upstream's shape: the error only. Its entry comes last.
+	if err := oio.RemotePush(c, false, s.Address, "things/*", thing{N: 4}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if remote, err = oio.RemoteGetList[thing](c, false, s.Address, "things/*", nil); err != nil || len(remote) != 4 || remote[3].Data.N != 4 {
+		t.Fatalf("after RemotePush: %+v, %v", remote, err)
 	}
 }
 
