@@ -131,7 +131,8 @@ func sameOrigin(origin, host string) bool {
 }
 
 // dispatch hands every storage event, in order, to the websocket broadcast and then to
-// OnStorageEvent, until the channel is closed or stop is.
+// OnStorageEvent, until the channel is closed or stop is. Broadcasts never call
+// BeforeRead (see readForBroadcast).
 func (s *Server) dispatch(events StorageChan, stop <-chan struct{}) {
 	for {
 		select {
@@ -145,8 +146,11 @@ func (s *Server) dispatch(events StorageChan, stop <-chan struct{}) {
 				return
 			}
 			if ev.Key != "" {
+				// Pools that re-read do it without BeforeRead (readForBroadcast): the
+				// change is already in the storage, and a hook that pulls data before
+				// reads must not run once per write per pool on this goroutine.
 				change := stream.Change{Key: ev.Key, Deleted: ev.Operation == storage.OpDel, Object: ev.Object}
-				s.Stream.BroadcastChange(change, stream.BroadcastOpt{Get: s.readForStream})
+				s.Stream.BroadcastChange(change, stream.BroadcastOpt{Get: s.readForBroadcast})
 			}
 			if cb := s.OnStorageEvent; cb != nil {
 				cb(ev)

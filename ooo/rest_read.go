@@ -72,12 +72,27 @@ func (s *Server) serveGet(w http.ResponseWriter, r *http.Request, k string) {
 }
 
 // readForStream reads a subscription key as websocket clients get it: a missing key is
-// the empty object, and the read filter (and Static) apply.
+// the empty object, and the read filter (and Static) apply. It is the read of a join
+// (a client's first snapshot), made for that client, so it calls BeforeRead.
 func (s *Server) readForStream(k string) ([]byte, error) {
+	return s.streamValue(k, s.Storage.Get)
+}
+
+// readForBroadcast is readForStream for the re-read of a broadcast, which follows a
+// change the storage already holds: it does not call BeforeRead (storage.GetQuiet), so
+// a hook that refreshes data before client reads (pivot's sync-on-read) is not run by
+// the server's own broadcasts. A storage that does not implement storage.QuietReader
+// is read with Get, hook included.
+func (s *Server) readForBroadcast(k string) ([]byte, error) {
+	return s.streamValue(k, func(k string) ([]byte, error) { return storage.GetQuiet(s.Storage, k) })
+}
+
+// streamValue reads k with get as websocket clients get it (see readForStream).
+func (s *Server) streamValue(k string, get func(string) ([]byte, error)) ([]byte, error) {
 	if err := s.canRead(k); err != nil {
 		return nil, err
 	}
-	raw, found, err := s.read(k)
+	raw, found, err := readWith(get, k)
 	if err != nil {
 		return nil, err
 	}
@@ -87,10 +102,15 @@ func (s *Server) readForStream(k string) ([]byte, error) {
 	return s.readFilter(k, raw)
 }
 
-// read reads k from the storage, unfiltered. found is false for a missing (or empty)
-// single key; a glob is always found, its list possibly empty.
+// read reads k from the storage, unfiltered, calling BeforeRead. found is false for a
+// missing (or empty) single key; a glob is always found, its list possibly empty.
 func (s *Server) read(k string) (raw []byte, found bool, err error) {
-	raw, err = s.Storage.Get(k)
+	return readWith(s.Storage.Get, k)
+}
+
+// readWith is read with the storage read get.
+func readWith(get func(string) ([]byte, error), k string) (raw []byte, found bool, err error) {
+	raw, err = get(k)
 	switch {
 	case errors.Is(err, ErrNotFound):
 		return nil, false, nil

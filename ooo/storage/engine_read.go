@@ -81,6 +81,14 @@ func (e *engine) getSorted(k string, order func([]meta.Object) func(i, j int) bo
 		return nil, fmt.Errorf("storage: get %q: %w", k, ErrInvalidPath)
 	}
 	e.beforeRead(k)
+	return e.readSorted(k, order)
+}
+
+// readSorted is getSorted without the BeforeRead call.
+func (e *engine) readSorted(k string, order func([]meta.Object) func(i, j int) bool) ([]byte, error) {
+	if !key.IsValid(k) {
+		return nil, fmt.Errorf("storage: get %q: %w", k, ErrInvalidPath)
+	}
 	if !key.IsGlob(k) {
 		return e.get(k)
 	}

@@ -80,7 +80,7 @@ type Options struct {
 	NoBroadcastKeys []string
 	// BeforeRead, when set, is called with the key or glob as given before every read
 	// (Get, GetDescending, GetN, GetNAscending, GetNRange, GetAndLock), on the caller's
-	// goroutine.
+	// goroutine. QuietReader's GetQuiet, the read of websocket broadcasts, skips it.
 	BeforeRead func(key string)
 	// DbOpt is opaque and storage specific; kept for compatibility with older servers.
 	DbOpt any
