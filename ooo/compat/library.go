@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"sync"
 
+	"github.com/gorilla/mux"
+
 	"github.com/benitogf/pivot/ooo"
 	"github.com/benitogf/pivot/ooo/key"
 	"github.com/benitogf/pivot/ooo/meta"
@@ -34,30 +36,58 @@ var (
 	errKept = errors.New("compat: books/kept is never deleted")
 )
 
-// keptBook is the one key the delete filter refuses.
-const keptBook = "books/kept"
+// errPrivate: a websocket subscription to notes/private, which OnSubscribe refuses.
+var errPrivate = errors.New("compat: notes/private has no subscribers")
+
+// Keys with a fixed role in the library.
+const (
+	keptBook    = "books/kept"     // the delete filter refuses to delete it
+	featured    = "books/featured" // a route of the program's own, not a stored key
+	privateNote = "notes/private"  // cannot be subscribed to
+	cacheGlob   = "cache/*"        // writes here raise no storage event (NoBroadcastKeys)
+)
+
+// featuredBook is what GET /books/featured answers.
+var featuredBook = Book{Title: "Featured", Author: "The library"}
 
 // library is the program's server with the records its hooks keep, so the tests can
 // see what ran.
 type library struct {
-	server  *ooo.Server
-	token   string
-	written recorder // keys AfterWrite was called with
-	events  recorder // "<operation> <key>" of every OnStorageEvent
-	reads   recorder // keys BeforeRead was called with
+	server   *ooo.Server
+	token    string
+	written  recorder // keys AfterWrite was called with
+	events   recorder // "<operation> <key>" of every OnStorageEvent
+	reads    recorder // keys BeforeRead was called with
+	unsubbed recorder // keys OnUnsubscribe was called with
 }
 
 // newLibrary sets up a static-mode server on db: books/* with a write filter (a title
 // is required), a read filter (drafts are left out of lists), a delete filter
 // (books/kept stays) and an AfterWrite hook; notes/* open; every route behind a bearer
-// token. It does not start the server.
+// token; a route of its own at books/featured, added before Start so that it wins over
+// ooo's key routes; no websocket subscriptions to notes/private; no storage events for
+// cache/*. It does not start the server.
 func newLibrary(token string, db ooo.Database) *library {
 	l := &library{token: token}
+	router := mux.NewRouter()
+	router.HandleFunc("/"+featured, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(featuredBook)
+	}).Methods(http.MethodGet)
 	l.server = &ooo.Server{
-		Silence: true,
-		Static:  true,
-		Storage: db,
-		Audit:   l.audit,
+		Router:          router,
+		Silence:         true,
+		Static:          true,
+		Storage:         db,
+		NoBroadcastKeys: []string{cacheGlob},
+		Audit:           l.audit,
+		OnSubscribe: func(k string) error {
+			if k == privateNote {
+				return errPrivate
+			}
+			return nil
+		},
+		OnUnsubscribe: l.unsubbed.add,
 		OnStorageEvent: ooo.StorageEventCallback(func(ev ooo.StorageEvent) {
 			l.events.add(ev.Operation + " " + ev.Key)
 		}),

@@ -1,15 +1,25 @@
-// Command compat is a small ooo program written only against upstream ooo's API
-// (github.com/benitogf/ooo at 85b3e6e) as /work/shared/ooo-api.md describes it: its
-// names, signatures and behaviour, nothing read from our own packages. It imports
-// github.com/benitogf/pivot/ooo/... where an upstream program would import
-// github.com/benitogf/ooo/...; that is the only change. The tests beside it build it,
-// run it and drive it (server setup, Start/Close/WaitClose, write/read/delete filters,
-// AfterWrite, Audit, static mode, the io helpers, Go subscribers, a storage of its own
-// through the exported storage helper tests), so that they prove a program written for
-// upstream compiles and behaves against our ooo.
+// Command compat is a small ooo program, and the tests that drive it, written only
+// against upstream ooo's API (github.com/benitogf/ooo at 85b3e6e) as ooo-api.md
+// (shared/ooo-api.md, beside the repository) describes it: names, signatures and
+// behaviour from that page, nothing read from our packages. It imports github.com/benitogf/pivot/ooo/... where an
+// upstream program imports github.com/benitogf/ooo/...; that is the only change. The
+// exported storage helper tests, whose signatures the page does not give, are called as
+// ooo/storage_conformance.go gives upstream's.
 //
-// Where our ooo differs from upstream in a way this program meets, the code says so in
-// a comment that points to the entry of ooo/README.md's "Differences from upstream ooo".
+// What it proves: a program written for upstream compiles against our ooo and behaves
+// as it expects. The tests cover server setup (Router routes before Start, Static,
+// NoBroadcastKeys, OnStorageEvent, BeforeRead, OnSubscribe, OnUnsubscribe), Start and
+// Close, and WaitClose in the program's own process stopped by SIGTERM; write, read and
+// delete filters, AfterWrite and Audit over REST; the io helpers, local and remote; Go
+// subscribers (client.Subscribe, client.SubscribeMultiple2); the websocket protocol as
+// a client that rebuilds values with messages.PatchCache sees it, ?v= resume and the
+// clock socket; packages key, meta and messages; a MemoryStorage started on its own; and
+// a Database of the program's own (journalStorage) through ooo.StorageObjectTest,
+// StorageListTest, StorageGetNTest and StorageKeysRangeTest.
+//
+// Where upstream and our ooo differ in a way the program meets, the program accepts
+// both, in a comment that points to the entry of ooo/README.md's "Differences from
+// upstream ooo"; nothing else was bent.
 //
 // Run it as an upstream program runs: it serves until SIGINT, SIGTERM or SIGHUP.
 //
