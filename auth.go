@@ -44,22 +44,6 @@ const (
 	HeaderSignature = "X-Pivot-Signature"
 )
 
-const (
-	// proofWindow is how far a request's time may be from the receiver's clock. The
-	// cluster already needs clocks within clock.DefaultMaxSkew (1 s) for writes to be
-	// accepted; the window is wider so that a node with a drifting clock can still
-	// sync and be told why its writes are refused.
-	proofWindow = time.Minute
-	// maxNonces bounds the nonces remembered for replay detection. Only requests with a
-	// valid proof are remembered, so only a holder of the secret can fill it; a full
-	// cache refuses requests (503) rather than forget a nonce early.
-	maxNonces = 1 << 20
-	// nonceBytes is the size of a nonce before hex encoding.
-	nonceBytes = 16
-	// minTokenLength is the shortest Token that does not draw a warning.
-	minTokenLength = 16
-)
-
 // Domain labels keep a request's proof from ever being taken for an answer's.
 const (
 	requestLabel = "pivot request"

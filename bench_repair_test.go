@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/benitogf/pivot/ooo"
+	"github.com/stretchr/testify/require"
 )
 
 // BenchmarkRepair measures anti-entropy over data at entries=N: an in-sync check (the
@@ -35,7 +36,7 @@ func benchRepair(b *testing.B, size int, alterOne bool) {
 		return len(state(b, node.db, []string{"users/*"}, true)) == size
 	}, "the node holds the %d entries", size)
 	ctx := context.Background()
-	noErr(b, node.result.Repair(ctx)) // builds both trees
+	require.NoError(b, node.result.Repair(ctx)) // builds both trees
 	samples := make([]time.Duration, 0, b.N)
 	var bytes int64
 	b.ResetTimer()
@@ -48,7 +49,7 @@ func benchRepair(b *testing.B, size int, alterOne bool) {
 		}
 		before := node.result.Status()
 		start := time.Now()
-		noErr(b, node.result.Repair(ctx))
+		require.NoError(b, node.result.Repair(ctx))
 		samples = append(samples, time.Since(start))
 		after := node.result.Status()
 		bytes += after.BytesSent + after.BytesReceived - before.BytesSent - before.BytesReceived

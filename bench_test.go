@@ -9,6 +9,7 @@ import (
 
 	"github.com/benitogf/pivot"
 	"github.com/benitogf/pivot/ooo"
+	"github.com/stretchr/testify/require"
 )
 
 // BenchmarkConvergence measures the time from a write on node A to the storage event of
@@ -64,7 +65,7 @@ func benchConvergenceWith(b *testing.B, kind storageKind, size int, cfg pivot.Co
 	}
 	result := pivot.Setup(server, cfg)
 	server.BeforeRead = result.BeforeRead
-	noErr(b, server.Start("127.0.0.1:0"))
+	require.NoError(b, server.Start("127.0.0.1:0"))
 	b.Cleanup(func() { server.Close(os.Interrupt) })
 	p.register(a)
 	p.register(&instance{addr: server.Address})

@@ -15,6 +15,7 @@ import (
 	"github.com/benitogf/pivot"
 	"github.com/benitogf/pivot/ooo"
 	"github.com/benitogf/pivot/ooo/storage"
+	"github.com/stretchr/testify/require"
 )
 
 // waitTimeout bounds every eventually in these tests. It is a deadline for failure,
@@ -101,7 +102,7 @@ func startServer(t testing.TB, name string, server *ooo.Server, addr string, cfg
 	db, pivotAddr := server.Storage, server.Pivot
 	result := pivot.Setup(server, cfg)
 	server.BeforeRead = result.BeforeRead
-	noErr(t, server.Start(addr))
+	require.NoError(t, server.Start(addr))
 	in := &instance{t: t, name: name, server: server, db: db, result: result,
 		addr: server.Address, pivot: pivotAddr, config: cfg}
 	t.Cleanup(in.stop)
@@ -132,7 +133,7 @@ func (in *instance) register(node *instance) {
 	in.t.Helper()
 	id := strings.NewReplacer(".", "-", ":", "-").Replace(node.addr)
 	_, err := in.db.Set("things/"+id, json.RawMessage(fmt.Sprintf(`{"ip":%q}`, node.addr)))
-	noErr(in.t, err)
+	require.NoError(in.t, err)
 }
 
 // cluster is a pivot and its nodes.
@@ -169,7 +170,7 @@ func state(t testing.TB, db ooo.Database, paths []string, liveOnly bool) map[str
 	out := map[string]string{}
 	for _, p := range paths {
 		changes, _, err := rep.Changes(p, 0, 1<<20)
-		noErr(t, err)
+		require.NoError(t, err)
 		for _, c := range changes {
 			if liveOnly && c.Deleted {
 				continue
@@ -200,7 +201,7 @@ func stateDigest(t testing.TB, db ooo.Database, paths []string, liveOnly bool) [
 	h := sha256.New()
 	for _, p := range paths {
 		changes, _, err := rep.Changes(p, 0, 1<<20)
-		noErr(t, err)
+		require.NoError(t, err)
 		sort.Slice(changes, func(i, j int) bool { return changes[i].Key < changes[j].Key })
 		for _, c := range changes {
 			if liveOnly && c.Deleted {
@@ -265,7 +266,7 @@ func get(t testing.TB, in *instance, k string) string {
 	var o struct {
 		Data json.RawMessage `json:"data"`
 	}
-	noErr(t, json.Unmarshal(raw, &o))
+	require.NoError(t, json.Unmarshal(raw, &o))
 	return string(o.Data)
 }
 
@@ -273,64 +274,21 @@ func get(t testing.TB, in *instance, k string) string {
 func set(t testing.TB, in *instance, k, data string) {
 	t.Helper()
 	_, err := in.db.Set(k, json.RawMessage(data))
-	noErr(t, err, "set %s on %s", k, in.name)
+	require.NoError(t, err, "set %s on %s", k, in.name)
 }
 
 // del deletes a key through the storage.
 func del(t testing.TB, in *instance, k string) {
 	t.Helper()
-	noErr(t, in.db.Del(k), "del %s on %s", k, in.name)
+	require.NoError(t, in.db.Del(k), "del %s on %s", k, in.name)
 }
 
 // freeAddr returns a loopback address nothing listens on right now.
 func freeAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	noErr(t, err)
+	require.NoError(t, err)
 	addr := ln.Addr().String()
-	noErr(t, ln.Close())
+	require.NoError(t, ln.Close())
 	return addr
-}
-
-// noErr fails the test when err is not nil.
-func noErr(t testing.TB, err error, msgAndArgs ...any) {
-	t.Helper()
-	if err != nil {
-		t.Fatalf("%sunexpected error: %v", msg(msgAndArgs), err)
-	}
-}
-
-// equal fails the test when got differs from want.
-func equal[T comparable](t testing.TB, want, got T, msgAndArgs ...any) {
-	t.Helper()
-	if want != got {
-		t.Fatalf("%swant %v, got %v", msg(msgAndArgs), want, got)
-	}
-}
-
-// isTrue fails the test when ok is false.
-func isTrue(t testing.TB, ok bool, msgAndArgs ...any) {
-	t.Helper()
-	if !ok {
-		t.Fatalf("%sexpected true", msg(msgAndArgs))
-	}
-}
-
-// hasLen fails the test when a map has not n entries.
-func hasLen[K comparable, V any](t testing.TB, m map[K]V, n int, msgAndArgs ...any) {
-	t.Helper()
-	if len(m) != n {
-		t.Fatalf("%swant %d entries, got %d: %v", msg(msgAndArgs), n, len(m), m)
-	}
-}
-
-// msg formats optional testify-style message arguments as a prefix.
-func msg(msgAndArgs []any) string {
-	if len(msgAndArgs) == 0 {
-		return ""
-	}
-	if f, ok := msgAndArgs[0].(string); ok {
-		return fmt.Sprintf(f, msgAndArgs[1:]...) + ": "
-	}
-	return fmt.Sprint(msgAndArgs...) + ": "
 }

@@ -9,13 +9,6 @@ import (
 	"strings"
 )
 
-// gzipMin is the smallest pull answer the pivot compresses, in bytes: a bit more than a
-// TCP initial congestion window (10 segments of 1460 bytes). A smaller answer arrives
-// in one round trip anyway, so compressing it would only cost CPU on both ends; a
-// larger one (a page of a catch-up or of a burst) shrinks several times, JSON being
-// repetitive.
-const gzipMin = 16 << 10
-
 // writeCompressible answers v as JSON with status, gzip-compressed when the body is at
 // least gzipMin bytes and the request accepts gzip. Go's http.Transport asks for gzip
 // and decompresses the answer itself unless the caller set Accept-Encoding or turned

@@ -19,6 +19,7 @@ import (
 	"github.com/benitogf/pivot"
 	"github.com/benitogf/pivot/ooo"
 	"github.com/benitogf/pivot/ooo/storage"
+	"github.com/stretchr/testify/require"
 )
 
 // pullRecord is one pull a node made, as seen by its client.
@@ -112,7 +113,7 @@ func preloadUsers(t testing.TB, db ooo.Database, n int) {
 	for i := range n {
 		data := fmt.Sprintf(`{"name":"user number %d","email":"user%d@example.test","roles":["reader","writer"],"city":"Springfield","active":true}`, i, i)
 		_, err := db.Set(fmt.Sprintf("users/u%04d", i), json.RawMessage(data))
-		noErr(t, err)
+		require.NoError(t, err)
 	}
 }
 
@@ -147,13 +148,13 @@ func TestChanges_LargeAnswersAreCompressed(t *testing.T) {
 			if large == nil {
 				t.Fatalf("no pull answer was compressed: %+v", wc.recorded())
 			}
-			equal(t, http.StatusOK, large.status)
+			require.Equal(t, http.StatusOK, large.status)
 			t.Logf("page of 400 entries: %d bytes on the wire, %d decompressed (-1: decompressed by pivot)", large.wire, large.body)
 			if mode.askGzip {
-				isTrue(t, large.wire < 30<<10, "a compressed page of 400 entries on the wire: %d bytes", large.wire)
+				require.True(t, large.wire < 30<<10, "a compressed page of 400 entries on the wire: %d bytes", large.wire)
 			} else {
-				isTrue(t, large.body > 64<<10, "the page decompressed: %d bytes", large.body)
-				isTrue(t, large.wire*4 < int64(large.body), "on the wire, %d bytes for %d of JSON: at least 4× smaller", large.wire, large.body)
+				require.True(t, large.body > 64<<10, "the page decompressed: %d bytes", large.body)
+				require.True(t, large.wire*4 < int64(large.body), "on the wire, %d bytes for %d of JSON: at least 4× smaller", large.wire, large.body)
 			}
 
 			// A single change is a small answer: sent as it is.
@@ -163,10 +164,10 @@ func TestChanges_LargeAnswersAreCompressed(t *testing.T) {
 				return state(t, node.db, []string{"users/*"}, true)["users/one-more"] != ""
 			}, "the node pulls the new entry")
 			small := wc.recorded()[before:]
-			isTrue(t, len(small) > 0, "the node pulled")
+			require.True(t, len(small) > 0, "the node pulled")
 			for _, r := range small {
-				isTrue(t, !r.compressed, "a small answer is not compressed: %+v", r)
-				isTrue(t, r.wire > int64(r.body), "a plain answer carries its body and headers: %+v", r)
+				require.True(t, !r.compressed, "a small answer is not compressed: %+v", r)
+				require.True(t, r.wire > int64(r.body), "a plain answer carries its body and headers: %+v", r)
 			}
 			waitConverged(t, []*instance{p, node}, false)
 		})
@@ -193,12 +194,12 @@ func TestChanges_PagesFitTheNodesMaxBodyBytes(t *testing.T) {
 			}, "the node holds the 400 entries: %d", len(state(t, node.db, []string{"users/*"}, false)))
 			pages := 0
 			for _, r := range wc.recorded() {
-				isTrue(t, r.body <= int(ncfg.MaxBodyBytes), "an answer within the node's limit: %+v", r)
+				require.True(t, r.body <= int(ncfg.MaxBodyBytes), "an answer within the node's limit: %+v", r)
 				if r.body > 8<<10 {
 					pages++
 				}
 			}
-			isTrue(t, pages >= 4, "the feed came in several pages: %d", pages)
+			require.True(t, pages >= 4, "the feed came in several pages: %d", pages)
 			waitConverged(t, []*instance{p, node}, false)
 		})
 	}
@@ -212,7 +213,7 @@ func TestChanges_MaxBodyBytesBoundsTheDecompressedAnswer(t *testing.T) {
 	var zipped bytes.Buffer
 	zw := gzip.NewWriter(&zipped)
 	_, _ = zw.Write([]byte(page))
-	noErr(t, zw.Close())
+	require.NoError(t, zw.Close())
 	fake := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !strings.HasSuffix(r.URL.Path, "/changes") {
 			http.Error(w, `{"error":"no","code":"not_found"}`, http.StatusNotFound)
@@ -223,7 +224,7 @@ func TestChanges_MaxBodyBytesBoundsTheDecompressedAnswer(t *testing.T) {
 		_, _ = w.Write(zipped.Bytes())
 	}))
 	defer fake.Close()
-	isTrue(t, zipped.Len() < 16<<10, "the answer is small on the wire: %d bytes", zipped.Len())
+	require.True(t, zipped.Len() < 16<<10, "the answer is small on the wire: %d bytes", zipped.Len())
 	cfg := testConfig()
 	cfg.ReadBudget = -1
 	cfg.MaxBodyBytes = 64<<10 + 256<<10
@@ -231,7 +232,7 @@ func TestChanges_MaxBodyBytesBoundsTheDecompressedAnswer(t *testing.T) {
 	eventually(t, waitTimeout, func() bool {
 		return strings.Contains(node.result.Status().LastError, "answer exceeds MaxBodyBytes")
 	}, "the node refuses the answer: %q", node.result.Status().LastError)
-	hasLen(t, state(t, node.db, []string{"users/*"}, false), 0, "entries on the node")
+	require.Len(t, state(t, node.db, []string{"users/*"}, false), 0, "entries on the node")
 }
 
 // The gzip answers are ordinary HTTP: a client that asks for them gets a valid gzip
@@ -256,26 +257,26 @@ func TestChanges_ContentEncodingFollowsAcceptEncoding(t *testing.T) {
 		{"", false},
 	} {
 		req, err := http.NewRequest(http.MethodGet, "http://"+p.addr+pivot.DefaultRoutePrefix+"/changes?key=users/*&since=0", nil)
-		noErr(t, err)
-		noErr(t, pivot.SignRequest(req, nil, cfg))
+		require.NoError(t, err)
+		require.NoError(t, pivot.SignRequest(req, nil, cfg))
 		if tc.accept != "" {
 			req.Header.Set("Accept-Encoding", tc.accept)
 		}
 		resp, err := tr.RoundTrip(req)
-		noErr(t, err)
+		require.NoError(t, err)
 		body := io.Reader(resp.Body)
-		equal(t, tc.gzip, resp.Header.Get("Content-Encoding") == "gzip", "Accept-Encoding %q", tc.accept)
+		require.Equal(t, tc.gzip, resp.Header.Get("Content-Encoding") == "gzip", "Accept-Encoding %q", tc.accept)
 		if tc.gzip {
 			zr, err := gzip.NewReader(resp.Body)
-			noErr(t, err)
+			require.NoError(t, err)
 			body = zr
 		}
 		var answer struct{ Changes []storage.Change }
-		noErr(t, json.NewDecoder(body).Decode(&answer), "Accept-Encoding %q", tc.accept)
+		require.NoError(t, json.NewDecoder(body).Decode(&answer), "Accept-Encoding %q", tc.accept)
 		resp.Body.Close()
-		equal(t, 400, len(answer.Changes), "Accept-Encoding %q", tc.accept)
+		require.Equal(t, 400, len(answer.Changes), "Accept-Encoding %q", tc.accept)
 		if decoded != nil {
-			equal(t, fmt.Sprint(decoded), fmt.Sprint(answer.Changes), "the same answer either way")
+			require.Equal(t, fmt.Sprint(decoded), fmt.Sprint(answer.Changes), "the same answer either way")
 		}
 		decoded = answer.Changes
 	}

@@ -28,9 +28,6 @@ const (
 	DefaultTokenOverlap   = time.Hour
 )
 
-// maxClusterID bounds the length of Config.ClusterID, which travels in a header.
-const maxClusterID = 128
-
 // Key names one path to keep in sync and the storage that holds it.
 type Key struct {
 	// Path is a key ("settings") or a glob ("users/*"). Every key matching it is synced.
@@ -300,4 +297,20 @@ func validPort(s string) bool {
 		n = n*10 + int(s[i]-'0')
 	}
 	return n >= 1 && n <= 65535
+}
+
+// splitAddress reads an instance's address: "host:port", or a URL "http://host:port"
+// or "https://host:port" (a trailing "/" allowed, nothing else after the port). It
+// returns the scheme ("" when the address has none: then Config.TLS decides) and the
+// "host:port", which is what names a node.
+func splitAddress(s string) (scheme, hostport string, err error) {
+	rest := s
+	if sch, after, ok := strings.Cut(s, "://"); ok {
+		if sch != "http" && sch != "https" {
+			return "", "", fmt.Errorf("%q: the scheme must be http or https", s)
+		}
+		scheme, rest = sch, strings.TrimSuffix(after, "/")
+	}
+	hostport, err = parseHostPort(rest)
+	return scheme, hostport, err
 }

@@ -25,17 +25,6 @@ import (
 // or tombstone horizon moves, and after treeRebuildEvery checks, so damage done to the
 // stored data under a running process is found too.
 
-// treeDepth is the number of hex digits that name a leaf: 16^3 = 4096 leaves, about
-// 25 entries a leaf at 100,000 entries.
-const treeDepth = 3
-
-// treeLeaves is the number of leaves.
-const treeLeaves = 1 << (4 * treeDepth)
-
-// treeRebuildEvery is how many checks a tree serves before it is rebuilt from a full
-// read of the data instead of the feed.
-const treeRebuildEvery = 20
-
 // entryHash is the 16-byte hash of one entry's replicated state.
 type entryHash [16]byte
 

@@ -26,15 +26,25 @@
 //
 // # Files
 //
-//   - pivot.go, config.go: Setup, SetupResult, Config; lww.go: the one conflict rule.
-//   - sync.go, cursor.go, reconcile.go, repair.go: the node (rounds, push and pull,
-//     cursors, full reconciliation, anti-entropy repair).
-//   - nodes.go, nodeview.go, identity.go: the pivot (discovery, triggers, what each node
-//     holds, who sent a request).
-//   - handlers.go, protocol.go, peer.go, compression.go: the wire protocol, both ends;
-//     auth.go: the proofs that authenticate it (Token); tls.go: mutual TLS.
-//   - feed.go: byte-bounded reads of a storage's change feed; digest_tree.go: the
-//     digest trees; writers.go: writer ids; status.go: Status; errors.go: errors.
+// Each role in one or two files, each rule in one place:
+//
+//   - pivot.go: Setup, SetupResult and the engine's life (start, close, events).
+//   - config.go: Config, its defaults and Validate, addresses; tunables.go: every
+//     internal limit and delay, with its reason.
+//   - lww.go: the conflict order (Wins) and its one exception, adopt mode.
+//   - nodes.go: the pivot (hub): discovery from NodesKey, triggers, dormant
+//     registrations, what each node holds (nodeView, held ranges), who sent a request,
+//     ProtectNodesKey.
+//   - handlers.go: the protocol routes both roles serve, behind one guard (version,
+//     cluster, body, proof).
+//   - sync.go: the node: rounds, push, pull, cursors, its own pushes, sync-on-read.
+//   - reconcile.go: the node's repairs: full reconciliation (merge, prune, adopt) and
+//     anti-entropy by digest trees.
+//   - protocol.go: the wire format; peer.go: the protocol's client; compression.go:
+//     gzip of large answers; feed.go: byte-bounded reads of a change feed;
+//     digest_tree.go: the digest trees.
+//   - auth.go: the proofs that authenticate the protocol (Token); tls.go: mutual TLS.
+//   - writers.go: writer ids; status.go: Status; errors.go: errors.
 //
 // # Caveats
 //

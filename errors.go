@@ -4,9 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+
+	"github.com/benitogf/pivot/ooo/storage"
 )
 
-// Errors reported by pivot. Test for them with errors.Is.
+// Errors reported by pivot: by Config.Validate, RotateToken and VerifyAnswer, and in
+// Status.LastErr and KeyStatus.LastErr (a *RemoteError for a failed exchange). Test for
+// them with errors.Is.
 var (
 	// ErrInvalidConfig wraps every problem found by Config.Validate.
 	ErrInvalidConfig = errors.New("pivot: invalid config")
@@ -23,8 +27,10 @@ var (
 	ErrTooLarge = errors.New("pivot: body too large")
 	// ErrUnavailable: the peer could not be reached or answered 5xx.
 	ErrUnavailable = errors.New("pivot: peer unavailable")
-	// ErrNotActive: a synced storage is not started (or already closed).
-	ErrNotActive = errors.New("pivot: storage not active")
+	// ErrNotActive: a synced storage is not started (or already closed). It is the
+	// storages' own sentinel (storage.ErrNotActive, ooo.ErrNotActive), so one test
+	// catches it whichever side reports it.
+	ErrNotActive = storage.ErrNotActive
 )
 
 // RemoteError is a failed exchange with a peer: the peer answered with an error status,

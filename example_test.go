@@ -20,8 +20,7 @@ func ExampleSetup() {
 	}
 
 	hub := &ooo.Server{Silence: true}
-	hubSync := pivot.Setup(hub, config) // hub.Pivot == "": this is the pivot
-	hub.BeforeRead = hubSync.BeforeRead
+	pivot.Setup(hub, config) // hub.Pivot == "": this is the pivot
 	if err := hub.Start("127.0.0.1:0"); err != nil {
 		fmt.Println(err)
 		return
@@ -31,7 +30,6 @@ func ExampleSetup() {
 	node := &ooo.Server{Silence: true}
 	node.Pivot = hub.Address
 	nodeSync := pivot.Setup(node, config)
-	node.BeforeRead = nodeSync.BeforeRead
 	if err := node.Start("127.0.0.1:0"); err != nil {
 		fmt.Println(err)
 		return

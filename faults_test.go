@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/require"
 )
 
 // Link states of a faultTransport.
@@ -61,7 +63,7 @@ func TestFaults_PartitionedNodeStaysAvailableThenConverges(t *testing.T) {
 			link.state.Store(mode)
 			for i := 1; i <= 20; i++ {
 				set(t, a, fmt.Sprintf("users/a%d", i), fmt.Sprint(i))
-				equal(t, fmt.Sprint(i), get(t, a, fmt.Sprintf("users/a%d", i)), "reads on the cut-off node")
+				require.Equal(t, fmt.Sprint(i), get(t, a, fmt.Sprintf("users/a%d", i)), "reads on the cut-off node")
 			}
 			set(t, c.nodes[0], "users/other", `"from node1"`)
 			set(t, c.pivot, "settings", `"from pivot"`)
@@ -80,7 +82,7 @@ func TestFaults_PartitionedNodeStaysAvailableThenConverges(t *testing.T) {
 func blackhole(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	noErr(t, err)
+	require.NoError(t, err)
 	done := make(chan struct{})
 	var conns []net.Conn
 	go func() {
@@ -109,10 +111,10 @@ func TestFaults_DeadNodeDelaysNeitherWritesNorOtherNodes(t *testing.T) {
 	c := startCluster(t, memoryKind, 1, cfg)
 	for i := 0; i < 3; i++ {
 		_, err := c.pivot.db.Set(fmt.Sprintf("things/dead%d", i), []byte(fmt.Sprintf(`{"ip":%q}`, blackhole(t))))
-		noErr(t, err)
+		require.NoError(t, err)
 	}
 	_, err := c.pivot.db.Set("things/no-address", []byte(`{"name":"never dialled"}`))
-	noErr(t, err)
+	require.NoError(t, err)
 	for i := 0; i < 50; i++ {
 		set(t, c.pivot, fmt.Sprintf("users/p%d", i), fmt.Sprint(i))
 	}

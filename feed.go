@@ -16,16 +16,6 @@ type feedPage struct {
 	head    uint64 // when more is false, the head of the feed as the storage gave it
 }
 
-// maxFeedReads bounds the storage reads behind one feedPage, so a long stretch of
-// changes the page does not keep (a push skips received entries) cannot make one call
-// read the whole feed; the page then ends early with more set.
-const maxFeedReads = 64
-
-// feedChunk is the most changes the first storage read of a page asks for: with values
-// of up to MaxBodyBytes, a read must not pull far more into memory than the page can
-// carry. Later reads are sized by what the values read so far weigh.
-const feedChunk = 16
-
 // readFeed reads sk's feed after since into a page of at most limit changes whose
 // entrySize total stays within budget, keeping only the changes keep accepts (nil keeps
 // all). A page always holds at least one kept change when the feed has one, even one

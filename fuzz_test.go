@@ -10,6 +10,7 @@ import (
 
 	"github.com/benitogf/pivot"
 	"github.com/benitogf/pivot/ooo"
+	"github.com/stretchr/testify/require"
 )
 
 // inProcess sets up pivot on a server that is never started (its storage is started by
@@ -17,7 +18,7 @@ import (
 func inProcess(t testing.TB, pivotAddr string) (func(method, target, body string) int, ooo.Database) {
 	t.Helper()
 	db := &ooo.MemoryStorage{}
-	noErr(t, db.Start(ooo.StorageOpt{}))
+	require.NoError(t, db.Start(ooo.StorageOpt{}))
 	server := &ooo.Server{Storage: db, Pivot: pivotAddr}
 	cfg := testConfig()
 	result := pivot.Setup(server, cfg)
@@ -29,7 +30,7 @@ func inProcess(t testing.TB, pivotAddr string) (func(method, target, body string
 		path, query, _ := strings.Cut(target, "?")
 		req := httptest.NewRequest(method, path, strings.NewReader(body))
 		req.URL.RawQuery = query // as received: fuzzed queries need not be well formed
-		noErr(t, pivot.SignRequest(req, []byte(body), cfg))
+		require.NoError(t, pivot.SignRequest(req, []byte(body), cfg))
 		rec := httptest.NewRecorder()
 		server.Router.ServeHTTP(rec, req)
 		return rec.Code
@@ -41,7 +42,7 @@ func inProcess(t testing.TB, pivotAddr string) (func(method, target, body string
 func feedHead(t testing.TB, db ooo.Database) string {
 	t.Helper()
 	raw, err := db.Keys()
-	noErr(t, err)
+	require.NoError(t, err)
 	return fmt.Sprint(string(raw), state(t, db, syncedPaths, false))
 }
 
@@ -80,7 +81,7 @@ func FuzzReadRoutes(f *testing.F) {
 	f.Add("")
 	f.Fuzz(func(t *testing.T, query string) {
 		serve, db := inProcess(t, "")
-		noErr(t, func() error { _, err := db.Set("users/a", []byte(`1`)); return err }())
+		require.NoError(t, func() error { _, err := db.Set("users/a", []byte(`1`)); return err }())
 		before := feedHead(t, db)
 		for _, route := range []string{"/changes", "/digest", "/status"} {
 			code := serve(http.MethodGet, pivot.DefaultRoutePrefix+route+"?"+query, "")

@@ -13,6 +13,7 @@ import (
 
 	"github.com/benitogf/pivot"
 	"github.com/benitogf/pivot/ooo/storage"
+	"github.com/stretchr/testify/require"
 )
 
 // call makes one request to a pivot route of in, signed as a peer of the cluster
@@ -30,7 +31,7 @@ func call(t testing.TB, in *instance, method, route string, query url.Values, bo
 		rd = strings.NewReader(body)
 	}
 	req, err := http.NewRequest(method, u, rd)
-	noErr(t, err)
+	require.NoError(t, err)
 	override := func(proof bool) {
 		for k, v := range headers {
 			if isProof := k == pivot.HeaderSignature || k == pivot.HeaderTime || k == pivot.HeaderNonce; isProof != proof {
@@ -43,18 +44,18 @@ func call(t testing.TB, in *instance, method, route string, query url.Values, bo
 			}
 		}
 	}
-	noErr(t, pivot.SignRequest(req, []byte(body), in.config))
+	require.NoError(t, pivot.SignRequest(req, []byte(body), in.config))
 	override(false)
 	if _, named := headers[pivot.HeaderNode]; named { // the proof covers the sender's name
-		noErr(t, pivot.SignRequest(req, []byte(body), in.config))
+		require.NoError(t, pivot.SignRequest(req, []byte(body), in.config))
 		override(false)
 	}
 	override(true) // a proof changed after signing
 	resp, err := http.DefaultClient.Do(req)
-	noErr(t, err)
+	require.NoError(t, err)
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
-	noErr(t, err)
+	require.NoError(t, err)
 	return resp.StatusCode, string(b)
 }
 
@@ -66,7 +67,7 @@ func applyBody(t testing.TB, entries ...storage.Entry) string {
 	var b strings.Builder
 	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(false)
-	noErr(t, enc.Encode(map[string]any{"entries": entries}))
+	require.NoError(t, enc.Encode(map[string]any{"entries": entries}))
 	return strings.TrimSuffix(b.String(), "\n")
 }
 
@@ -121,31 +122,31 @@ func TestRoutes_RefuseBadRequestsAndChangeNothing(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			status, body := call(t, p, tc.method, tc.route, tc.query, tc.body, tc.headers)
-			equal(t, tc.status, status, "answer %s", body)
+			require.Equal(t, tc.status, status, "answer %s", body)
 			var eb struct {
 				Error string `json:"error"`
 			}
-			noErr(t, json.Unmarshal([]byte(body), &eb), "error body %q", body)
-			isTrue(t, eb.Error != "", "error message in %s", body)
-			isTrue(t, !strings.Contains(body, p.config.Token), "the token never appears in an answer")
-			equal(t, fmt.Sprint(before), fmt.Sprint(state(t, p.db, syncedPaths, false)), "nothing changed")
+			require.NoError(t, json.Unmarshal([]byte(body), &eb), "error body %q", body)
+			require.True(t, eb.Error != "", "error message in %s", body)
+			require.True(t, !strings.Contains(body, p.config.Token), "the token never appears in an answer")
+			require.Equal(t, fmt.Sprint(before), fmt.Sprint(state(t, p.db, syncedPaths, false)), "nothing changed")
 		})
 	}
 
 	status, body := call(t, p, "POST", "/apply", usersKey, good, nil)
-	equal(t, 200, status, body)
-	equal(t, `"new"`, get(t, p, "users/new"))
+	require.Equal(t, 200, status, body)
+	require.Equal(t, `"new"`, get(t, p, "users/new"))
 }
 
 func TestRoutes_NodeRefusesPivotRoutes(t *testing.T) {
 	c := startCluster(t, memoryKind, 1, testConfig())
 	node := c.nodes[0]
 	status, body := call(t, node, "GET", "/changes", url.Values{"key": {"users/*"}}, "", nil)
-	equal(t, 409, status, body)
+	require.Equal(t, 409, status, body)
 	status, body = call(t, node, "POST", "/trigger", nil, `{"keys":["nope/*"]}`, nil)
-	equal(t, 400, status, body)
+	require.Equal(t, 400, status, body)
 	status, body = call(t, node, "POST", "/trigger", nil, `{"keys":["users/*"]}`, nil)
-	equal(t, 202, status, body)
+	require.Equal(t, 202, status, body)
 }
 
 func TestApply_RefusesEntriesFromTheFuturePerEntry(t *testing.T) {
@@ -156,20 +157,20 @@ func TestApply_RefusesEntriesFromTheFuturePerEntry(t *testing.T) {
 		storage.Entry{Key: "users/future", Created: future, Data: json.RawMessage(`"from the future"`)},
 		storage.Entry{Key: "users/present", Created: now, Data: json.RawMessage(`"now"`)},
 	), nil)
-	equal(t, 200, status, body)
+	require.Equal(t, 200, status, body)
 	var resp struct {
 		Applied int `json:"applied"`
 		Refused []struct {
 			Key string `json:"key"`
 		} `json:"refused"`
 	}
-	noErr(t, json.Unmarshal([]byte(body), &resp))
-	equal(t, 1, resp.Applied, body)
-	equal(t, 1, len(resp.Refused), body)
-	equal(t, "users/future", resp.Refused[0].Key)
-	equal(t, `"now"`, get(t, p, "users/present"))
-	equal(t, "", get(t, p, "users/future"))
-	isTrue(t, p.result.Status().Refused == 1, "refusal counted")
+	require.NoError(t, json.Unmarshal([]byte(body), &resp))
+	require.Equal(t, 1, resp.Applied, body)
+	require.Equal(t, 1, len(resp.Refused), body)
+	require.Equal(t, "users/future", resp.Refused[0].Key)
+	require.Equal(t, `"now"`, get(t, p, "users/present"))
+	require.Equal(t, "", get(t, p, "users/future"))
+	require.True(t, p.result.Status().Refused == 1, "refusal counted")
 }
 
 func TestRoutes_StatusReportsRoleAndNodes(t *testing.T) {
@@ -177,11 +178,11 @@ func TestRoutes_StatusReportsRoleAndNodes(t *testing.T) {
 	set(t, c.pivot, "users/x", `1`)
 	waitConverged(t, c.all(), false)
 	status, body := call(t, c.pivot, "GET", "/status", nil, "", nil)
-	equal(t, 200, status, body)
+	require.Equal(t, 200, status, body)
 	var st pivot.Status
-	noErr(t, json.Unmarshal([]byte(body), &st))
-	equal(t, pivot.RolePivot, st.Role)
-	equal(t, 2, len(st.Nodes), body)
+	require.NoError(t, json.Unmarshal([]byte(body), &st))
+	require.Equal(t, pivot.RolePivot, st.Role)
+	require.Equal(t, 2, len(st.Nodes), body)
 	eventually(t, waitTimeout, func() bool {
 		for _, n := range c.pivot.result.Status().Nodes {
 			if !n.Healthy || n.LastContact.IsZero() {
@@ -190,5 +191,5 @@ func TestRoutes_StatusReportsRoleAndNodes(t *testing.T) {
 		}
 		return true
 	}, "both nodes healthy and contacted")
-	isTrue(t, !bytes.Contains([]byte(body), []byte(c.pivot.config.Token)), "status never shows the token")
+	require.True(t, !bytes.Contains([]byte(body), []byte(c.pivot.config.Token)), "status never shows the token")
 }

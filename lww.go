@@ -33,3 +33,24 @@ func Wins(incoming, current storage.Entry) bool {
 }
 
 var _ storage.Wins = Wins
+
+// snapshotEntry is what a replica holds of one key, as far as the order needs to
+// recognise it: its version and whether it is a tombstone.
+type snapshotEntry struct {
+	version int64
+	deleted bool
+}
+
+// adoptWins is the one exception to Wins, for a node re-pointed at another cluster
+// (adopt mode): its entries of the old cluster (old) are replaced by the new pivot's
+// even when they sort later under Wins, but only while the local entry is still the one
+// recorded in old, so a local write racing the reconciliation is kept, and an identical
+// entry still does not replace itself. Every other key follows Wins.
+func adoptWins(old map[string]snapshotEntry) storage.Wins {
+	return func(in, current storage.Entry) bool {
+		if o, ok := old[in.Key]; ok && current.Version() == o.version && current.Deleted == o.deleted {
+			return in.Version() != current.Version() || in.Deleted != current.Deleted || !bytes.Equal(in.Data, current.Data)
+		}
+		return Wins(in, current)
+	}
+}

@@ -2,6 +2,7 @@ package pivot
 
 import (
 	"crypto/subtle"
+	"encoding/hex"
 	"encoding/json"
 	"hash/maphash"
 	"math/rand/v2"
@@ -16,20 +17,6 @@ import (
 	"github.com/benitogf/pivot/ooo"
 	"github.com/benitogf/pivot/ooo/key"
 	"github.com/benitogf/pivot/ooo/storage"
-)
-
-// slotHold is the longest a trigger holds one of the FanOut slots. A node answers a
-// trigger at once (the sync runs after the answer), so a slower answer means a slow or
-// unreachable node, which must not hold up the others.
-const slotHold = 100 * time.Millisecond
-
-// A registration the pivot cannot reach (a node gone for good, a wrong or hostile
-// address) is dialled with backoff dormantAfter times in a row, then only every
-// dormantRetry: it costs the pivot next to nothing. A request from the node (it syncs
-// on its own too) makes it live again at once.
-const (
-	dormantAfter = 10
-	dormantRetry = 5 * time.Minute
 )
 
 // hub is the pivot side of the engine: it knows the nodes (from NodesKey) and tells them
@@ -88,7 +75,7 @@ func newHub(e *engine) *hub {
 func (h *hub) run() {
 	ctx := h.e.ctx
 	for !h.active() {
-		t := time.NewTimer(10 * time.Millisecond)
+		t := time.NewTimer(storagePoll)
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -156,7 +143,7 @@ func (h *hub) reload() {
 		return
 	}
 	found := map[string]string{} // node name ("host:port") → address to dial
-	_, err := scanFeed(sk, 1000, func(c storage.Change) error {
+	_, err := scanFeed(sk, nodesPage, func(c storage.Change) error {
 		if !c.Deleted {
 			if dial, ok := nodeAddress(c.Data); ok {
 				_, name, _ := splitAddress(dial)
@@ -474,4 +461,256 @@ func BearerAllows(credential string) func(*http.Request) bool {
 	return func(r *http.Request) bool {
 		return credential != "" && subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) == 1
 	}
+}
+
+// nodeView is what the pivot knows one node holds of one synced key, so that it can
+// skip the trigger of a node that has nothing new. A node's pushes land in the
+// pivot's feed, and without the view the pivot would trigger the node to pull its own
+// entries back.
+//
+// The view is a lower bound, never a guess. The node's last pull that reached the head
+// of the feed, in epoch, ended at pulled. The node also holds every entry it pushed
+// since (own), so it holds the feed up to held: pulled, moved on over changes that are
+// all its own entries, exactly as pushed (same version, tombstone flag and data). A
+// trigger is skipped only when held reaches the head of the feed. Anything else in the
+// feed, a changed epoch, a collected tombstone after held, or a node the pivot has no
+// view of, means the trigger is sent.
+//
+// Pushed entries are recorded before they are applied, so the decision does not depend
+// on whether the push's storage events reach the hub before or after its handler
+// returns; an entry recorded but not applied (lost under LWW, refused for clock skew)
+// never matches the feed, so it only causes a trigger.
+type nodeView struct {
+	epoch    string
+	pulled   uint64
+	held     uint64
+	own      map[string]ownEntry // by key
+	overflow bool                // more than maxOwn pushed entries since the last pull
+	// heldHashes are the hashes (hashEntry) of the feed's changes after pulled up to
+	// held: the pivot offers them with a held range, and the node moves its cursor
+	// only if it pushed every one of them itself (ownPushes). The view is kept per
+	// name, which any holder of the secret can claim: the node's own check is what
+	// keeps a spoofed push from being skipped.
+	heldHashes []entryHash
+}
+
+// ownEntry is one entry a node pushed, as far as matching it against the feed needs.
+type ownEntry struct {
+	version int64
+	deleted bool
+	data    uint64 // maphash of the data, with the hub's seed
+}
+
+// ownEntry summarises e for matching against the feed, hashing its data with the
+// hub's seed.
+func (h *hub) ownEntry(e storage.Entry) ownEntry {
+	return ownEntry{version: e.Version(), deleted: e.Deleted, data: maphash.Bytes(h.seed, e.Data)}
+}
+
+// recordPull notes that n's pull of sk reached the head of the feed at next, in epoch.
+// What n pushed before is in the feed up to next, so it is forgotten.
+func (h *hub) recordPull(n *remoteNode, sk *syncKey, epoch string, next uint64) {
+	if n == nil {
+		return
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	v := n.views[sk]
+	if v == nil || v.epoch != epoch {
+		if n.views == nil {
+			n.views = map[*syncKey]*nodeView{}
+		}
+		v = &nodeView{epoch: epoch}
+		n.views[sk] = v
+	}
+	v.pulled, v.held = next, max(v.held, next)
+	v.own, v.overflow, v.heldHashes = nil, false, nil
+}
+
+// recordPush notes, before they are applied, the entries n pushes for sk. It records
+// nothing while the pivot has not seen n pull to the head of the feed.
+func (h *hub) recordPush(n *remoteNode, sk *syncKey, entries []storage.Entry) {
+	if n == nil || len(entries) == 0 {
+		return
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	v := n.views[sk]
+	if v == nil || v.overflow {
+		return
+	}
+	if len(v.own)+len(entries) > maxOwn || len(v.heldHashes)+len(entries) > maxOwn {
+		v.own, v.overflow, v.heldHashes = nil, true, nil
+		return
+	}
+	if v.own == nil {
+		v.own = make(map[string]ownEntry, len(entries))
+	}
+	for _, e := range entries {
+		v.own[e.Key] = h.ownEntry(e)
+	}
+}
+
+// heldRange, called after n's push of sk was applied, reports whether n holds the
+// pivot's feed up to its head, and then the range it may move its pull cursor over
+// (from the end of its last pull to the head, every change is its own, as far as the
+// name it sends tells) with the hashes of the changes in it, for the node to check.
+func (h *hub) heldRange(n *remoteNode, sk *syncKey) (from, to uint64, hashes []string, ok bool) {
+	if n == nil || !h.holdsAll(n, sk) {
+		return 0, 0, nil, false
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	v := n.views[sk]
+	if v == nil || v.held <= v.pulled || v.overflow {
+		return 0, 0, nil, false
+	}
+	hashes = make([]string, len(v.heldHashes))
+	for i, hh := range v.heldHashes {
+		hashes[i] = hex.EncodeToString(hh[:])
+	}
+	return v.pulled, v.held, hashes, true
+}
+
+// upToDate reports whether n holds every change of every synced key (holdsAll).
+func (h *hub) upToDate(n *remoteNode) bool {
+	for _, sk := range h.e.keys {
+		if !sk.db.Active() || !h.holdsAll(n, sk) {
+			return false
+		}
+	}
+	return true
+}
+
+// holdsAll reports whether n already holds every change of sk in the pivot's feed:
+// there is none after its last pull, or all of them came from its own pushes. As it
+// checks, the view moves up the feed. Each read takes at most len(own)+1 changes, and
+// the storage is read without holding n.mu. A node the pivot has no view of is
+// reported as not holding everything, without reading the feed.
+func (h *hub) holdsAll(n *remoteNode, sk *syncKey) bool {
+	for range holdsAllReads {
+		held, atHead := h.holdsNext(n, sk)
+		if !held {
+			return false
+		}
+		if atHead {
+			n.mu.Lock()
+			n.lastPull = time.Now()
+			n.mu.Unlock()
+			return true
+		}
+	}
+	return false
+}
+
+// holdsNext reads the changes of sk after n's view, as many as n has own entries plus
+// one, and reports whether n holds all of them (then the view moves past them) and
+// whether they reached the head of the feed.
+func (h *hub) holdsNext(n *remoteNode, sk *syncKey) (held, atHead bool) {
+	n.mu.Lock()
+	v := n.views[sk]
+	if v == nil || v.overflow {
+		n.mu.Unlock()
+		return false, false
+	}
+	epoch, from, limit := v.epoch, v.held, len(v.own)+1
+	n.mu.Unlock()
+
+	if sk.rep.Epoch() != epoch || sk.rep.Horizon() > from {
+		return false, false
+	}
+	changes, next, err := sk.rep.Changes(sk.path, from, limit)
+	if err != nil || sk.rep.Epoch() != epoch {
+		return false, false
+	}
+
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.views[sk] != v || v.epoch != epoch {
+		return false, false
+	}
+	// A pull by n served meanwhile, or another check, may have moved held (and a pull
+	// forgets own): what it covered is held.
+	for _, c := range changes {
+		if c.Seq <= v.held {
+			continue
+		}
+		if o, ok := v.own[c.Key]; !ok || o != h.ownEntry(c.Entry) {
+			return false, false
+		}
+	}
+	for _, c := range changes {
+		if c.Seq > v.held {
+			v.heldHashes = append(v.heldHashes, hashEntry(c.Entry))
+		}
+		if o, ok := v.own[c.Key]; ok && o == h.ownEntry(c.Entry) {
+			delete(v.own, c.Key)
+		}
+	}
+	// Changes stopped at next: when cut at limit, next is the last change read, else
+	// the head of the feed. Either way n holds the feed up to it.
+	v.held = max(v.held, next)
+	return true, len(changes) < limit
+}
+
+// A node names itself on every request in HeaderNode, and the pivot matches that name
+// to the addresses under NodesKey. The pivot uses the match for the node's status
+// (last contact, lag) and to skip triggers the node does not need (see nodeView). A
+// request the pivot cannot match is served as usual: the node is then triggered after
+// every change, as if the pivot knew nothing about what it holds.
+
+// identify returns the known node that sent r, or nil when r carries no HeaderNode or
+// names no node under NodesKey. A name matches a NodesKey address when both are the
+// same host:port, after two substitutions:
+//   - an unspecified host ("0.0.0.0:8080" or "[::]:8080", the Address of a server
+//     started on ":8080") is replaced by the IP the request came from;
+//   - loopback names ("localhost", 127.0.0.0/8, "::1") are one host, when exactly one
+//     known node has a loopback address on that port.
+//
+// Anything else (host names against IPs, proxies) does not match: set Config.Advertise
+// on the node to its NodesKey address to be sure.
+func (h *hub) identify(r *http.Request) *remoteNode {
+	name := r.Header.Get(HeaderNode)
+	if name == "" {
+		return nil
+	}
+	_, addr, err := splitAddress(name)
+	if err != nil {
+		return nil
+	}
+	host, port, _ := net.SplitHostPort(addr)
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		remote, _, err := net.SplitHostPort(r.RemoteAddr)
+		if err != nil {
+			return nil
+		}
+		host, addr = remote, net.JoinHostPort(remote, port)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if n := h.nodes[addr]; n != nil {
+		return n
+	}
+	if !isLoopback(host) {
+		return nil
+	}
+	var found *remoteNode
+	for a, n := range h.nodes {
+		if hh, pp, err := net.SplitHostPort(a); err == nil && pp == port && isLoopback(hh) {
+			if found != nil {
+				return nil // two loopback nodes on one port: ambiguous
+			}
+			found = n
+		}
+	}
+	return found
+}
+
+// isLoopback reports whether host names this machine's loopback interface.
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

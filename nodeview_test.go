@@ -13,6 +13,7 @@ import (
 	"github.com/benitogf/pivot"
 	"github.com/benitogf/pivot/ooo"
 	"github.com/benitogf/pivot/ooo/storage"
+	"github.com/stretchr/testify/require"
 )
 
 // exchange is one request of a recorded client, completed: its answer was read.
@@ -212,27 +213,27 @@ func TestTriggers_TheNodeThatPushedTheChangeIsNotTriggered(t *testing.T) {
 		return skipped(c.pivot, c.a.addr) > 0 || len(c.hub.find(triggersTo(c.a.addr, "users/*"))) > 0
 	}, "the pivot decides about A")
 
-	equal(t, 0, len(c.hub.find(triggersTo(c.a.addr, "users/*"))), "triggers to A for users/*")
-	isTrue(t, skipped(c.pivot, c.a.addr) > 0, "skipped triggers reported for A")
+	require.Equal(t, 0, len(c.hub.find(triggersTo(c.a.addr, "users/*"))), "triggers to A for users/*")
+	require.True(t, skipped(c.pivot, c.a.addr) > 0, "skipped triggers reported for A")
 	a := nodeStatus(t, c.pivot, c.a.addr)
-	isTrue(t, a.UpToDate && a.Lag == 0, "A, which holds every change, is reported up to date: %+v", a)
+	require.True(t, a.UpToDate && a.Lag == 0, "A, which holds every change, is reported up to date: %+v", a)
 	eventually(t, waitTimeout, func() bool { return nodeStatus(t, c.pivot, c.b.addr).UpToDate },
 		"B is reported up to date once it pulled")
 
 	// The pivot's answer to the push told A that the feed holds nothing else, so A's
 	// pull cursor moved past its own entry: no later pull fetches it back.
 	_, head, err := c.pivot.db.(storage.Replica).Changes("users/*", 0, 1<<20)
-	noErr(t, err)
+	require.NoError(t, err)
 	eventually(t, waitTimeout, func() bool { return pullCursor(c.a, "users/*") == head },
 		"A's pull cursor moves to the head of the pivot's feed (%d), at %d", head, pullCursor(c.a, "users/*"))
 	set(t, c.b, "users/b1", `"from B"`)
 	eventually(t, waitTimeout, func() bool { return holds(t, c.a, "users/b1", `"from B"`) }, "A receives B's write")
 	pushes := c.recA.find(func(ex exchange) bool { return ex.route == "/apply" && ex.key == "users/*" })
-	equal(t, 1, len(pushes), "A's pushes")
+	require.Equal(t, 1, len(pushes), "A's pushes")
 	for _, ex := range c.recA.find(pullsOf("users/*")) {
 		if ex.sent > pushes[0].done {
 			for _, k := range ex.got {
-				isTrue(t, k != "users/a1", "A pulled its own write back: %+v", ex)
+				require.True(t, k != "users/a1", "A pulled its own write back: %+v", ex)
 			}
 		}
 	}
@@ -274,7 +275,7 @@ func TestTriggers_AChangeFromAnotherNodeDuringAPushStillReachesThePusher(t *test
 				set(t, w.in, w.k, w.data)
 				eventually(t, waitTimeout, func() bool { return holds(t, c.pivot, w.k, w.data) }, "the pivot holds %s", w.k)
 			}
-			isTrue(t, !nodeStatus(t, c.pivot, c.a.addr).UpToDate || holds(t, c.a, "users/b2", `2`),
+			require.True(t, !nodeStatus(t, c.pivot, c.a.addr).UpToDate || holds(t, c.a, "users/b2", `2`),
 				"A is reported up to date only if it holds b2")
 			release()
 			eventually(t, waitTimeout, func() bool { return holds(t, c.a, "users/b2", `2`) },

@@ -30,8 +30,8 @@ const (
 type SetupResult struct {
 	// BeforeRead, on a node, pulls a synced key from the pivot before it is read,
 	// waiting at most Config.ReadBudget, and not at all while the pivot is known to be
-	// down. On the pivot it does nothing. Pass it to server.BeforeRead and to the
-	// StorageOpt of every external storage. Safe for concurrent use; never blocks
+	// down. On the pivot it does nothing. Setup hooks it into server.BeforeRead; pass
+	// it to the StorageOpt of every external storage. Safe for concurrent use; never blocks
 	// longer than the budget.
 	BeforeRead func(key string)
 	// SyncCallback takes the Watch() events of external storages, so their writes are
@@ -101,8 +101,10 @@ func (r SetupResult) Close() {
 // at server.Pivot ("host:port" or a base URL), for the keys in config. Call it before
 // server.Start: it registers the protocol routes under config.RoutePrefix on
 // server.Router (making a Router if there is none), hooks server.OnStorageEvent so
-// writes to server.Storage are synced, and hooks server.OnClose to stop the engine.
-// Existing callbacks are kept and still called.
+// writes to server.Storage are synced, server.BeforeRead so its reads sync first, and
+// server.OnClose to stop the engine. Existing callbacks are kept and still called
+// (first); assigning result.BeforeRead to server.BeforeRead afterwards, as older
+// programs do, changes nothing.
 //
 // Setup panics when the config is invalid, with the error Config.Validate returns,
 // like net/http does for a bad pattern; call Validate first to handle it gracefully.
@@ -151,6 +153,14 @@ func Setup(server *ooo.Server, config Config) SetupResult {
 			prevEvent(ev)
 		}
 		e.onEvent(ev)
+	}
+	if prevRead := server.BeforeRead; prevRead == nil {
+		server.BeforeRead = e.beforeRead
+	} else {
+		server.BeforeRead = func(k string) {
+			prevRead(k)
+			e.beforeRead(k)
+		}
 	}
 	prevClose := server.OnClose
 	server.OnClose = func() {
@@ -295,6 +305,7 @@ type engine struct {
 type errorRecord struct {
 	at  time.Time
 	msg string
+	err error
 }
 
 // newEngine makes the engine of the role pivotAddr implies (the pivot when "", else a
@@ -426,7 +437,7 @@ func (e *engine) beforeRead(k string) {
 // fail records err as the engine's last error and logs it. msg names what was being
 // done ("sync round"); err carries the "pivot: ..." context already.
 func (e *engine) fail(msg string, err error) {
-	e.lastErr.Store(&errorRecord{at: time.Now(), msg: fmt.Sprintf("%s: %v", msg, err)})
+	e.lastErr.Store(&errorRecord{at: time.Now(), msg: fmt.Sprintf("%s: %v", msg, err), err: err})
 	level := slog.LevelWarn
 	if errors.Is(err, context.Canceled) {
 		level = slog.LevelDebug

@@ -48,9 +48,6 @@ const (
 	codeUnavailable  = "unavailable"
 )
 
-// maxLimit is the most changes one pull may ask for.
-const maxLimit = 10000
-
 // errorBody is every error answer of a pivot route.
 type errorBody struct {
 	Error string `json:"error"`

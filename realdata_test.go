@@ -13,6 +13,7 @@ import (
 	"github.com/benitogf/pivot"
 	"github.com/benitogf/pivot/ooo"
 	"github.com/benitogf/pivot/ooo/storage"
+	"github.com/stretchr/testify/require"
 )
 
 // largeValueConfig is testConfig with a RequestTimeout that lets a body of MaxBodyBytes
@@ -29,7 +30,7 @@ func largeValueConfig() pivot.Config {
 func liveCount(t testing.TB, db ooo.Database, path string) int {
 	t.Helper()
 	changes, _, err := db.(storage.Replica).Changes(path, 0, 1<<20)
-	noErr(t, err)
+	require.NoError(t, err)
 	n := 0
 	for _, c := range changes {
 		if !c.Deleted {
@@ -77,7 +78,7 @@ func TestRealData_NodeJoiningCatchesUpOnLargeValues(t *testing.T) {
 			node := startInstance(t, "node", &ooo.MemoryStorage{}, "", p.addr, cfg)
 			p.register(node)
 			waitConvergedWithin(t, []*instance{p, node}, false, 4*waitTimeout)
-			hasLen(t, state(t, node.db, []string{"users/*"}, true), tc.n, "entries on the node")
+			require.Len(t, state(t, node.db, []string{"users/*"}, true), tc.n, "entries on the node")
 		})
 	}
 }
@@ -86,7 +87,7 @@ func TestRealData_NodeJoiningCatchesUpOnLargeValues(t *testing.T) {
 func post(t testing.TB, in *instance, list, data string) int {
 	t.Helper()
 	resp, err := http.Post("http://"+in.addr+"/"+list, "application/json", strings.NewReader(data))
-	noErr(t, err)
+	require.NoError(t, err)
 	defer resp.Body.Close()
 	return resp.StatusCode
 }
@@ -97,7 +98,7 @@ func TestRealData_HTMLHeavyValueDoesNotBlockTheNode(t *testing.T) {
 	cfg := largeValueConfig()
 	c := startCluster(t, memoryKind, 2, cfg)
 	a, b := c.nodes[0], c.nodes[1]
-	equal(t, http.StatusOK, post(t, a, "users/*", bigValue(2<<20, "<")), "POST of the 2 MiB value")
+	require.Equal(t, http.StatusOK, post(t, a, "users/*", bigValue(2<<20, "<")), "POST of the 2 MiB value")
 	set(t, a, "users/small", `{"after":"the big one"}`)
 	set(t, c.pivot, "settings", `{"from":"the pivot"}`)
 	eventually(t, waitTimeout, func() bool {
@@ -105,7 +106,7 @@ func TestRealData_HTMLHeavyValueDoesNotBlockTheNode(t *testing.T) {
 	}, "later writes pass the big one both ways")
 	waitConverged(t, c.all(), false)
 	for _, in := range c.all() {
-		equal(t, "", in.result.Status().LastError, "no sync error on %s", in.name)
+		require.Equal(t, "", in.result.Status().LastError, "no sync error on %s", in.name)
 	}
 }
 
@@ -135,7 +136,7 @@ func TestRealData_ReplicasHoldTheWritersBytes(t *testing.T) {
 					k := fmt.Sprintf("users/%s-%d-%d", in.name, i, j)
 					set(t, in, k, v)
 					var compact bytes.Buffer
-					noErr(t, json.Compact(&compact, []byte(v)))
+					require.NoError(t, json.Compact(&compact, []byte(v)))
 					want[k] = compact.String()
 				}
 			}
@@ -143,12 +144,12 @@ func TestRealData_ReplicasHoldTheWritersBytes(t *testing.T) {
 			for _, in := range c.all() {
 				held := map[string]string{}
 				changes, _, err := in.db.(storage.Replica).Changes("users/*", 0, 1000)
-				noErr(t, err)
+				require.NoError(t, err)
 				for _, ch := range changes {
 					held[ch.Key] = string(ch.Data)
 				}
 				for k, v := range want {
-					equal(t, v, held[k], "bytes of %s on %s", k, in.name)
+					require.Equal(t, v, held[k], "bytes of %s on %s", k, in.name)
 				}
 			}
 			// A node's digest equals the pivot's: a fresh node reconciling against the
@@ -168,18 +169,18 @@ func TestChanges_SinceAtOrPastTheHead(t *testing.T) {
 	set(t, p, "users/b", `{"b":2}`)
 	for _, since := range []string{"2", "3", "1000", "18446744073709551615"} {
 		status, body := call(t, p, http.MethodGet, "/changes", url.Values{"key": {"users/*"}, "since": {since}}, "", nil)
-		equal(t, http.StatusOK, status, body)
+		require.Equal(t, http.StatusOK, status, body)
 		var page struct {
 			Next    uint64
 			More    bool
 			Changes []json.RawMessage
 		}
-		noErr(t, json.Unmarshal([]byte(body), &page))
-		equal(t, 0, len(page.Changes), "changes after %s: %s", since, body)
-		isTrue(t, !page.More, "no more after %s", since)
+		require.NoError(t, json.Unmarshal([]byte(body), &page))
+		require.Equal(t, 0, len(page.Changes), "changes after %s: %s", since, body)
+		require.True(t, !page.More, "no more after %s", since)
 		var s uint64
 		_, _ = fmt.Sscan(since, &s)
-		isTrue(t, page.Next >= s, "next %d is not below since %s", page.Next, since)
+		require.True(t, page.Next >= s, "next %d is not below since %s", page.Next, since)
 	}
 	for _, q := range []url.Values{
 		{"since": {"-1"}}, {"since": {"18446744073709551616"}}, {"since": {"1e3"}}, {"since": {" 1"}},
@@ -188,8 +189,8 @@ func TestChanges_SinceAtOrPastTheHead(t *testing.T) {
 	} {
 		q.Set("key", "users/*")
 		status, body := call(t, p, http.MethodGet, "/changes", q, "", nil)
-		equal(t, http.StatusBadRequest, status, "%v: %s", q, body)
-		isTrue(t, strings.Contains(body, "must be an integer in"), "%v: the answer names the range: %s", q, body)
+		require.Equal(t, http.StatusBadRequest, status, "%v: %s", q, body)
+		require.True(t, strings.Contains(body, "must be an integer in"), "%v: the answer names the range: %s", q, body)
 	}
 }
 
@@ -201,7 +202,7 @@ func TestSetup_RefusesBodiesTooSmallForTheServersValues(t *testing.T) {
 	cfg.MaxBodyBytes = 1 << 20
 	defer func() {
 		err, _ := recover().(error)
-		isTrue(t, err != nil && strings.Contains(err.Error(), "MaxBodyBytes") && strings.Contains(err.Error(), "server accepts"),
+		require.True(t, err != nil && strings.Contains(err.Error(), "MaxBodyBytes") && strings.Contains(err.Error(), "server accepts"),
 			"Setup panics naming MaxBodyBytes: %v", err)
 	}()
 	pivot.Setup(&ooo.Server{Storage: &ooo.MemoryStorage{}}, cfg)
@@ -214,7 +215,7 @@ func TestSetup_SyncedStoragesRefuseValuesTooBigToReplicate(t *testing.T) {
 	db := &ooo.MemoryStorage{}
 	p := startServer(t, "pivot", &ooo.Server{Silence: true, Storage: db, MaxBodyBytes: 16 << 10}, "", cfg)
 	_, err := p.db.Set("users/huge", json.RawMessage(bigValue(40<<10, "z")))
-	isTrue(t, err != nil && strings.Contains(err.Error(), "limit"), "the write is refused: %v", err)
+	require.True(t, err != nil && strings.Contains(err.Error(), "limit"), "the write is refused: %v", err)
 	set(t, p, "users/fits", bigValue(30<<10, "z"))
 }
 
@@ -240,5 +241,5 @@ func TestRealData_AStuckKeyDoesNotHoldBackTheRest(t *testing.T) {
 	}, "the pivot's writes reach the node")
 	set(t, node, "settings", `{"s":"node"}`)
 	eventually(t, waitTimeout, func() bool { return get(t, p, "settings") == `{"s":"node"}` }, "the node's other key reaches the pivot")
-	isTrue(t, node.result.Status().Keys[1].LastError == "", "settings has no error: %+v", node.result.Status().Keys[1])
+	require.True(t, node.result.Status().Keys[1].LastError == "", "settings has no error: %+v", node.result.Status().Keys[1])
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/benitogf/pivot/ooo"
 	"github.com/benitogf/pivot/ooo/storage"
+	"github.com/stretchr/testify/require"
 )
 
 func TestReconcile_PivotDataLostIsRestoredFromNodes(t *testing.T) {
@@ -27,9 +28,9 @@ func TestReconcile_PivotDataLostIsRestoredFromNodes(t *testing.T) {
 			c.pivot.register(b)
 			waitConverged(t, c.all(), true)
 			for _, in := range c.all() {
-				equal(t, `"from a"`, get(t, in, "users/a"), in.name)
-				equal(t, `"from b"`, get(t, in, "users/b"), in.name)
-				equal(t, `{"v":1}`, get(t, in, "settings"), in.name)
+				require.Equal(t, `"from a"`, get(t, in, "users/a"), in.name)
+				require.Equal(t, `"from b"`, get(t, in, "users/b"), in.name)
+				require.Equal(t, `{"v":1}`, get(t, in, "settings"), in.name)
 			}
 		})
 	}
@@ -58,12 +59,12 @@ func TestReconcile_NodeRepointedAtAnotherClusterDoesNotLeak(t *testing.T) {
 			set(t, moved, "users/after-the-move", `"b"`)
 
 			waitConverged(t, []*instance{newPivot, moved}, true)
-			equal(t, `"b"`, get(t, newPivot, "users/after-the-move"))
+			require.Equal(t, `"b"`, get(t, newPivot, "users/after-the-move"))
 			for _, in := range []*instance{newPivot, moved} {
-				equal(t, "", get(t, in, "users/old-node-write"), "old cluster's write on %s", in.name)
-				equal(t, "", get(t, in, "users/old-pivot-write"), "old cluster's write on %s", in.name)
-				equal(t, `{"cluster":"b"}`, get(t, in, "settings"), in.name)
-				equal(t, `"b"`, get(t, in, "users/new-pivot-write"), in.name)
+				require.Equal(t, "", get(t, in, "users/old-node-write"), "old cluster's write on %s", in.name)
+				require.Equal(t, "", get(t, in, "users/old-pivot-write"), "old cluster's write on %s", in.name)
+				require.Equal(t, `{"cluster":"b"}`, get(t, in, "settings"), in.name)
+				require.Equal(t, `"b"`, get(t, in, "users/new-pivot-write"), in.name)
 			}
 		})
 	}
@@ -84,22 +85,22 @@ func TestReconcile_NodeBehindTheTombstoneHorizonDropsDeletedEntries(t *testing.T
 		return e.Deleted
 	}, "the delete reaches the pivot")
 	pivotDB := c.pivot.db.(*ooo.MemoryStorage)
-	isTrue(t, pivotDB.CollectTombstones(time.Now().Add(365*24*time.Hour).UnixNano()) > 0, "tombstones collected")
-	isTrue(t, pivotDB.Horizon() > 0, "horizon raised")
+	require.True(t, pivotDB.CollectTombstones(time.Now().Add(365*24*time.Hour).UnixNano()) > 0, "tombstones collected")
+	require.True(t, pivotDB.Horizon() > 0, "horizon raised")
 
 	b = b.restart(memoryKind)
 	c.nodes[1] = b
 	set(t, c.pivot, "settings", `"poke"`) // any change triggers the nodes
 	waitConverged(t, c.all(), true)
-	equal(t, "", get(t, b, "users/doomed"), "a node behind the horizon does not keep a deleted entry")
-	equal(t, `1`, get(t, b, "users/kept"))
+	require.Equal(t, "", get(t, b, "users/doomed"), "a node behind the horizon does not keep a deleted entry")
+	require.Equal(t, `1`, get(t, b, "users/kept"))
 }
 
 // entryOrZero reads the replicated state of one key, the zero Entry when unknown.
 func entryOrZero(t testing.TB, in *instance, k string) storage.Entry {
 	t.Helper()
 	changes, _, err := in.db.(storage.Replica).Changes(k, 0, 1)
-	noErr(t, err)
+	require.NoError(t, err)
 	if len(changes) == 0 {
 		return storage.Entry{}
 	}

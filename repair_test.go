@@ -13,6 +13,7 @@ import (
 
 	"github.com/benitogf/pivot/ooo"
 	"github.com/benitogf/pivot/ooo/storage"
+	"github.com/stretchr/testify/require"
 )
 
 // alter replaces k's entry on in, keeping its stamps, without a change the sync would
@@ -22,19 +23,19 @@ func alter(t testing.TB, in *instance, k, data string) {
 	t.Helper()
 	rep := in.db.(storage.Replica)
 	changes, _, err := rep.Changes(k, 0, 1)
-	noErr(t, err)
-	equal(t, 1, len(changes), "entry %s on %s", k, in.name)
+	require.NoError(t, err)
+	require.Equal(t, 1, len(changes), "entry %s on %s", k, in.name)
 	en := changes[0].Entry
 	en.Data = []byte(data)
 	_, err = rep.Apply([]storage.Entry{en}, func(storage.Entry, storage.Entry) bool { return true })
-	noErr(t, err)
+	require.NoError(t, err)
 }
 
 func repair(t testing.TB, in *instance) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
-	noErr(t, in.result.Repair(ctx))
+	require.NoError(t, in.result.Repair(ctx))
 }
 
 // Issue 9, case 4: a value that differs on one side while the cursors agree is found by
@@ -49,18 +50,18 @@ func TestRepair_FindsAndRepairsADifferenceTheCursorsMiss(t *testing.T) {
 	waitConverged(t, c.all(), false)
 	repair(t, node)
 	st := node.result.Status()
-	isTrue(t, st.Checks >= 1 && st.Repairs == 0, "an in-sync check repairs nothing: %+v", st)
-	isTrue(t, st.Keys[0].InSync && !st.Keys[0].LastCheck.IsZero(), "users/* found in sync: %+v", st.Keys[0])
+	require.True(t, st.Checks >= 1 && st.Repairs == 0, "an in-sync check repairs nothing: %+v", st)
+	require.True(t, st.Keys[0].InSync && !st.Keys[0].LastCheck.IsZero(), "users/* found in sync: %+v", st.Keys[0])
 
 	// The node holds a smaller value under the same version: the pivot's wins.
 	alter(t, node, "users/u0421", `{"n":1}`)
-	isTrue(t, !converged(t, c.all(), false), "the replicas differ")
+	require.True(t, !converged(t, c.all(), false), "the replicas differ")
 	repair(t, node)
-	equal(t, `{"n":5421}`, get(t, node, "users/u0421"), "the node got the pivot's entry back")
+	require.Equal(t, `{"n":5421}`, get(t, node, "users/u0421"), "the node got the pivot's entry back")
 	waitConverged(t, c.all(), false)
 	st = node.result.Status()
-	equal(t, int64(1), st.Repairs, "one entry repaired: %+v", st)
-	isTrue(t, !st.Keys[0].InSync, "the check found a difference")
+	require.Equal(t, int64(1), st.Repairs, "one entry repaired: %+v", st)
+	require.True(t, !st.Keys[0].InSync, "the check found a difference")
 
 	// The pivot holds a smaller value: the node's wins and is pushed back.
 	alter(t, p, "users/u0007", `{"n":0}`)
@@ -70,7 +71,7 @@ func TestRepair_FindsAndRepairsADifferenceTheCursorsMiss(t *testing.T) {
 	}, "the pivot got the node's entry back: %s", get(t, p, "users/u0007"))
 	waitConverged(t, c.all(), false)
 	repair(t, node)
-	isTrue(t, node.result.Status().Keys[0].InSync, "in sync again")
+	require.True(t, node.result.Status().Keys[0].InSync, "in sync again")
 }
 
 // A missing entry and a missing tombstone are differences too.
@@ -87,7 +88,7 @@ func TestRepair_MissingEntriesAndTombstones(t *testing.T) {
 	// tombstone. Forced in, they make no change the sync sends.
 	rep := node.db.(storage.Replica)
 	changes, _, err := rep.Changes("users/*", 0, 10)
-	noErr(t, err)
+	require.NoError(t, err)
 	for _, ch := range changes {
 		old := ch.Version() - 10
 		en := storage.Entry{Key: ch.Key, Created: old, Updated: old, Deleted: true}
@@ -95,12 +96,12 @@ func TestRepair_MissingEntriesAndTombstones(t *testing.T) {
 			en = storage.Entry{Key: ch.Key, Created: old, Data: []byte(`{"g":"back"}`)}
 		}
 		_, err := rep.Apply([]storage.Entry{en}, func(storage.Entry, storage.Entry) bool { return true })
-		noErr(t, err)
+		require.NoError(t, err)
 	}
 	repair(t, node)
 	waitConverged(t, c.all(), false)
-	equal(t, `{"k":1}`, get(t, node, "users/kept"), "the entry is back")
-	equal(t, "", get(t, node, "users/gone"), "the tombstone is back")
+	require.Equal(t, `{"k":1}`, get(t, node, "users/kept"), "the entry is back")
+	require.Equal(t, "", get(t, node, "users/gone"), "the tombstone is back")
 }
 
 func TestRepair_RoutesRefuseBadInput(t *testing.T) {
@@ -108,19 +109,19 @@ func TestRepair_RoutesRefuseBadInput(t *testing.T) {
 	p := startInstance(t, "pivot", &ooo.MemoryStorage{}, "", "", cfg)
 	for _, prefix := range []string{"abcd", "zz", "A", " "} {
 		status, body := call(t, p, http.MethodGet, "/tree", url.Values{"key": {"users/*"}, "prefix": {prefix}}, "", nil)
-		equal(t, http.StatusBadRequest, status, "prefix %q: %s", prefix, body)
+		require.Equal(t, http.StatusBadRequest, status, "prefix %q: %s", prefix, body)
 	}
 	status, body := call(t, p, http.MethodGet, "/tree", url.Values{"key": {"users/*"}}, "", nil)
-	equal(t, http.StatusOK, status, body)
-	isTrue(t, strings.Contains(body, `"children":[`), "the root lists its children: %s", body)
+	require.Equal(t, http.StatusOK, status, body)
+	require.True(t, strings.Contains(body, `"children":[`), "the root lists its children: %s", body)
 	for _, req := range []string{`{"keys":[]}`, `{"keys":["settings"]}`, `{"keys":["users/*"]}`, `{"keys":["users/a"],"x":1}`, `{`} {
 		status, body := call(t, p, http.MethodPost, "/entries", url.Values{"key": {"users/*"}}, req, nil)
-		equal(t, http.StatusBadRequest, status, "%s: %s", req, body)
+		require.Equal(t, http.StatusBadRequest, status, "%s: %s", req, body)
 	}
 	set(t, p, "users/a", `{"a":"<&>"}`)
 	status, body = call(t, p, http.MethodPost, "/entries", url.Values{"key": {"users/*"}}, `{"keys":["users/a","users/none"]}`, nil)
-	equal(t, http.StatusOK, status, body)
-	isTrue(t, strings.Contains(body, `"data":{"a":"<&>"}`) && strings.Contains(body, `"next":2`), "the entry, verbatim: %s", body)
+	require.Equal(t, http.StatusOK, status, body)
+	require.True(t, strings.Contains(body, `"data":{"a":"<&>"}`) && strings.Contains(body, `"next":2`), "the entry, verbatim: %s", body)
 }
 
 // alterOnDisk changes one digit of the data of k in a stopped BoltStorage's file,
@@ -128,9 +129,9 @@ func TestRepair_RoutesRefuseBadInput(t *testing.T) {
 func alterOnDisk(t testing.TB, file, k string) {
 	t.Helper()
 	db, err := bolt.Open(file, 0o600, &bolt.Options{Timeout: time.Second})
-	noErr(t, err)
+	require.NoError(t, err)
 	defer db.Close()
-	noErr(t, db.Update(func(tx *bolt.Tx) error {
+	require.NoError(t, db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket([]byte("data"))
 		v := append([]byte(nil), b.Get([]byte(k))...)
 		for i := len(v) - 1; i >= 30; i-- { // the data starts after the record header
@@ -167,6 +168,6 @@ func TestRepair_ValueAlteredOnDisk(t *testing.T) {
 	}
 	eventually(t, waitTimeout, func() bool { return get(t, node, "users/u042") == `{"n":1042}` },
 		"the pivot's value is back: %q", get(t, node, "users/u042"))
-	equal(t, int64(1), node.result.Status().Repairs, "one repair")
+	require.Equal(t, int64(1), node.result.Status().Repairs, "one repair")
 	waitConverged(t, []*instance{p, node}, false)
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/benitogf/pivot/internal/testcert"
 	"github.com/benitogf/pivot/ooo"
 	"github.com/benitogf/pivot/ooo/storage"
+	"github.com/stretchr/testify/require"
 )
 
 // protocolCall is one request to a protocol route, as a peer would make it.
@@ -43,11 +44,11 @@ func (c protocolCall) signed(t testing.TB, cfg pivot.Config, node string) *http.
 		u += "?" + c.query.Encode()
 	}
 	req, err := http.NewRequest(c.method, u, nil)
-	noErr(t, err)
+	require.NoError(t, err)
 	if node != "" {
 		req.Header.Set(pivot.HeaderNode, node)
 	}
-	noErr(t, pivot.SignRequest(req, c.body, cfg))
+	require.NoError(t, pivot.SignRequest(req, c.body, cfg))
 	return req
 }
 
@@ -61,10 +62,10 @@ func sendWith(t testing.TB, req *http.Request, body []byte) (int, http.Header, s
 		r.Body = http.NoBody
 	}
 	resp, err := http.DefaultClient.Do(r)
-	noErr(t, err)
+	require.NoError(t, err)
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(resp.Body)
-	noErr(t, err)
+	require.NoError(t, err)
 	return resp.StatusCode, resp.Header, string(raw)
 }
 
@@ -127,11 +128,11 @@ func TestSecurity_EveryRouteRefusesForgedReplayedAndAlteredRequests(t *testing.T
 		t.Run(call.name, func(t *testing.T) {
 			refused := func(what string, status int, body string, want int, says string) {
 				t.Helper()
-				equal(t, want, status, "%s: answer %s", what, body)
+				require.Equal(t, want, status, "%s: answer %s", what, body)
 				var eb struct{ Error string }
-				noErr(t, json.Unmarshal([]byte(body), &eb), "%s: error body %q", what, body)
-				isTrue(t, strings.Contains(eb.Error, says), "%s: the message says %q: %s", what, says, body)
-				isTrue(t, !strings.Contains(body, cfg.Token), "%s: the secret never appears in an answer", what)
+				require.NoError(t, json.Unmarshal([]byte(body), &eb), "%s: error body %q", what, body)
+				require.True(t, strings.Contains(eb.Error, says), "%s: the message says %q: %s", what, says, body)
+				require.True(t, !strings.Contains(body, cfg.Token), "%s: the secret never appears in an answer", what)
 			}
 
 			req := call.signed(t, cfg, node1)
@@ -147,8 +148,8 @@ func TestSecurity_EveryRouteRefusesForgedReplayedAndAlteredRequests(t *testing.T
 
 			req = call.signed(t, cfg, node1)
 			status, header, body := sendWith(t, req, call.body)
-			isTrue(t, status < 300, "the genuine request is served: %d %s", status, body)
-			noErr(t, pivot.VerifyAnswer(req, status, header, []byte(body), cfg), "the answer is signed")
+			require.True(t, status < 300, "the genuine request is served: %d %s", status, body)
+			require.NoError(t, pivot.VerifyAnswer(req, status, header, []byte(body), cfg), "the answer is signed")
 			status, _, body = sendWith(t, req, call.body)
 			refused("replayed", status, body, 401, "replayed")
 
@@ -185,7 +186,7 @@ func TestSecurity_EveryRouteRefusesForgedReplayedAndAlteredRequests(t *testing.T
 			refused("oversized body", status, body, 413, "exceeds")
 		})
 	}
-	equal(t, before, digests(t, c.all()), "no instance's data changed")
+	require.Equal(t, before, digests(t, c.all()), "no instance's data changed")
 }
 
 // Issue 10, item 6: a body that stops arriving is cut after RequestTimeout with 408,
@@ -197,7 +198,7 @@ func TestSecurity_SlowBodiesAreCutAndHoldNothingUp(t *testing.T) {
 	answers := make(chan string, len(calls))
 	for _, call := range calls {
 		conn, err := net.Dial("tcp", call.in.addr)
-		noErr(t, err)
+		require.NoError(t, err)
 		t.Cleanup(func() { conn.Close() })
 		req := call.signed(t, cfg, "")
 		var head strings.Builder
@@ -207,7 +208,7 @@ func TestSecurity_SlowBodiesAreCutAndHoldNothingUp(t *testing.T) {
 		}
 		head.WriteString("\r\n{\"keys\":[") // and then nothing: the rest never comes
 		_, err = io.WriteString(conn, head.String())
-		noErr(t, err)
+		require.NoError(t, err)
 		go func() {
 			resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 			if err != nil {
@@ -225,12 +226,12 @@ func TestSecurity_SlowBodiesAreCutAndHoldNothingUp(t *testing.T) {
 	for range calls {
 		select {
 		case a := <-answers:
-			isTrue(t, strings.HasSuffix(a, ": 408"), "a stalled body gets 408: %s", a)
+			require.True(t, strings.HasSuffix(a, ": 408"), "a stalled body gets 408: %s", a)
 		case <-deadline:
 			t.Fatal("a stalled body was not cut")
 		}
 	}
-	isTrue(t, before != digests(t, c.all()), "the write made meanwhile is everywhere")
+	require.True(t, before != digests(t, c.all()), "the write made meanwhile is everywhere")
 }
 
 // Issue 10, case 1: an address anybody registered under NodesKey (ooo's routes are
@@ -252,16 +253,16 @@ func TestSecurity_AHostileRegistrationLearnsNothing(t *testing.T) {
 		w.WriteHeader(http.StatusAccepted)
 	})}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	noErr(t, err)
+	require.NoError(t, err)
 	go func() { _ = hostile.Serve(ln) }()
 	t.Cleanup(func() { hostile.Close() })
 
 	// Registered anonymously over ooo's own REST route.
 	resp, err := http.Post("http://"+c.pivot.addr+"/things/hostile", "application/json",
 		strings.NewReader(fmt.Sprintf(`{"ip":%q}`, ln.Addr().String())))
-	noErr(t, err)
+	require.NoError(t, err)
 	resp.Body.Close()
-	equal(t, http.StatusOK, resp.StatusCode, "the anonymous registration is stored")
+	require.Equal(t, http.StatusOK, resp.StatusCode, "the anonymous registration is stored")
 	set(t, c.pivot, "users/secret-plans", `{"p":1}`)
 	var trig *http.Request
 	var body []byte
@@ -273,16 +274,16 @@ func TestSecurity_AHostileRegistrationLearnsNothing(t *testing.T) {
 	}
 	for k, vs := range trig.Header {
 		for _, v := range vs {
-			isTrue(t, !strings.Contains(v, cfg.Token), "header %s carries the secret", k)
+			require.True(t, !strings.Contains(v, cfg.Token), "header %s carries the secret", k)
 		}
 	}
-	isTrue(t, !bytes.Contains(body, []byte(cfg.Token)), "the body carries the secret: %s", body)
+	require.True(t, !bytes.Contains(body, []byte(cfg.Token)), "the body carries the secret: %s", body)
 
 	// Sent again, to the pivot, on every route it could be turned into.
 	waitConverged(t, c.all(), false)
 	before := digests(t, c.all())
 	tomb, err := json.Marshal(map[string]any{"entries": []storage.Entry{{Key: "users/secret-plans", Updated: time.Now().UnixNano(), Deleted: true}}})
-	noErr(t, err)
+	require.NoError(t, err)
 	for _, target := range []struct {
 		route string
 		query string
@@ -298,13 +299,13 @@ func TestSecurity_AHostileRegistrationLearnsNothing(t *testing.T) {
 			u += "?" + target.query
 		}
 		req, err := http.NewRequest(http.MethodPost, u, nil)
-		noErr(t, err)
+		require.NoError(t, err)
 		req.Header = trig.Header.Clone()
 		status, _, answer := sendWith(t, req, target.body)
-		isTrue(t, status == 401 || status == 405 || status == 409, "the captured proof used on %s: %d %s", target.route, status, answer)
-		isTrue(t, status != 200 && status != 202, "never served")
+		require.True(t, status == 401 || status == 405 || status == 409, "the captured proof used on %s: %d %s", target.route, status, answer)
+		require.True(t, status != 200 && status != 202, "never served")
 	}
-	equal(t, before, digests(t, c.all()), "nothing changed")
+	require.Equal(t, before, digests(t, c.all()), "nothing changed")
 
 	// The hostile address answers without a signature: the pivot counts failures,
 	// and soon dials it only rarely.
@@ -335,11 +336,11 @@ func TestSecurity_ASpoofedNameCannotHideAnEntry(t *testing.T) {
 	// The liar, naming itself node2: a pull to the head, then a push.
 	liar := protocolCall{in: p, method: http.MethodGet, route: "/changes", query: url.Values{"key": {"users/*"}, "since": {"0"}, "limit": {"10000"}}}
 	status, _, body := sendWith(t, liar.signed(t, cfg, node2.addr), nil)
-	equal(t, 200, status, body)
+	require.Equal(t, 200, status, body)
 	spoof := storage.Entry{Key: "users/spoofed", Created: time.Now().UnixNano(), Data: json.RawMessage(`{"from":"the liar"}`)}
 	push := protocolCall{in: p, method: http.MethodPost, route: "/apply", query: url.Values{"key": {"users/*"}}, body: []byte(applyBody(t, spoof))}
 	status, _, body = sendWith(t, push.signed(t, cfg, node2.addr), push.body)
-	equal(t, 200, status, body)
+	require.Equal(t, 200, status, body)
 
 	// The real node2 writes once; its round brings the spoofed entry along.
 	set(t, node2, "users/after", `{"a":1}`)
@@ -360,11 +361,11 @@ func mutualTLS(ca *testcert.CA, cert tls.Certificate) *tls.Config {
 // certificate must name the address it names itself by.
 func TestSecurity_TLSBothWays(t *testing.T) {
 	ca, err := testcert.NewCA()
-	noErr(t, err)
+	require.NoError(t, err)
 	pcert, err := ca.Leaf("127.0.0.1")
-	noErr(t, err)
+	require.NoError(t, err)
 	ncert, err := ca.Leaf("127.0.0.1")
-	noErr(t, err)
+	require.NoError(t, err)
 	pcfg := testConfig()
 	pcfg.TLS = mutualTLS(ca, pcert)
 	p := startInstance(t, "pivot", memoryKind.make(t), "", "", pcfg)
@@ -394,7 +395,7 @@ func TestSecurity_TLSBothWays(t *testing.T) {
 	// Plain HTTP, or TLS without a client certificate, gets nothing.
 	if resp, err := http.Get("http://" + naddr + pivot.DefaultRoutePrefix + "/status"); err == nil {
 		resp.Body.Close()
-		isTrue(t, resp.StatusCode >= 400, "plain HTTP to the node: %s", resp.Status)
+		require.True(t, resp.StatusCode >= 400, "plain HTTP to the node: %s", resp.Status)
 	}
 	anon := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool}}}
 	if resp, err := anon.Get("https://" + p.addr + "/users/over-tls"); err == nil {
@@ -404,7 +405,7 @@ func TestSecurity_TLSBothWays(t *testing.T) {
 
 	// A node whose certificate names another host is refused (403) and syncs nothing.
 	other, err := ca.Leaf("10.9.9.9")
-	noErr(t, err)
+	require.NoError(t, err)
 	lcfg := testConfig()
 	lcfg.TLS = mutualTLS(ca, other)
 	liar := startInstance(t, "liar", memoryKind.make(t), "", p.addr, lcfg)
@@ -412,7 +413,10 @@ func TestSecurity_TLSBothWays(t *testing.T) {
 	eventually(t, waitTimeout, func() bool {
 		return strings.Contains(liar.result.Status().LastError, "403")
 	}, "the node with the wrong certificate is refused: %+v", liar.result.Status())
-	isTrue(t, state(t, p.db, []string{"users/*"}, true)["users/from-liar"] == "", "its write did not reach the pivot")
+	require.True(t, state(t, p.db, []string{"users/*"}, true)["users/from-liar"] == "", "its write did not reach the pivot")
+	require.True(t, errors.Is(liar.result.Status().LastErr, pivot.ErrUnauthorized), "Status.LastErr is ErrUnauthorized: %v", liar.result.Status().LastErr)
+	var re *pivot.RemoteError
+	require.True(t, errors.As(liar.result.Status().LastErr, &re) && re.Status == http.StatusForbidden, "a *RemoteError with the status: %v", liar.result.Status().LastErr)
 }
 
 // Issue 10, case 4: a running cluster moves to a new secret one instance at a time,
@@ -450,7 +454,7 @@ func TestSecurity_RotationLosesNothing(t *testing.T) {
 	}
 	const next = "second-secret-0123456789"
 	for _, in := range c.all() {
-		noErr(t, in.result.RotateToken(next), "rotate %s", in.name)
+		require.NoError(t, in.result.RotateToken(next), "rotate %s", in.name)
 		// The cluster keeps syncing, half rotated: a write made now reaches everyone.
 		marker := "users/marker-" + in.name
 		set(t, in, marker, `{"rotated":true}`)
@@ -467,11 +471,11 @@ func TestSecurity_RotationLosesNothing(t *testing.T) {
 	}
 	waitConverged(t, c.all(), false)
 	for i, in := range c.all() {
-		isTrue(t, written[i].Load() > 0, "%s wrote during the rotation", in.name)
+		require.True(t, written[i].Load() > 0, "%s wrote during the rotation", in.name)
 		held := state(t, c.nodes[1].db, []string{"users/*"}, true)
 		for n := range int(written[i].Load()) {
 			k := fmt.Sprintf("users/%s-%04d", in.name, n)
-			isTrue(t, held[k] != "", "%s's write %s is everywhere", in.name, k)
+			require.True(t, held[k] != "", "%s's write %s is everywhere", in.name, k)
 		}
 	}
 	for _, token := range []string{cfg.Token, next} {
@@ -479,10 +483,10 @@ func TestSecurity_RotationLosesNothing(t *testing.T) {
 		old.Token = token
 		call := protocolCall{in: c.pivot, method: http.MethodGet, route: "/status"}
 		status, _, body := sendWith(t, call.signed(t, old, ""), nil)
-		equal(t, http.StatusOK, status, "a request signed with %q during the overlap: %s", token, body)
+		require.Equal(t, http.StatusOK, status, "a request signed with %q during the overlap: %s", token, body)
 	}
-	noErr(t, c.pivot.result.RotateToken(next), "rotating to the current token is a no-op")
-	isTrue(t, errors.Is(c.pivot.result.RotateToken(""), pivot.ErrInvalidConfig), "an empty token is refused")
+	require.NoError(t, c.pivot.result.RotateToken(next), "rotating to the current token is a no-op")
+	require.True(t, errors.Is(c.pivot.result.RotateToken(""), pivot.ErrInvalidConfig), "an empty token is refused")
 }
 
 // Issue 10, item 5: a registration the pivot cannot reach is dialled a bounded number
@@ -493,7 +497,7 @@ func TestSecurity_AnUnreachableRegistrationIsDialledRarely(t *testing.T) {
 	p := startInstance(t, "pivot", memoryKind.make(t), "", "", cfg)
 	addr := freeAddr(t)
 	_, err := p.db.Set("things/gone", json.RawMessage(fmt.Sprintf(`{"ip":%q}`, addr)))
-	noErr(t, err)
+	require.NoError(t, err)
 	nodeStatus := func() pivot.NodeStatus {
 		for _, n := range p.result.Status().Nodes {
 			if n.Address == addr {
@@ -506,10 +510,10 @@ func TestSecurity_AnUnreachableRegistrationIsDialledRarely(t *testing.T) {
 	set(t, p, "users/tick", `{"i":1}`)
 	eventually(t, waitTimeout, func() bool { return nodeStatus().Dormant }, "dormant: %+v", nodeStatus())
 	st := nodeStatus()
-	equal(t, 10, st.ConsecutiveFailures, "dormant after 10 failures: %+v", st)
-	isTrue(t, time.Until(st.NextTrigger) > 4*time.Minute, "next dialled in about 5 minutes: %+v", st)
+	require.Equal(t, 10, st.ConsecutiveFailures, "dormant after 10 failures: %+v", st)
+	require.True(t, time.Until(st.NextTrigger) > 4*time.Minute, "next dialled in about 5 minutes: %+v", st)
 	set(t, p, "users/while-dormant", `{"d":1}`)
-	equal(t, 10, nodeStatus().ConsecutiveFailures, "a change does not dial a dormant node")
+	require.Equal(t, 10, nodeStatus().ConsecutiveFailures, "a change does not dial a dormant node")
 
 	node := startInstance(t, "node", memoryKind.make(t), addr, p.addr, cfg)
 	eventually(t, waitTimeout, func() bool { return !nodeStatus().Dormant && nodeStatus().ConsecutiveFailures == 0 },
@@ -539,12 +543,12 @@ func TestSecurity_ProtectNodesKeyRefusesAnonymousRegistrations(t *testing.T) {
 
 	rest := func(in *instance, method, path, body, auth string) int {
 		req, err := http.NewRequest(method, "http://"+in.addr+path, strings.NewReader(body))
-		noErr(t, err)
+		require.NoError(t, err)
 		if auth != "" {
 			req.Header.Set("Authorization", "Bearer "+auth)
 		}
 		resp, err := http.DefaultClient.Do(req)
-		noErr(t, err)
+		require.NoError(t, err)
 		resp.Body.Close()
 		return resp.StatusCode
 	}
@@ -561,13 +565,13 @@ func TestSecurity_ProtectNodesKeyRefusesAnonymousRegistrations(t *testing.T) {
 			{http.MethodDelete, entryPath, ""},
 			{http.MethodDelete, "/things/*", ""},
 		} {
-			equal(t, http.StatusUnauthorized, rest(in, tc.method, tc.path, tc.body, ""), "anonymous %s %s on %s", tc.method, tc.path, in.name)
-			equal(t, http.StatusUnauthorized, rest(in, tc.method, tc.path, tc.body, "guess"), "wrong credential %s %s on %s", tc.method, tc.path, in.name)
+			require.Equal(t, http.StatusUnauthorized, rest(in, tc.method, tc.path, tc.body, ""), "anonymous %s %s on %s", tc.method, tc.path, in.name)
+			require.Equal(t, http.StatusUnauthorized, rest(in, tc.method, tc.path, tc.body, "guess"), "wrong credential %s %s on %s", tc.method, tc.path, in.name)
 		}
 	}
-	equal(t, before, digests(t, []*instance{p, node}), "no registration changed")
-	equal(t, http.StatusOK, rest(p, http.MethodGet, "/things/*", "", ""), "reads stay open")
-	equal(t, http.StatusOK, rest(p, http.MethodPost, "/users/*", `{"u":1}`, ""), "other keys stay open")
-	equal(t, http.StatusOK, rest(p, http.MethodPost, "/things/added", fmt.Sprintf(`{"ip":%q}`, freeAddr(t)), "operator-credential"), "the operator registers a node")
+	require.Equal(t, before, digests(t, []*instance{p, node}), "no registration changed")
+	require.Equal(t, http.StatusOK, rest(p, http.MethodGet, "/things/*", "", ""), "reads stay open")
+	require.Equal(t, http.StatusOK, rest(p, http.MethodPost, "/users/*", `{"u":1}`, ""), "other keys stay open")
+	require.Equal(t, http.StatusOK, rest(p, http.MethodPost, "/things/added", fmt.Sprintf(`{"ip":%q}`, freeAddr(t)), "operator-credential"), "the operator registers a node")
 	eventually(t, waitTimeout, func() bool { return len(p.result.Status().Nodes) == 2 }, "the pivot knows the operator's node")
 }

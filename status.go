@@ -61,8 +61,11 @@ type Status struct {
 	// repaired, here or on the pivot.
 	Checks  int64 `json:"checks,omitempty"`
 	Repairs int64 `json:"repairs,omitempty"`
-	// LastError is the last sync error met, with when it happened.
+	// LastError is the last sync error met, with when it happened, and LastErr the
+	// error itself: test it with errors.Is against ErrUnauthorized, ErrUnavailable and
+	// the other sentinel errors (a failed exchange is a *RemoteError).
 	LastError   string    `json:"lastError,omitempty"`
+	LastErr     error     `json:"-"`
 	LastErrorAt time.Time `json:"lastErrorAt,omitzero"`
 }
 
@@ -118,6 +121,8 @@ type KeyStatus struct {
 	// the other paths go on syncing.
 	LastError   string    `json:"lastError,omitempty"`
 	LastErrorAt time.Time `json:"lastErrorAt,omitzero"`
+	// LastErr is the error behind LastError, for errors.Is.
+	LastErr error `json:"-"`
 	// Unreadable counts the path's records the local storage found damaged and that
 	// no write or repair has replaced yet (storage.DamageReporter): a node's are
 	// fetched again at its next anti-entropy check.
@@ -141,7 +146,7 @@ func (e *engine) status() Status {
 		Keys:          make([]KeyStatus, 0, len(e.keys)),
 	}
 	if last := e.lastErr.Load(); last != nil {
-		s.LastError, s.LastErrorAt = last.msg, last.at
+		s.LastError, s.LastErrorAt, s.LastErr = last.msg, last.at, last.err
 	}
 	for _, sk := range e.keys {
 		ks := KeyStatus{Path: sk.path}
@@ -164,7 +169,7 @@ func (e *engine) status() Status {
 				ks.LastCheck, ks.InSync = time.Unix(0, at), sk.inSync.Load()
 			}
 			if rec, ok := e.node.keyError(sk); ok {
-				ks.LastError, ks.LastErrorAt = rec.msg, rec.at
+				ks.LastError, ks.LastErrorAt, ks.LastErr = rec.msg, rec.at, rec.err
 			}
 		}
 		s.Keys = append(s.Keys, ks)

@@ -2,6 +2,7 @@ package pivot
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,10 +22,6 @@ const (
 	needPull
 	needCheck // compare the data with the pivot's (anti-entropy), after push and pull
 )
-
-// maxBatchesPerRound bounds the batches one key moves in one direction per round; a
-// key with more to move schedules another round, so every loop is bounded.
-const maxBatchesPerRound = 64
 
 // nodeSync is the node side of the engine: one goroutine runs sync rounds against the
 // pivot, scheduled by local writes, pivot triggers, reads, a periodic timer and, while
@@ -128,12 +125,6 @@ func (n *nodeSync) triggered(keys []*syncKey) {
 		n.request(sk, needPull)
 	}
 }
-
-// readFreshness is how long after a pull of a path started its reads skip pulling
-// again. Every write on a node is re-read for its websocket broadcast, on one goroutine
-// of the server: without this, a burst of writes would pay one round trip to the pivot
-// per write before its broadcast.
-const readFreshness = 10 * time.Millisecond
 
 // beforeRead pulls the key's synced path before a read, bounded by ReadBudget, unless
 // a pull of it started less than readFreshness ago.
@@ -300,9 +291,6 @@ func (n *nodeSync) round(ctx context.Context, work map[*syncKey]uint8) (map[*syn
 	return left, errors.Join(errs...)
 }
 
-// maxShrink bounds how many times a key's byte budget is halved (to 1/64).
-const maxShrink = 6
-
 // budget is the byte budget of sk's next batch or page (see shrink).
 func (n *nodeSync) budget(sk *syncKey) int64 {
 	return max(1, n.e.budget()>>n.shrink[sk])
@@ -349,7 +337,7 @@ func (n *nodeSync) setKeyError(sk *syncKey, err error) {
 		delete(n.keyErrs, sk)
 		return
 	}
-	n.keyErrs[sk] = errorRecord{at: time.Now(), msg: err.Error()}
+	n.keyErrs[sk] = errorRecord{at: time.Now(), msg: err.Error(), err: err}
 }
 
 // keyError returns the error of sk's last sync, if it failed.
@@ -437,7 +425,7 @@ func (n *nodeSync) push(ctx context.Context, sk *syncKey, cur *cursor) error {
 				}
 				if hold > cur.Push {
 					cur.Push = hold
-					if err := n.save(sk, cur); err != nil {
+					if err := n.markMoved(sk, cur); err != nil {
 						return err
 					}
 				}
@@ -450,7 +438,7 @@ func (n *nodeSync) push(ctx context.Context, sk *syncKey, cur *cursor) error {
 			// would re-send entries after a crash, and one deleted on the pivot
 			// meanwhile could come back once its tombstone is collected. A cursor
 			// that only skipped received entries can wait for the next flush.
-			save := n.save
+			save := n.markMoved
 			if len(page.changes) > 0 {
 				save = n.persist
 			}
@@ -494,7 +482,7 @@ func (n *nodeSync) pull(ctx context.Context, sk *syncKey, cur *cursor) error {
 		if hold != nil {
 			if *hold > cur.Pull {
 				cur.Pull = *hold
-				if err := n.save(sk, cur); err != nil {
+				if err := n.markMoved(sk, cur); err != nil {
 					return err
 				}
 			}
@@ -502,7 +490,7 @@ func (n *nodeSync) pull(ctx context.Context, sk *syncKey, cur *cursor) error {
 		}
 		if resp.Next != cur.Pull {
 			cur.Pull = resp.Next
-			if err := n.save(sk, cur); err != nil {
+			if err := n.markMoved(sk, cur); err != nil {
 				return err
 			}
 		}
@@ -617,4 +605,186 @@ func nodeEntryKey(list, addr string) string {
 		}
 	}
 	return strings.TrimSuffix(list, "*") + string(id)
+}
+
+// nodeID returns what this node sends in HeaderNode: Config.Advertise when set, else the
+// address its server listens on (ooo.Server.Address), which is known once the server
+// is started; "" before that. Safe for concurrent use.
+func (e *engine) nodeID() string {
+	if e.cfg.Advertise != "" {
+		return e.cfg.Advertise
+	}
+	if id := e.listenAddr.Load(); id != nil {
+		return *id
+	}
+	// Start sets Address before it marks the server active, so reading Address after
+	// Active reported true does not race with Start.
+	if e.server == nil || !e.server.Active() {
+		return ""
+	}
+	addr := e.server.Address
+	e.listenAddr.Store(&addr)
+	return addr
+}
+
+// ownPushes is, on a node, what it pushed of one key since its last pull reached the
+// pivot's head: the hashes (hashEntry) of the entries, at most maxOwn of them. A push
+// answer's held range is trusted only when every change in it is one of these, so
+// nothing another peer put in the pivot's feed, whatever name it claimed, is skipped.
+// Owned by the node's run goroutine.
+type ownPushes struct {
+	hashes   map[entryHash]struct{}
+	overflow bool
+}
+
+// add records pushed entries.
+func (o *ownPushes) add(entries []storage.Entry) {
+	if o.overflow {
+		return
+	}
+	if len(o.hashes)+len(entries) > maxOwn {
+		o.hashes, o.overflow = nil, true
+		return
+	}
+	if o.hashes == nil {
+		o.hashes = make(map[entryHash]struct{}, len(entries))
+	}
+	for _, e := range entries {
+		o.hashes[hashEntry(e)] = struct{}{}
+	}
+}
+
+// holds reports whether every hash of a held range (hex, as the pivot sent them) is
+// of an entry recorded here.
+func (o *ownPushes) holds(held []string) bool {
+	if o.overflow || len(held) == 0 {
+		return false
+	}
+	for _, s := range held {
+		var hh entryHash
+		b, err := hex.DecodeString(s)
+		if err != nil || len(b) != len(hh) {
+			return false
+		}
+		copy(hh[:], b)
+		if _, ok := o.hashes[hh]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// reset forgets what was pushed: a pull reached the pivot's head, so it is all behind
+// the cursor.
+func (o *ownPushes) reset() { o.hashes, o.overflow = nil, false }
+
+// cursor is a node's persisted position in the sync of one key path. It lives beside the
+// data (storage.Replica.SaveCursor), so a persistent storage keeps it across restarts.
+type cursor struct {
+	// Cluster is the identity of the cluster the cursor was taken in (see clusterIdentity).
+	Cluster string `json:"cluster"`
+	// LocalEpoch is the local storage's epoch when Push was taken.
+	LocalEpoch string `json:"localEpoch"`
+	// PivotEpoch is the pivot's epoch when Pull was taken; "" before the first sync.
+	PivotEpoch string `json:"pivotEpoch"`
+	// Pull is the pivot's sequence up to which its changes were applied here.
+	Pull uint64 `json:"pull"`
+	// Push is the local sequence up to which local changes were acknowledged.
+	Push uint64 `json:"push"`
+	// Adopt is set when the node was re-pointed at another cluster and has not yet
+	// replaced the old cluster's data with the new one's.
+	Adopt bool `json:"adopt,omitempty"`
+	// AdoptBefore, with Adopt, is when the node was set up for the new cluster (unix
+	// ns). Entries with an older version belong to the old cluster: they are never
+	// pushed. Stamps never run behind the wall clock, so every write made since is newer.
+	AdoptBefore int64 `json:"adoptBefore,omitempty"`
+}
+
+// clusterIdentity names the cluster a node syncs with: the ClusterID when it is set, else the
+// pivot's address. A cursor taken under another identity belongs to another cluster.
+func (n *nodeSync) clusterIdentity() string {
+	if n.e.cfg.ClusterID != "" {
+		return "id:" + n.e.cfg.ClusterID
+	}
+	return "pivot:" + n.addr
+}
+
+// freshCursor is the cursor of sk before its first sync in this cluster: everything
+// local is pushed, everything on the pivot is pulled.
+func (n *nodeSync) freshCursor(sk *syncKey) *cursor {
+	return &cursor{Cluster: n.clusterIdentity(), LocalEpoch: sk.rep.Epoch()}
+}
+
+// cursorName is the SaveCursor name of a key path's cursor.
+func cursorName(path string) string { return "pivot/" + path }
+
+// cursor returns the cursor of sk, loading it on first use. A cursor taken in another
+// cluster, or before the local data was reset, is replaced (see the package doc).
+func (n *nodeSync) cursor(sk *syncKey) (*cursor, error) {
+	if c, ok := n.cursors[sk]; ok && c.LocalEpoch == sk.rep.Epoch() {
+		return c, nil
+	}
+	raw, err := sk.rep.LoadCursor(cursorName(sk.path))
+	if err != nil {
+		return nil, fmt.Errorf("pivot: load cursor of %s: %w", sk.path, err)
+	}
+	c := &cursor{}
+	if raw != nil {
+		if err := json.Unmarshal(raw, c); err != nil {
+			n.e.log.Warn("pivot: unreadable cursor, syncing from scratch", "key", sk.path, "err", err)
+			c = n.freshCursor(sk)
+		}
+	} else {
+		c = n.freshCursor(sk)
+	}
+	switch {
+	case c.LocalEpoch != sk.rep.Epoch():
+		// The local data was reset: push what is there now, pull everything.
+		n.e.log.Info("pivot: local data was reset, syncing from scratch", "key", sk.path)
+		c = n.freshCursor(sk)
+	case c.Cluster != n.clusterIdentity():
+		// Re-pointed at another cluster: the writes made for the old cluster stay
+		// out of the new one, and the reconciliation that follows (PivotEpoch is "")
+		// replaces them with the new cluster's data.
+		n.e.log.Warn("pivot: re-pointed at another cluster, adopting its data", "key", sk.path,
+			"from", c.Cluster, "to", n.clusterIdentity())
+		c = &cursor{Cluster: n.clusterIdentity(), LocalEpoch: sk.rep.Epoch(), Adopt: true, AdoptBefore: n.e.created}
+	}
+	n.cursors[sk] = c
+	if err := n.persist(sk, c); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// markMoved records that the cursor of sk moved; flush persists it later.
+func (n *nodeSync) markMoved(sk *syncKey, c *cursor) error {
+	n.dirty[sk] = c
+	return nil
+}
+
+// flush persists every cursor that moved since the last flush.
+func (n *nodeSync) flush() error {
+	var errs []error
+	for sk, c := range n.dirty {
+		if err := n.persist(sk, c); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	n.lastFlush = time.Now()
+	return errors.Join(errs...)
+}
+
+// persist saves the cursor of sk now. Changes of cluster, epoch or mode are saved at
+// once; plain moves go through save and flush.
+func (n *nodeSync) persist(sk *syncKey, c *cursor) error {
+	delete(n.dirty, sk)
+	raw, err := json.Marshal(c)
+	if err != nil {
+		return fmt.Errorf("pivot: encode cursor of %s: %w", sk.path, err)
+	}
+	if err := sk.rep.SaveCursor(cursorName(sk.path), raw); err != nil {
+		return fmt.Errorf("pivot: save cursor of %s: %w", sk.path, err)
+	}
+	return nil
 }

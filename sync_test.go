@@ -12,6 +12,7 @@ import (
 	"github.com/benitogf/pivot"
 	"github.com/benitogf/pivot/ooo"
 	"github.com/benitogf/pivot/ooo/storage"
+	"github.com/stretchr/testify/require"
 )
 
 // kinds are the storages every end-to-end test runs on.
@@ -31,8 +32,8 @@ func TestSync_WritesUpdatesDeletesReachEveryone(t *testing.T) {
 			set(t, a, "settings", `{"theme":"dark"}`)
 			waitConverged(t, c.all(), false)
 			for _, in := range c.all() {
-				equal(t, `{"from":"b"}`, get(t, in, "users/b"), in.name)
-				equal(t, `{"theme":"dark"}`, get(t, in, "settings"), in.name)
+				require.Equal(t, `{"from":"b"}`, get(t, in, "users/b"), in.name)
+				require.Equal(t, `{"theme":"dark"}`, get(t, in, "settings"), in.name)
 			}
 
 			set(t, b, "users/a", `{"from":"a","edited":"b"}`)
@@ -40,14 +41,14 @@ func TestSync_WritesUpdatesDeletesReachEveryone(t *testing.T) {
 			del(t, a, "users/p")
 			waitConverged(t, c.all(), false)
 			for _, in := range c.all() {
-				equal(t, `{"from":"a","edited":"b"}`, get(t, in, "users/a"), in.name)
-				equal(t, `{"theme":"light"}`, get(t, in, "settings"), in.name)
-				equal(t, "", get(t, in, "users/p"), "deleted on %s", in.name)
+				require.Equal(t, `{"from":"a","edited":"b"}`, get(t, in, "users/a"), in.name)
+				require.Equal(t, `{"theme":"light"}`, get(t, in, "settings"), in.name)
+				require.Equal(t, "", get(t, in, "users/p"), "deleted on %s", in.name)
 			}
 			st := a.result.Status()
-			equal(t, pivot.RoleNode, st.Role)
-			isTrue(t, st.PivotHealthy)
-			isTrue(t, st.PushedEntries > 0, "pushed entries counted")
+			require.Equal(t, pivot.RoleNode, st.Role)
+			require.True(t, st.PivotHealthy)
+			require.True(t, st.PushedEntries > 0, "pushed entries counted")
 		})
 	}
 }
@@ -63,7 +64,7 @@ func TestSync_ExternalStorageWiredAsReadme(t *testing.T) {
 		config.Keys = []pivot.Key{{Path: "users/*", Database: authStorage}, {Path: "settings"}}
 		result := pivot.Setup(server, config)
 		server.BeforeRead = result.BeforeRead
-		noErr(t, authStorage.Start(ooo.StorageOpt{BeforeRead: result.BeforeRead}))
+		require.NoError(t, authStorage.Start(ooo.StorageOpt{BeforeRead: result.BeforeRead}))
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
@@ -71,7 +72,7 @@ func TestSync_ExternalStorageWiredAsReadme(t *testing.T) {
 				result.SyncCallback(event)
 			}
 		}()
-		noErr(t, server.Start("127.0.0.1:0"))
+		require.NoError(t, server.Start("127.0.0.1:0"))
 		t.Cleanup(func() {
 			server.Close(nil)
 			authStorage.Close()
@@ -84,16 +85,16 @@ func TestSync_ExternalStorageWiredAsReadme(t *testing.T) {
 	nodeB, authB := start(pivotServer.Address)
 	// On the pivot, each node registers as an entry under NodesKey.
 	_, err := pivotServer.Storage.Set("things/a", json.RawMessage(fmt.Sprintf(`{"ip":%q}`, nodeA.Address)))
-	noErr(t, err)
+	require.NoError(t, err)
 	_, err = pivotServer.Storage.Set("things/b", json.RawMessage(fmt.Sprintf(`{"ip":%q}`, nodeB.Address)))
-	noErr(t, err)
+	require.NoError(t, err)
 
 	_, err = authA.Set("users/alice", json.RawMessage(`{"name":"alice"}`))
-	noErr(t, err)
+	require.NoError(t, err)
 	_, err = nodeB.Storage.Set("settings", json.RawMessage(`{"v":1}`))
-	noErr(t, err)
+	require.NoError(t, err)
 	_, err = pivotAuth.Set("users/root", json.RawMessage(`{"name":"root"}`))
-	noErr(t, err)
+	require.NoError(t, err)
 
 	auths := []*ooo.MemoryStorage{pivotAuth, authA, authB}
 	servers := []*ooo.Server{pivotServer, nodeA, nodeB}
@@ -111,7 +112,7 @@ func TestSync_ExternalStorageWiredAsReadme(t *testing.T) {
 		return true
 	}, "users on the external storage and settings on the server storage reach every instance")
 
-	noErr(t, authB.Del("users/alice"))
+	require.NoError(t, authB.Del("users/alice"))
 	eventually(t, waitTimeout, func() bool {
 		for _, a := range auths {
 			if _, err := a.Get("users/alice"); err == nil {
@@ -135,19 +136,19 @@ func TestSync_PivotDownNodesServeThenConverge(t *testing.T) {
 			set(t, a, "users/a-offline", `"a"`)
 			set(t, b, "users/b-offline", `"b"`)
 			set(t, b, "settings", `{"offline":true}`)
-			equal(t, `"a"`, get(t, a, "users/a-offline"))
-			equal(t, `1`, get(t, b, "users/before"))
-			equal(t, `{"offline":true}`, get(t, b, "settings"))
+			require.Equal(t, `"a"`, get(t, a, "users/a-offline"))
+			require.Equal(t, `1`, get(t, b, "users/before"))
+			require.Equal(t, `{"offline":true}`, get(t, b, "settings"))
 			eventually(t, waitTimeout, func() bool { return !a.result.Status().PivotHealthy },
 				"node a notices the pivot is down")
 			// A read while the pivot is known down does not wait for it.
-			equal(t, `"b"`, get(t, b, "users/b-offline"))
+			require.Equal(t, `"b"`, get(t, b, "users/b-offline"))
 
 			// Restarted on the same address, with no further reads or writes, the
 			// cluster converges by itself.
 			c.pivot = c.pivot.restart(kind)
 			waitConverged(t, c.all(), false)
-			hasLen(t, state(t, c.pivot.db, []string{"users/*"}, true), 3)
+			require.Len(t, state(t, c.pivot.db, []string{"users/*"}, true), 3)
 		})
 	}
 }
@@ -173,7 +174,7 @@ func TestSync_ConcurrentWritesDuringPartitionPickTheLWWWinner(t *testing.T) {
 			c.pivot = c.pivot.restart(kind)
 			waitConverged(t, c.all(), false)
 			for _, in := range c.all() {
-				equal(t, string(winner.Data), get(t, in, "users/x"), in.name)
+				require.Equal(t, string(winner.Data), get(t, in, "users/x"), in.name)
 			}
 		})
 	}
@@ -192,7 +193,7 @@ func TestSync_DeleteDuringPartitionIsNotResurrected(t *testing.T) {
 			del(t, a, "users/doomed") // b still holds a stale copy
 			// b's stale copy is read and even re-saved identically elsewhere: nothing
 			// about it is newer than the delete.
-			equal(t, `"alive"`, get(t, b, "users/doomed"))
+			require.Equal(t, `"alive"`, get(t, b, "users/doomed"))
 			b.stop()
 			b = b.restart(kind)
 			c.nodes[1] = b
@@ -200,8 +201,8 @@ func TestSync_DeleteDuringPartitionIsNotResurrected(t *testing.T) {
 			c.pivot = c.pivot.restart(kind)
 			waitConverged(t, c.all(), false)
 			for _, in := range c.all() {
-				equal(t, "", get(t, in, "users/doomed"), in.name)
-				equal(t, `"alive"`, get(t, in, "users/kept"), in.name)
+				require.Equal(t, "", get(t, in, "users/doomed"), in.name)
+				require.Equal(t, `"alive"`, get(t, in, "users/kept"), in.name)
 			}
 		})
 	}
@@ -230,8 +231,8 @@ func TestSync_BurstOfWritesAllArrive(t *testing.T) {
 func entry(t testing.TB, in *instance, k string) storage.Entry {
 	t.Helper()
 	changes, _, err := in.db.(storage.Replica).Changes(k, 0, 1)
-	noErr(t, err)
-	equal(t, 1, len(changes), "changes of %s", k)
+	require.NoError(t, err)
+	require.Equal(t, 1, len(changes), "changes of %s", k)
 	return changes[0].Entry
 }
 
@@ -249,16 +250,16 @@ func TestSync_NodeRestartedDuringPartitionKeepsOfflineWrites(t *testing.T) {
 	// The node process restarts while the pivot is still away.
 	a = a.restart(kind)
 	c.nodes[0] = a
-	equal(t, `"written offline"`, get(t, a, "users/offline-1"), "offline write survives the restart")
+	require.Equal(t, `"written offline"`, get(t, a, "users/offline-1"), "offline write survives the restart")
 	set(t, a, "users/offline-2", `"after restart"`)
 
 	c.pivot = c.pivot.restart(kind)
 	waitConverged(t, c.all(), false)
 	for _, in := range []*instance{c.pivot, b} {
-		equal(t, `"written offline"`, get(t, in, "users/offline-1"), in.name)
-		equal(t, `"after restart"`, get(t, in, "users/offline-2"), in.name)
-		equal(t, `{"offline":true}`, get(t, in, "settings"), in.name)
-		equal(t, "", get(t, in, "users/before"), in.name)
+		require.Equal(t, `"written offline"`, get(t, in, "users/offline-1"), in.name)
+		require.Equal(t, `"after restart"`, get(t, in, "users/offline-2"), in.name)
+		require.Equal(t, `{"offline":true}`, get(t, in, "settings"), in.name)
+		require.Equal(t, "", get(t, in, "users/before"), in.name)
 	}
 }
 
@@ -292,7 +293,7 @@ func TestSync_BeforeReadPullsAndNeverWaitsForADownPivot(t *testing.T) {
 	p.stop()
 	set(t, node, "users/local", `1`) // the push fails: the node learns the pivot is down
 	eventually(t, waitTimeout, func() bool { return !node.result.Status().PivotHealthy }, "pivot down noticed")
-	equal(t, `1`, get(t, node, "users/local"), "a read with the pivot known down returns at once")
+	require.Equal(t, `1`, get(t, node, "users/local"), "a read with the pivot known down returns at once")
 }
 
 func TestSync_PeriodicSyncStillPullsWhileTheNodeKeepsWriting(t *testing.T) {
@@ -322,16 +323,16 @@ func TestSync_CursorPastThePivotsHeadReconciles(t *testing.T) {
 		set(t, p, fmt.Sprintf("users/u%02d", i), fmt.Sprintf(`{"u":%d}`, i))
 	}
 	db := &ooo.MemoryStorage{}
-	noErr(t, db.Start(ooo.StorageOpt{}))
+	require.NoError(t, db.Start(ooo.StorageOpt{}))
 	pivotEpoch := p.db.(storage.Replica).Epoch()
 	for _, path := range []string{"users/*", "settings", "things/*"} {
 		raw := fmt.Sprintf(`{"cluster":"id:%s","localEpoch":%q,"pivotEpoch":%q,"pull":1000,"push":0}`, cfg.ClusterID, db.Epoch(), pivotEpoch)
-		noErr(t, db.SaveCursor("pivot/"+path, []byte(raw)))
+		require.NoError(t, db.SaveCursor("pivot/"+path, []byte(raw)))
 	}
 	node := startInstance(t, "node", db, "", p.addr, cfg)
 	p.register(node)
 	waitConverged(t, []*instance{p, node}, false)
-	hasLen(t, state(t, node.db, []string{"users/*"}, true), 20, "entries on the node")
+	require.Len(t, state(t, node.db, []string{"users/*"}, true), 20, "entries on the node")
 }
 
 // The pivot does not take a pull from past its head for a pull to its head: it would
@@ -342,15 +343,15 @@ func TestChanges_APullFromPastTheHeadIsNotRecorded(t *testing.T) {
 	p := startInstance(t, "pivot", &ooo.MemoryStorage{}, "", "", cfg)
 	node := "127.0.0.1:1" // a registered node that never runs: only its requests are sent
 	_, err := p.db.Set("things/n1", json.RawMessage(fmt.Sprintf(`{"ip":%q}`, node)))
-	noErr(t, err)
+	require.NoError(t, err)
 	set(t, p, "users/a", `{"a":1}`)
 	eventually(t, waitTimeout, func() bool { return len(p.result.Status().Nodes) == 1 }, "the pivot knows the node")
 	for _, path := range []string{"users/*", "settings", "things/*"} {
 		status, body := call(t, p, http.MethodGet, "/changes", url.Values{"key": {path}, "since": {"1000"}}, "", map[string]string{pivot.HeaderNode: node})
-		equal(t, http.StatusOK, status, body)
-		isTrue(t, strings.Contains(body, `"next":1000`), "next stays at since: %s", body)
+		require.Equal(t, http.StatusOK, status, body)
+		require.True(t, strings.Contains(body, `"next":1000`), "next stays at since: %s", body)
 	}
 	for _, n := range p.result.Status().Nodes {
-		isTrue(t, !n.UpToDate, "the node is not taken for up to date: %+v", n)
+		require.True(t, !n.UpToDate, "the node is not taken for up to date: %+v", n)
 	}
 }

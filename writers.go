@@ -31,11 +31,6 @@ import (
 // routeWriter is POST writer: confirm a storage's instance id.
 const routeWriter = "/writer"
 
-// writerIdleReuse is how long an id must go unconfirmed before the registry, once full,
-// hands it to another storage: far longer than any clock skew, so the stamps its old
-// holder made are long past.
-const writerIdleReuse = 24 * time.Hour
-
 // writersCursor is the SaveCursor name of the pivot's registry.
 const writersCursor = "pivot/writers"
 

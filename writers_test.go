@@ -13,6 +13,7 @@ import (
 	"github.com/benitogf/pivot/ooo"
 	"github.com/benitogf/pivot/ooo/clock"
 	"github.com/benitogf/pivot/ooo/storage"
+	"github.com/stretchr/testify/require"
 )
 
 // instanceID is the writer id db's clock stamps with.
@@ -71,19 +72,19 @@ func TestWriters_CopiedDataFolderLosesNoPost(t *testing.T) {
 	waitConverged(t, []*instance{p, first}, false)
 	first.stop()
 	raw, err := os.ReadFile(filepath.Join(dir, "a", "data.db"))
-	noErr(t, err)
-	noErr(t, os.MkdirAll(filepath.Join(dir, "b"), 0o750))
-	noErr(t, os.WriteFile(filepath.Join(dir, "b", "data.db"), raw, 0o600))
+	require.NoError(t, err)
+	require.NoError(t, os.MkdirAll(filepath.Join(dir, "b"), 0o750))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "b", "data.db"), raw, 0o600))
 	first = first.restart(boltKind)
 	second := startInstance(t, "node2", &ooo.BoltStorage{Path: filepath.Join(dir, "b", "data.db")}, "", p.addr, cfg)
 	p.register(second)
-	isTrue(t, instanceID(first.db) != instanceID(second.db), "the copy stamps with another id: %d and %d", instanceID(first.db), instanceID(second.db))
+	require.True(t, instanceID(first.db) != instanceID(second.db), "the copy stamps with another id: %d and %d", instanceID(first.db), instanceID(second.db))
 
 	postMany(t, []*instance{first, second}, "users/*", 4000)
 	all := []*instance{p, first, second}
 	waitConverged(t, all, false)
 	for _, in := range all {
-		hasLen(t, state(t, in.db, []string{"users/*"}, true), 4001, "entries on %s", in.name)
+		require.Len(t, state(t, in.db, []string{"users/*"}, true), 4001, "entries on %s", in.name)
 	}
 }
 
@@ -103,12 +104,12 @@ func TestWriters_PivotMakesCollidingIDsUnique(t *testing.T) {
 		ids := map[uint16]bool{instanceID(p.db): true, instanceID(a.db): true, instanceID(b.db): true}
 		return len(ids) == 3
 	}, "three distinct ids: %d %d %d", instanceID(p.db), instanceID(a.db), instanceID(b.db))
-	equal(t, uint16(7), instanceID(p.db), "the pivot keeps its own id")
+	require.Equal(t, uint16(7), instanceID(p.db), "the pivot keeps its own id")
 	postMany(t, []*instance{p, a, b}, "users/*", 3000)
 	all := []*instance{p, a, b}
 	waitConverged(t, all, false)
 	for _, in := range all {
-		hasLen(t, state(t, in.db, []string{"users/*"}, true), 3000, "entries on %s", in.name)
+		require.Len(t, state(t, in.db, []string{"users/*"}, true), 3000, "entries on %s", in.name)
 	}
 }
 
@@ -118,8 +119,8 @@ func TestWriters_RouteRefusesBadInput(t *testing.T) {
 	for _, body := range []string{`{}`, `{"token":"","instance":1}`, `{"token":"t","instance":4096}`, `{"token":"t","instance":-1}`,
 		`{"token":"` + strings.Repeat("x", 300) + `","instance":1}`, `{"token":"t","instance":1,"x":2}`, `[`} {
 		status, answer := call(t, p, http.MethodPost, "/writer", nil, body, nil)
-		equal(t, http.StatusBadRequest, status, "%s: %s", body, answer)
+		require.Equal(t, http.StatusBadRequest, status, "%s: %s", body, answer)
 	}
 	status, answer := call(t, p, http.MethodPost, "/writer", nil, `{"token":"abc","instance":12}`, nil)
-	equal(t, http.StatusOK, status, answer)
+	require.Equal(t, http.StatusOK, status, answer)
 }

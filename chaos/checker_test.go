@@ -215,8 +215,8 @@ var errNotConverged = errors.New("chaos: replicas did not converge")
 // convergeDeadline is when the replicas must have converged: convergeBase from now,
 // plus the time until the most future stamp any clock holds comes within the max skew
 // of the real clock. An entry stamped further ahead than the max skew of a receiver is
-// refused there and retried until the receiver's clock reaches it (design section 3:
-// refused, never adopted); once clocks are healed that takes at most this allowance.
+// refused there and retried until the receiver's clock reaches it (the storage
+// refuses it, never adopts it); once clocks are healed that takes at most this allowance.
 func convergeDeadline(c *cluster) time.Time {
 	now := time.Now()
 	ahead := int64(0)

@@ -196,7 +196,6 @@ func (c *cluster) start(name, dir, addr, pivotAddr string) (*instance, error) {
 	// Nodes are registered by this program (through the storage), never over REST.
 	pivot.ProtectNodesKey(in.server, c.cfg.NodesKey, nil)
 	in.result = pivot.Setup(in.server, c.cfg)
-	in.server.BeforeRead = in.result.BeforeRead
 	if err := in.server.Start(addr); err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}

@@ -64,8 +64,7 @@ func main() {
 	// Only nodes (through the authenticated protocol) and operators holding -admin
 	// may add, change or remove nodes.
 	pivot.ProtectNodesKey(server, config.NodesKey, pivot.BearerAllows(*admin))
-	result := pivot.Setup(server, config)
-	server.BeforeRead = result.BeforeRead
+	pivot.Setup(server, config)
 	if err := server.Start(*addr); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)

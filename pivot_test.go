@@ -4,17 +4,19 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/benitogf/pivot"
 	"github.com/benitogf/pivot/ooo"
+	"github.com/stretchr/testify/require"
 )
 
 func TestConfig_Validate(t *testing.T) {
 	valid := testConfig()
-	noErr(t, valid.Validate())
-	noErr(t, pivot.Config{NodesKey: "things/*"}.Validate(), "a NodesKey alone is enough")
+	require.NoError(t, valid.Validate())
+	require.NoError(t, pivot.Config{NodesKey: "things/*"}.Validate(), "a NodesKey alone is enough")
 
 	cases := []struct {
 		field  string
@@ -45,9 +47,9 @@ func TestConfig_Validate(t *testing.T) {
 			c.Keys = append([]pivot.Key(nil), c.Keys...)
 			tc.change(&c)
 			err := c.Validate()
-			isTrue(t, err != nil, "invalid config accepted")
-			isTrue(t, errors.Is(err, pivot.ErrInvalidConfig), "wraps ErrInvalidConfig: %v", err)
-			isTrue(t, strings.Contains(err.Error(), tc.field+":"), "names %s: %v", tc.field, err)
+			require.True(t, err != nil, "invalid config accepted")
+			require.True(t, errors.Is(err, pivot.ErrInvalidConfig), "wraps ErrInvalidConfig: %v", err)
+			require.True(t, strings.Contains(err.Error(), tc.field+":"), "names %s: %v", tc.field, err)
 		})
 	}
 }
@@ -56,8 +58,8 @@ func TestSetup_PanicsOnInvalidConfigNamingTheField(t *testing.T) {
 	defer func() {
 		r := recover()
 		err, ok := r.(error)
-		isTrue(t, ok, "panics with an error, got %v", r)
-		isTrue(t, errors.Is(err, pivot.ErrInvalidConfig) && strings.Contains(err.Error(), "RoutePrefix"), "%v", err)
+		require.True(t, ok, "panics with an error, got %v", r)
+		require.True(t, errors.Is(err, pivot.ErrInvalidConfig) && strings.Contains(err.Error(), "RoutePrefix"), "%v", err)
 	}()
 	cfg := testConfig()
 	cfg.RoutePrefix = "/users"
@@ -70,9 +72,30 @@ type plainStorage struct{ ooo.Database }
 func TestSetup_RefusesAStorageThatCannotReplicate(t *testing.T) {
 	defer func() {
 		err, _ := recover().(error)
-		isTrue(t, errors.Is(err, pivot.ErrInvalidConfig) && strings.Contains(err.Error(), "Keys[0].Database"), "%v", err)
+		require.True(t, errors.Is(err, pivot.ErrInvalidConfig) && strings.Contains(err.Error(), "Keys[0].Database"), "%v", err)
 	}()
 	cfg := testConfig()
 	cfg.Keys[0].Database = plainStorage{}
 	pivot.Setup(&ooo.Server{}, cfg)
+}
+
+// Setup hooks server.BeforeRead itself, after the program's own hook, so a node's
+// reads sync without the program wiring anything, and assigning result.BeforeRead
+// afterwards, as older programs do, changes nothing.
+func TestSetup_HooksBeforeReadKeepingTheProgramsOwn(t *testing.T) {
+	cfg := testConfig()
+	p := startInstance(t, "pivot", memoryKind.make(t), "", "", cfg)
+	var seen atomic.Int64
+	server := &ooo.Server{Silence: true, Storage: memoryKind.make(t), Pivot: p.addr,
+		BeforeRead: func(string) { seen.Add(1) }}
+	result := pivot.Setup(server, cfg)
+	require.NoError(t, server.Start("127.0.0.1:0"))
+	t.Cleanup(func() { server.Close(nil) })
+	eventually(t, waitTimeout, func() bool { return result.Status().Keys[0].PivotEpoch != "" }, "the node's first round is done")
+	set(t, p, "users/a", `{"a":1}`) // never triggered to the node: it is not registered
+	eventually(t, waitTimeout, func() bool {
+		raw, err := server.Storage.Get("users/a")
+		return err == nil && strings.Contains(string(raw), `"a":1`)
+	}, "a read on the node pulls the pivot's write")
+	require.Positive(t, seen.Load(), "the program's own BeforeRead still runs")
 }

@@ -1,0 +1,120 @@
+package pivot
+
+import "time"
+
+// The tunables of the engine, each with its reason. Config holds what a program may
+// set; these are what the code relies on.
+
+const (
+	// proofWindow is how far a request's time may be from the receiver's clock. The
+	// cluster already needs clocks within clock.DefaultMaxSkew (1 s) for writes to be
+	// accepted; the window is wider so that a node with a drifting clock can still
+	// sync and be told why its writes are refused.
+	proofWindow = time.Minute
+	// maxNonces bounds the nonces remembered for replay detection. Only requests with a
+	// valid proof are remembered, so only a holder of the secret can fill it; a full
+	// cache refuses requests (503) rather than forget a nonce early.
+	maxNonces = 1 << 20
+	// nonceBytes is the size of a nonce before hex encoding.
+	nonceBytes = 16
+	// minTokenLength is the shortest Token that does not draw a warning.
+	minTokenLength = 16
+)
+
+// gzipMin is the smallest pull answer the pivot compresses, in bytes: a bit more than a
+// TCP initial congestion window (10 segments of 1460 bytes). A smaller answer arrives
+// in one round trip anyway, so compressing it would only cost CPU on both ends; a
+// larger one (a page of a catch-up or of a burst) shrinks several times, JSON being
+// repetitive.
+const gzipMin = 16 << 10
+
+// maxClusterID bounds the length of Config.ClusterID, which travels in a header.
+const maxClusterID = 128
+
+// cursorFlushInterval is the longest a moved cursor stays unsaved. Saving is deferred
+// because on a persistent storage each save is a disk sync; a cursor lost in a crash
+// only makes the node send or fetch again what it already did, which LWW makes
+// harmless.
+const cursorFlushInterval = 250 * time.Millisecond
+
+// treeDepth is the number of hex digits that name a leaf: 16^3 = 4096 leaves, about
+// 25 entries a leaf at 100,000 entries.
+const treeDepth = 3
+
+// treeLeaves is the number of leaves.
+const treeLeaves = 1 << (4 * treeDepth)
+
+// treeRebuildEvery is how many checks a tree serves before it is rebuilt from a full
+// read of the data instead of the feed.
+const treeRebuildEvery = 20
+
+// maxFeedReads bounds the storage reads behind one feedPage, so a long stretch of
+// changes the page does not keep (a push skips received entries) cannot make one call
+// read the whole feed; the page then ends early with more set.
+const maxFeedReads = 64
+
+// feedChunk is the most changes the first storage read of a page asks for: with values
+// of up to MaxBodyBytes, a read must not pull far more into memory than the page can
+// carry. Later reads are sized by what the values read so far weigh.
+const feedChunk = 16
+
+// slotHold is the longest a trigger holds one of the FanOut slots. A node answers a
+// trigger at once (the sync runs after the answer), so a slower answer means a slow or
+// unreachable node, which must not hold up the others.
+const slotHold = 100 * time.Millisecond
+
+// A registration the pivot cannot reach (a node gone for good, a wrong or hostile
+// address) is dialled with backoff dormantAfter times in a row, then only every
+// dormantRetry: it costs the pivot next to nothing. A request from the node (it syncs
+// on its own too) makes it live again at once.
+const (
+	dormantAfter = 10
+	dormantRetry = 5 * time.Minute
+)
+
+// maxOwn bounds the pushed entries the pivot remembers per node and key between two of
+// the node's pulls. Past it the pivot forgets them and triggers the node after every
+// change until its next pull to the head of the feed.
+const maxOwn = maxLimit
+
+// holdsAllReads bounds the feed reads of one holdsAll. A node that keeps pushing while
+// the pivot checks its view may need a second read; a check that does not reach the
+// head of the feed gives up, and the node is triggered.
+const holdsAllReads = 4
+
+// maxLimit is the most changes one pull may ask for.
+const maxLimit = 10000
+
+// maxSnapshotPages bounds the pages one reconciliation reads (with the default batch,
+// 5 million entries); a bigger collection finishes in the next round.
+const maxSnapshotPages = 10000
+
+// maxTreeRequests bounds the tree requests of one check: with 16 children a level and
+// treeDepth levels, a few hundred differing leaves are narrowed down in one check; a
+// bigger difference is repaired over the next checks (or was a reconciliation's job).
+const maxTreeRequests = 256
+
+// maxBatchesPerRound bounds the batches one key moves in one direction per round; a
+// key with more to move schedules another round, so every loop is bounded.
+const maxBatchesPerRound = 64
+
+// readFreshness is how long after a pull of a path started its reads skip pulling
+// again. Every write on a node is re-read for its websocket broadcast, on one goroutine
+// of the server: without this, a burst of writes would pay one round trip to the pivot
+// per write before its broadcast.
+const readFreshness = 10 * time.Millisecond
+
+// maxShrink bounds how many times a key's byte budget is halved (to 1/64).
+const maxShrink = 6
+
+// writerIdleReuse is how long an id must go unconfirmed before the registry, once full,
+// hands it to another storage: far longer than any clock skew, so the stamps its old
+// holder made are long past.
+const writerIdleReuse = 24 * time.Hour
+
+// storagePoll is how often the hub checks, at start, whether every synced storage is
+// started (the server starts them after Setup returns).
+const storagePoll = 10 * time.Millisecond
+
+// nodesPage is how many NodesKey entries one read of the registrations takes.
+const nodesPage = 1000
