@@ -93,8 +93,9 @@ type Config struct {
 	SyncInterval time.Duration
 	// ReadBudget is the longest a read of a synced key on a node waits for a pull from
 	// the pivot (through BeforeRead). 0 means DefaultReadBudget; a negative value turns
-	// sync-on-read off. Reads never wait while the pivot is known to be down, nor
-	// within 10ms after a pull of the same path started.
+	// sync-on-read off. Reads never wait while the pivot is known to be down. A read
+	// that starts after a write elsewhere was acknowledged sees it, when the pivot
+	// answers within the budget.
 	ReadBudget time.Duration
 	// RequestTimeout bounds every HTTP request pivot makes. 0 means
 	// DefaultRequestTimeout.

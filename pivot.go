@@ -184,9 +184,6 @@ type syncKey struct {
 	path string
 	db   ooo.Database
 	rep  storage.Replica
-	// pulledAt is, on a node, when the last successful pull of the path started
-	// (unix ns), 0 before the first.
-	pulledAt atomic.Int64
 	// tree is the digest tree of the path's data (anti-entropy), built on first use.
 	tree digestTree
 	// lastCheck is, on a node, when the data was last compared with the pivot's

@@ -126,15 +126,18 @@ func (n *nodeSync) triggered(keys []*syncKey) {
 	}
 }
 
-// beforeRead pulls the key's synced path before a read, bounded by ReadBudget, unless
-// a pull of it started less than readFreshness ago.
+// beforeRead pulls the key's synced path before a read, bounded by ReadBudget, so a
+// read that starts after a write elsewhere was acknowledged sees it whenever the pivot
+// answers in time. The pull is a round that starts after the read asked (reads asking
+// during a round share the next one). ooo's own websocket broadcasts do not come here
+// (they read without the hook): a node's event means the data is already there.
 func (n *nodeSync) beforeRead(k string) {
 	budget := n.e.cfg.ReadBudget
 	if budget < 0 || n.down.Load() || n.e.ctx.Err() != nil {
 		return
 	}
 	sk := n.e.keyFor(k)
-	if sk == nil || time.Now().UnixNano()-sk.pulledAt.Load() < int64(readFreshness) {
+	if sk == nil {
 		return
 	}
 	done := n.request(sk, needPull)
@@ -314,11 +317,9 @@ func (n *nodeSync) syncKey(ctx context.Context, sk *syncKey, bits uint8) error {
 		}
 	}
 	if bits&needPull != 0 {
-		started := time.Now().UnixNano()
 		if err := n.pull(ctx, sk, cur); err != nil {
 			return errors.Join(pushErr, err)
 		}
-		sk.pulledAt.Store(started)
 	}
 	if pushErr != nil {
 		return pushErr

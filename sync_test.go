@@ -3,6 +3,7 @@ package pivot_test
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -353,5 +354,32 @@ func TestChanges_APullFromPastTheHeadIsNotRecorded(t *testing.T) {
 	}
 	for _, n := range p.result.Status().Nodes {
 		require.True(t, !n.UpToDate, "the node is not taken for up to date: %+v", n)
+	}
+}
+
+// Issue 16, item 1.2 (upstream pivot's TestBasicPivotSync): a read on a node that starts
+// after a write on the pivot was acknowledged returns it, every time, even when reads
+// follow each other within milliseconds (a pull that started before the write does
+// not count for the next read).
+func TestSync_ReadAfterAnAcknowledgedWriteSeesIt(t *testing.T) {
+	cfg := testConfig()
+	cfg.ReadBudget = 2 * time.Second // generous: the test is about staleness, not speed
+	p := startInstance(t, "pivot", memoryKind.make(t), "", "", cfg)
+	node := startInstance(t, "node", memoryKind.make(t), "", p.addr, cfg)
+	client := &http.Client{Timeout: 5 * time.Second}
+	for i := 1; i <= 50; i++ {
+		want := fmt.Sprintf(`{"i":%d}`, i)
+		req, err := http.NewRequest(http.MethodPost, "http://"+p.addr+"/settings", strings.NewReader(want))
+		require.NoError(t, err)
+		resp, err := client.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode, "write %d on the pivot", i)
+		resp, err = client.Get("http://" + node.addr + "/settings")
+		require.NoError(t, err)
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		require.NoError(t, err)
+		require.Contains(t, string(body), want, "read %d on the node", i)
 	}
 }

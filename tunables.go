@@ -98,12 +98,6 @@ const maxTreeRequests = 256
 // key with more to move schedules another round, so every loop is bounded.
 const maxBatchesPerRound = 64
 
-// readFreshness is how long after a pull of a path started its reads skip pulling
-// again. Every write on a node is re-read for its websocket broadcast, on one goroutine
-// of the server: without this, a burst of writes would pay one round trip to the pivot
-// per write before its broadcast.
-const readFreshness = 10 * time.Millisecond
-
 // maxShrink bounds how many times a key's byte budget is halved (to 1/64).
 const maxShrink = 6
 
