@@ -27,7 +27,7 @@ func (s *Stream) ServeClock(w http.ResponseWriter, r *http.Request, now func() [
 		s.clock = make(map[*Conn]struct{})
 	}
 	s.clock[c] = struct{}{}
-	first := &message{frame: now()}
+	first := newMessage(now(), "", nil, 1)
 	c.enqueue(first, func() *message { return first })
 	s.mu.Unlock()
 
@@ -43,7 +43,7 @@ func (s *Stream) ServeClock(w http.ResponseWriter, r *http.Request, now func() [
 func (s *Stream) BroadcastClock(payload []byte) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	msg := &message{frame: payload}
+	msg := newMessage(payload, "", nil, len(s.clock))
 	for c := range s.clock {
 		c.enqueue(msg, func() *message { return msg })
 	}

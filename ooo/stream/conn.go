@@ -28,8 +28,9 @@ type Conn struct {
 	queue  []*message
 	closed bool
 
+	// wake holds one token when the queue has news for the writer, or when the
+	// connection was shut down (the writer then finds closed set).
 	wake chan struct{}
-	done chan struct{}
 	once sync.Once
 }
 
@@ -40,7 +41,6 @@ func newConn(ws *websocket.Conn, key string, writeTimeout time.Duration, maxQueu
 		writeTimeout: writeTimeout,
 		maxQueue:     maxQueue,
 		wake:         make(chan struct{}, 1),
-		done:         make(chan struct{}),
 	}
 }
 
@@ -54,6 +54,32 @@ type message struct {
 	frame   []byte // the encoded frame
 	version string // the version after it (patches only)
 	patch   []byte // the JSON Patch a patch frame carries; nil for a snapshot or a clock tick
+	// shared marks a message queued for more than one client: its websocket frame
+	// (header and payload) is then built once, by the first writer that sends it, and
+	// every other client's writer sends those bytes as they are.
+	shared   bool
+	prepOnce sync.Once
+	prepared *websocket.PreparedMessage
+	prepErr  error
+}
+
+// newMessage is a message for n clients.
+func newMessage(frame []byte, version string, patch []byte, n int) *message {
+	return &message{frame: frame, version: version, patch: patch, shared: n > 1}
+}
+
+// write sends m on ws as one binary frame.
+func (m *message) write(ws *websocket.Conn) error {
+	if !m.shared {
+		return ws.WriteMessage(websocket.BinaryMessage, m.frame)
+	}
+	m.prepOnce.Do(func() {
+		m.prepared, m.prepErr = websocket.NewPreparedMessage(websocket.BinaryMessage, m.frame)
+	})
+	if m.prepErr != nil {
+		return m.prepErr
+	}
+	return ws.WritePreparedMessage(m.prepared)
 }
 
 // enqueue queues msg for sending and never blocks. When the queue already holds
@@ -79,36 +105,44 @@ func (c *Conn) enqueue(msg *message, resync func() *message) {
 
 // writeLoop sends queued messages until the connection is shut down. Every frame has
 // its own write deadline; a failed write shuts the connection down. What queued up
-// while the previous frames were written goes out coalesced (see coalesce).
+// while the previous frames were written goes out coalesced (see coalesce). The loop
+// keeps two queue buffers and swaps them, so a steady stream of messages allocates
+// nothing per message.
 func (c *Conn) writeLoop() {
-	for {
-		select {
-		case <-c.wake:
-		case <-c.done:
+	var spare []*message
+	out := make([]*message, 0, 2)
+	for range c.wake {
+		c.mu.Lock()
+		if c.closed {
+			c.mu.Unlock()
 			return
 		}
-		c.mu.Lock()
 		batch := c.queue
-		c.queue = nil
+		c.queue = spare
 		c.mu.Unlock()
-		for _, frame := range coalesce(batch) {
+		out = coalesce(out[:0], batch)
+		for _, m := range out {
 			if err := c.ws.SetWriteDeadline(time.Now().Add(c.writeTimeout)); err != nil {
 				c.shutdown(0, "")
 				return
 			}
-			if err := c.ws.WriteMessage(websocket.BinaryMessage, frame); err != nil {
+			if err := m.write(c.ws); err != nil {
 				c.shutdown(0, "")
 				return
 			}
 		}
+		clear(out)
+		clear(batch)
+		spare = batch[:0]
 	}
 }
 
-// coalesce turns the messages waiting for one client into the fewest frames that bring
-// it to the same state: nothing before the last snapshot (or clock tick) matters, since
-// that message alone holds the value, and the patches after it go as one patch holding
-// all their operations in order, with the last version.
-func coalesce(batch []*message) [][]byte {
+// coalesce appends to out the fewest messages that bring a client waiting for batch to
+// the same state: nothing before the last snapshot (or clock tick) matters, since that
+// message alone holds the value, and the patches after it go as one patch holding all
+// their operations in order, with the last version. Messages sent as they are keep
+// their shared frame; a merged patch is a new frame of this client's own.
+func coalesce(out, batch []*message) []*message {
 	start := 0
 	for i, m := range batch {
 		if m.patch == nil {
@@ -116,15 +150,14 @@ func coalesce(batch []*message) [][]byte {
 		}
 	}
 	batch = batch[start:]
-	frames := make([][]byte, 0, 2)
 	if len(batch) > 0 && batch[0].patch == nil {
-		frames = append(frames, batch[0].frame)
+		out = append(out, batch[0])
 		batch = batch[1:]
 	}
 	switch len(batch) {
 	case 0:
 	case 1:
-		frames = append(frames, batch[0].frame)
+		out = append(out, batch[0])
 	default:
 		size := 2
 		for _, m := range batch {
@@ -143,9 +176,10 @@ func coalesce(batch []*message) [][]byte {
 			ops = append(ops, inner...)
 		}
 		ops = append(ops, ']')
-		frames = append(frames, messages.Encode(false, batch[len(batch)-1].version, ops))
+		last := batch[len(batch)-1].version
+		out = append(out, newMessage(messages.Encode(false, last, ops), last, ops, 1))
 	}
-	return frames
+	return out
 }
 
 // readLoop reads and discards client frames until the connection fails or is closed.
@@ -172,7 +206,10 @@ func (c *Conn) shutdownBy(code int, reason string, deadline time.Time) {
 		c.closed = true
 		c.queue = nil
 		c.mu.Unlock()
-		close(c.done)
+		select {
+		case c.wake <- struct{}{}:
+		default: // a token is already waiting; the writer will find closed set
+		}
 		if code != 0 {
 			if len(reason) > maxCloseReason {
 				reason = reason[:maxCloseReason]

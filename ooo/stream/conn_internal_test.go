@@ -41,6 +41,13 @@ func TestConn_EnqueueAfterShutdownIsDropped(t *testing.T) {
 
 func TestCoalesce(t *testing.T) {
 	show := func(frames [][]byte) string { return fmt.Sprintf("%s", frames) }
+	frames := func(ms []*message) [][]byte {
+		out := [][]byte{}
+		for _, m := range ms {
+			out = append(out, m.frame)
+		}
+		return out
+	}
 	a := patchMsg("1", `[{"op":"remove","path":"/0"}]`)
 	b := patchMsg("2", `[{"op":"add","path":"/0","value":1}]`)
 	snap := frame("S")
@@ -55,7 +62,7 @@ func TestCoalesce(t *testing.T) {
 		{[]*message{a, b, snap}, "[S]"},
 		{[]*message{frame("t1"), frame("t2")}, "[t2]"},
 	} {
-		if got := show(coalesce(tc.in)); got != tc.want {
+		if got := show(frames(coalesce(nil, tc.in))); got != tc.want {
 			t.Fatalf("coalesce = %s, want %s", got, tc.want)
 		}
 	}

@@ -112,7 +112,7 @@ func (s *Stream) join(p *pool, c *Conn, version string, get GetFn) error {
 	p.verbatim = verbatim
 	p.conns[c] = struct{}{}
 	if version == "" || version != encodeVersion(p.version) {
-		c.enqueue(&message{frame: messages.Encode(true, encodeVersion(p.version), p.value())}, nil)
+		c.enqueue(newMessage(messages.Encode(true, encodeVersion(p.version), p.value()), "", nil, 1), nil)
 	}
 	return nil
 }
@@ -248,11 +248,12 @@ func (s *Stream) update(p *pool, data []byte) {
 	version := s.nextVersion()
 	if len(p.conns) > 0 {
 		v := encodeVersion(version)
-		msg := s.message(p.value(), data, v)
+		n := len(p.conns)
+		msg := s.message(p.value(), data, v, n)
 		var snapshot *message
 		resync := func() *message {
 			if snapshot == nil {
-				snapshot = &message{frame: messages.Encode(true, v, data)}
+				snapshot = newMessage(messages.Encode(true, v, data), "", nil, n)
 			}
 			return snapshot
 		}
@@ -269,10 +270,11 @@ func (s *Stream) send(p *pool, patch *jsonraw.Patch) {
 	version := s.nextVersion()
 	p.version = version
 	v := encodeVersion(version)
+	n := len(p.conns)
 	var snapshot *message
 	resync := func() *message {
 		if snapshot == nil {
-			snapshot = &message{frame: messages.Encode(true, v, p.value())}
+			snapshot = newMessage(messages.Encode(true, v, p.value()), "", nil, n)
 		}
 		return snapshot
 	}
@@ -281,28 +283,28 @@ func (s *Stream) send(p *pool, patch *jsonraw.Patch) {
 		msg = resync()
 	} else {
 		ops := patch.Bytes()
-		msg = &message{frame: messages.Encode(false, v, ops), version: v, patch: ops}
+		msg = newMessage(messages.Encode(false, v, ops), v, ops, n)
 	}
 	for c := range p.conns {
 		c.enqueue(msg, resync)
 	}
 }
 
-// message encodes the change from old to data: a patch whose values are data's bytes as
-// they are, or the whole value when patches are off, the change needs the whole
-// document, or the patch is bigger than the value (unless ForcePatch).
-func (s *Stream) message(old, data []byte, version string) *message {
-	snapshot := &message{frame: messages.Encode(true, version, data)}
+// message encodes, for n clients, the change from old to data: a patch whose values are
+// data's bytes as they are, or the whole value when patches are off, the change needs
+// the whole document, or the patch is bigger than the value (unless ForcePatch).
+func (s *Stream) message(old, data []byte, version string, n int) *message {
+	snapshot := func() *message { return newMessage(messages.Encode(true, version, data), "", nil, n) }
 	if s.NoPatch {
-		return snapshot
+		return snapshot()
 	}
 	patch, err := jsonraw.Diff(old, data)
 	// An empty patch between different bytes (they differ only in whitespace around the
 	// value) goes as a snapshot too, so that clients hold exactly data.
 	if err != nil || len(patch) <= 2 || (!s.ForcePatch && len(patch) > len(data)) {
-		return snapshot
+		return snapshot()
 	}
-	return &message{frame: messages.Encode(false, version, patch), version: version, patch: patch}
+	return newMessage(messages.Encode(false, version, patch), version, patch, n)
 }
 
 // verbatim reports whether the clients of k get the storage's value as it is.
