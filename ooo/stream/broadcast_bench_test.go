@@ -72,12 +72,45 @@ func (s *benchServer) put(b *testing.B, key, value string) {
 	}
 }
 
-// watcher is a raw websocket subscriber that signals when a frame holding the awaited
-// marker arrives.
+// arrivals counts subscribers that still have to see the awaited write; the last one
+// closes done. One channel and one timer per write, whatever the number of
+// subscribers, so the wait costs the benchmark nothing per subscriber.
+type arrivals struct {
+	left atomic.Int64
+	done chan struct{}
+	size int // the frame size to read (tcpFloor only)
+}
+
+func newArrivals(n int) *arrivals {
+	a := &arrivals{done: make(chan struct{})}
+	a.left.Store(int64(n))
+	return a
+}
+
+func (a *arrivals) arrive() {
+	if a.left.Add(-1) == 0 {
+		close(a.done)
+	}
+}
+
+// wait waits until every subscriber arrived, bounded by benchWait.
+func (a *arrivals) wait(b *testing.B, what string) {
+	timer := time.NewTimer(benchWait)
+	defer timer.Stop()
+	select {
+	case <-a.done:
+	case <-timer.C:
+		b.Fatalf("%d subscribers never saw %s", a.left.Load(), what)
+	}
+}
+
+// watcher is a raw websocket subscriber that tells its arrivals when a frame holding
+// the awaited marker arrives.
 type watcher struct {
 	mu     sync.Mutex
 	want   []byte
-	seen   chan struct{}
+	to     *arrivals
+	size   int // the length of the last frame that held a marker
 	frames atomic.Int64
 }
 
@@ -89,7 +122,7 @@ func newWatcher(b *testing.B, s *benchServer, path string) *watcher {
 	if err != nil {
 		b.Fatalf("dial: %v", err)
 	}
-	w := &watcher{seen: make(chan struct{}, 1)}
+	w := &watcher{}
 	first := make(chan struct{})
 	done := make(chan struct{})
 	go func() {
@@ -103,13 +136,13 @@ func newWatcher(b *testing.B, s *benchServer, path string) *watcher {
 				close(first)
 			}
 			w.mu.Lock()
-			hit := w.want != nil && bytes.Contains(data, w.want)
-			if hit {
-				w.want = nil
+			var to *arrivals
+			if w.want != nil && bytes.Contains(data, w.want) {
+				w.want, to, w.size = nil, w.to, len(data)
 			}
 			w.mu.Unlock()
-			if hit {
-				w.seen <- struct{}{}
+			if to != nil {
+				to.arrive()
 			}
 		}
 	}()
@@ -125,20 +158,20 @@ func newWatcher(b *testing.B, s *benchServer, path string) *watcher {
 	return w
 }
 
-func (w *watcher) expect(marker string) {
+// expect makes the watcher tell to when a frame holding marker arrives.
+func (w *watcher) expect(marker string, to *arrivals) {
 	w.mu.Lock()
-	w.want = []byte(marker)
+	w.want, w.to = []byte(marker), to
 	w.mu.Unlock()
 }
 
-func (w *watcher) wait(b *testing.B) {
-	select {
-	case <-w.seen:
-	case <-time.After(benchWait):
-		w.mu.Lock()
-		defer w.mu.Unlock()
-		b.Fatalf("the subscriber never saw the write %s (%d frames)", w.want, w.frames.Load())
+// expectAll makes every watcher of ws await marker, and returns their arrivals.
+func expectAll(ws []*watcher, marker string) *arrivals {
+	a := newArrivals(len(ws))
+	for _, w := range ws {
+		w.expect(marker, a)
 	}
+	return a
 }
 
 func median(d []time.Duration) time.Duration {
@@ -176,10 +209,10 @@ func BenchmarkWriteToSubscriber(b *testing.B) {
 				w := newWatcher(b, s, "/items/*")
 				for i := 0; i < b.N; i++ {
 					marker := fmt.Sprintf(`"write-%d"`, i)
-					w.expect(marker)
+					seen := expectAll([]*watcher{w}, marker)
 					t0 := time.Now()
 					s.put(b, itemKey(i%max(n, 1)), fmt.Sprintf(`{"w":"write-%d","text":"written by the benchmark"}`, i))
-					w.wait(b)
+					seen.wait(b, marker)
 					times[k] = append(times[k], time.Since(t0))
 				}
 				s.srv.Close(os.Interrupt)
@@ -190,7 +223,10 @@ func BenchmarkWriteToSubscriber(b *testing.B) {
 }
 
 // BenchmarkWriteToManySubscribers: one PUT of an entry of a list of 1,000 entries,
-// until the last of m raw subscribers of the list received it. Median per path.
+// until the last of m raw subscribers of the list received it. Median per path, and
+// tcpfloor-µs: the same frame delivered to m plain loopback TCP readers by one writer
+// goroutine per connection (see tcpFloor), in the same run, the machine's floor for
+// that design.
 //
 //	go test -run XXX -bench WriteToManySubscribers -benchtime 20x ./ooo/stream/
 func BenchmarkWriteToManySubscribers(b *testing.B) {
@@ -204,24 +240,27 @@ func BenchmarkWriteToManySubscribers(b *testing.B) {
 					watchers[k] = append(watchers[k], newWatcher(b, s, "/items/*"))
 				}
 			}
+			floor := newTCPFloor(b, m)
+			var floorTimes []time.Duration
 			times := [2][]time.Duration{}
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				for k, s := range servers {
 					marker := fmt.Sprintf(`"write-%d"`, i)
-					for _, w := range watchers[k] {
-						w.expect(marker)
-					}
+					seen := expectAll(watchers[k], marker)
 					t0 := time.Now()
 					s.put(b, itemKey(i%entries), fmt.Sprintf(`{"w":"write-%d","text":"written by the benchmark"}`, i))
-					for _, w := range watchers[k] {
-						w.wait(b)
-					}
+					seen.wait(b, marker)
 					times[k] = append(times[k], time.Since(t0))
 				}
+				frame := bytes.Repeat([]byte{'x'}, watchers[0][0].size)
+				t0 := time.Now()
+				floor.deliver(frame).wait(b, "the floor's frame")
+				floorTimes = append(floorTimes, time.Since(t0))
 			}
 			b.StopTimer()
 			report(b, times[0], times[1])
+			b.ReportMetric(float64(median(floorTimes).Microseconds()), "tcpfloor-µs")
 		})
 	}
 }
@@ -247,9 +286,7 @@ func BenchmarkBurst(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		for k, s := range servers {
 			last := fmt.Sprintf(`"last-%d"`, i)
-			for _, w := range watchers[k] {
-				w.expect(last)
-			}
+			seenAll := expectAll(watchers[k], last)
 			t0 := time.Now()
 			var wg sync.WaitGroup
 			var next atomic.Int64
@@ -270,9 +307,7 @@ func BenchmarkBurst(b *testing.B) {
 			// The last write goes to an entry of its own, after every other one.
 			s.put(b, itemKey(0), fmt.Sprintf(`{"w":"last-%d","text":"the last write"}`, i))
 			accepted[k] = time.Since(t0)
-			for _, w := range watchers[k] {
-				w.wait(b)
-			}
+			seenAll.wait(b, last)
 			seen[k] = time.Since(t0)
 		}
 	}
