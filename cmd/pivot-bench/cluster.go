@@ -43,6 +43,10 @@ type cluster struct {
 	busy   atomic.Int64 // naive mode: work scheduled or running
 	dir    string       // bolt files
 	logger *slog.Logger
+	// fullRead makes every instance's websocket pools re-read and diff their whole value
+	// on each broadcast (ooo.Server.Stream.FullRead), the baseline of the websocket
+	// scenario.
+	fullRead bool
 
 	pivot *instance
 	nodes []*instance
@@ -68,7 +72,12 @@ type instance struct {
 // and waits until the nodes hold the collection and the pivot knows them.
 func newCluster(mode, store string, n, size int, logger *slog.Logger) (*cluster, error) {
 	c := &cluster{mode: mode, store: store, wire: newWire(), logger: logger}
-	if store == storeBolt {
+	return c.startAll(n, size)
+}
+
+// startAll starts c's pivot holding size entries, then n nodes, as newCluster does.
+func (c *cluster) startAll(n, size int) (*cluster, error) {
+	if c.store == storeBolt {
 		dir, err := os.MkdirTemp("", "pivot-bench-")
 		if err != nil {
 			return nil, fmt.Errorf("bench: bolt folder: %w", err)
@@ -161,6 +170,7 @@ func (c *cluster) launch(in *instance, addr string) error {
 	client := c.wire.client(in.pulled.Store)
 	server := &ooo.Server{Silence: true, Storage: in.db, Pivot: in.pivotAddr, Client: client}
 	server.OnStorageEvent = in.arrived.event
+	server.Stream.FullRead = c.fullRead
 	in.sync, in.naive = pivot.SetupResult{}, nil
 	switch c.mode {
 	case modeDelta:

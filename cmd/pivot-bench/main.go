@@ -60,6 +60,11 @@ type options struct {
 
 	fanOut        []int
 	fanOutSamples int
+
+	wsSizes         []int         // collection sizes of the websocket scenario
+	wsSamples       int           // websocket samples, pools following changes
+	wsRereadSamples int           // websocket samples, pools re-reading (FullRead)
+	wsBudget        time.Duration // time budget of one websocket figure
 }
 
 func defaults(quick bool) options {
@@ -70,6 +75,7 @@ func defaults(quick bool) options {
 			rounds: 2, perRound: 10_000, writeFor: time.Second, writers: 4, convergeFor: 15 * time.Second,
 			catchUpSize: 100_000, catchUpRounds: 1,
 			fanOut: []int{1, 10, 50}, fanOutSamples: 30,
+			wsSizes: []int{0, 1_000, 10_000}, wsSamples: 60, wsRereadSamples: 15, wsBudget: 2 * time.Second,
 		}
 	}
 	return options{
@@ -78,6 +84,7 @@ func defaults(quick bool) options {
 		rounds: 5, perRound: 20_000, writeFor: 3 * time.Second, writers: 4, convergeFor: 60 * time.Second,
 		catchUpSize: 100_000, catchUpRounds: 3,
 		fanOut: []int{1, 10, 50}, fanOutSamples: 200,
+		wsSizes: []int{0, 1_000, 10_000, 100_000}, wsSamples: 200, wsRereadSamples: 40, wsBudget: 20 * time.Second,
 	}
 }
 
@@ -98,8 +105,16 @@ func (o options) fanOutCount(mode string) (int, time.Duration) {
 	return o.fanOutSamples, o.budget
 }
 
+// wsCount is convergenceSamples for the websocket figures.
+func (o options) wsCount(mode string) (int, time.Duration) {
+	if mode == modeReread {
+		return o.wsRereadSamples, o.wsBudget
+	}
+	return o.wsSamples, o.wsBudget
+}
+
 // Scenario names for -only.
-var scenarios = []string{"convergence", "throughput", "catchup", "fanout"}
+var scenarios = []string{"convergence", "throughput", "catchup", "fanout", "websocket"}
 
 func run(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("pivot-bench", flag.ContinueOnError)
@@ -199,6 +214,21 @@ func run(args []string, stdout, stderr io.Writer) error {
 					return err
 				}
 			}
+		}
+	}
+	if selected["websocket"] {
+		var labels []string
+		for _, size := range o.wsSizes {
+			labels = append(labels, sizeLabel(size))
+		}
+		wsModes := []string{modeDelta}
+		if o.naive {
+			wsModes = append(wsModes, modeReread)
+		}
+		if err := step(fmt.Sprintf("websocket, %s entries, %s", strings.Join(labels, "/"), strings.Join(wsModes, "/")), func() error {
+			return runWebsocket(r, o, wsModes, o.wsSizes)
+		}); err != nil {
+			return err
 		}
 	}
 

@@ -22,7 +22,7 @@ const (
 type figure struct {
 	name    string // what is measured
 	size    string // the collection size or other scale ("1k", "50 nodes", ...)
-	mode    string // modeDelta or modeNaive
+	mode    string // modeDelta, or a baseline: modeNaive, modeReread
 	unit    string
 	samples []float64
 	note    string // why samples are missing or incomplete
@@ -71,8 +71,8 @@ func (r *results) find(name, size, mode string) *figure {
 	return nil
 }
 
-// print writes the table: one row per figure, a naive row under its delta twin, saying
-// how many times better delta sync does on the median. The p99 column holds the tail:
+// print writes the table: one row per figure, a baseline row (naive, or reread) under
+// its delta twin, saying how many times better delta does on the median. The p99 column holds the tail:
 // the 99th percentile, or the 1st for writes/s.
 func (r *results) print(w io.Writer) {
 	first := map[string]int{}
@@ -85,13 +85,13 @@ func (r *results) print(w io.Writer) {
 	sort.SliceStable(rows, func(i, j int) bool {
 		return first[rows[i].name+"|"+rows[i].size] < first[rows[j].name+"|"+rows[j].size]
 	})
-	const layout = "| %-35s | %-19s | %-5s | %4s | %10s | %10s | %-12s |\n"
+	const layout = "| %-35s | %-19s | %-6s | %4s | %10s | %10s | %-12s |\n"
 	fmt.Fprintf(w, layout, "figure", "scale", "sync", "n", "median", "p99", "delta gain")
 	fmt.Fprintf(w, "|%s|%s|%s|%s|%s|%s|%s|\n", strings.Repeat("-", 37), strings.Repeat("-", 21),
-		strings.Repeat("-", 7), strings.Repeat("-", 5)+":", strings.Repeat("-", 11)+":", strings.Repeat("-", 11)+":", strings.Repeat("-", 14))
+		strings.Repeat("-", 8), strings.Repeat("-", 5)+":", strings.Repeat("-", 11)+":", strings.Repeat("-", 11)+":", strings.Repeat("-", 14))
 	for _, f := range rows {
 		gain := ""
-		if f.mode == modeNaive {
+		if f.mode != modeDelta {
 			gain = r.gain(f)
 		}
 		med, p99 := format(f.median(), f.unit), format(f.p99(), f.unit)
@@ -102,7 +102,8 @@ func (r *results) print(w io.Writer) {
 	}
 }
 
-// gain compares a naive figure with its delta twin: how many times better delta does.
+// gain compares a baseline figure (naive or reread) with its delta twin: how many times
+// better delta does.
 func (r *results) gain(naive *figure) string {
 	delta := r.find(naive.name, naive.size, modeDelta)
 	if delta == nil {

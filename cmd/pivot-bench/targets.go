@@ -4,10 +4,11 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"strings"
 )
 
-// printTargets checks the figures against the targets of issue 6 (medians, MemoryStorage)
-// and prints one line per target.
+// printTargets checks the figures against the targets of issues 6 and 11 (medians,
+// MemoryStorage) and prints one line per target.
 func printTargets(w io.Writer, r *results, o options) {
 	fmt.Fprintln(w, "| target | measured (median) | met |")
 	fmt.Fprintln(w, "|---|---|---|")
@@ -59,4 +60,20 @@ func printTargets(w io.Writer, r *results, o options) {
 
 	v, ok = med(figFanOut, nodesLabel(50))
 	line("fan-out to 50 nodes ≤ 50 ms", format(v, unitMs), v <= 50, ok)
+
+	small, large = sizeLabel(o.wsSizes[0]), sizeLabel(o.wsSizes[len(o.wsSizes)-1])
+	worst, all := 0.0, true
+	var measured []string
+	for _, size := range o.wsSizes {
+		v, ok := med(figWebsocket, sizeLabel(size))
+		all = all && ok
+		worst = math.Max(worst, v)
+		measured = append(measured, format(v, unitMs))
+	}
+	line(fmt.Sprintf("write on A → websocket subscriber on B ≤ 1 ms at every size from %s to %s", small, large),
+		strings.Join(measured, ", "), worst <= 1, all)
+	a, okA := med(figWebsocket, small)
+	b, okB := med(figWebsocket, large)
+	line(fmt.Sprintf("write on A → websocket subscriber on B within 1.5× between %s and %s", small, large),
+		fmt.Sprintf("%s → %s, ×%.2f", format(a, unitMs), format(b, unitMs), b/a), b/a <= 1.5, okA && okB)
 }
