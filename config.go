@@ -118,8 +118,10 @@ type Config struct {
 	// LWW. 0 means DefaultRepairInterval (1 minute); a negative value turns the
 	// periodic comparison off (SetupResult.Repair still runs one on demand).
 	RepairInterval time.Duration
-	// Client makes every outgoing request. nil means the server's Client, or when that
-	// is nil too, a client of pivot's own. Tests inject a client whose Transport drops,
+	// Client makes every outgoing request. nil means a client on the server's
+	// Client's Transport (Setup sets server.Client to ooo.NewClient() when it is nil),
+	// or with TLS set, on a Transport of ooo.NewClient()'s settings that uses TLS.
+	// Each request is bounded by RequestTimeout. Tests inject a client whose Transport drops,
 	// delays or cuts requests. Pull answers of 16 KiB or more come gzip-compressed when
 	// the request accepts it, as Go's http.Transport does (and then decompresses the
 	// answer itself) unless DisableCompression is set; a transport that sets

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -138,10 +137,12 @@ func Setup(server *ooo.Server, config Config) SetupResult {
 		client = tlsClient(cfg.TLS)
 	}
 	if client == nil {
-		client = server.Client
-	}
-	if client == nil {
-		client = defaultClient()
+		// The server's shared connection pool, made now if need be (Start keeps
+		// it); each request's deadline is RequestTimeout, not the client's.
+		if server.Client == nil {
+			server.Client = ooo.NewClient()
+		}
+		client = &http.Client{Transport: server.Client.Transport}
 	}
 	e := newEngine(cfg, server.Pivot, keys, client)
 	e.server = server
@@ -245,22 +246,12 @@ func limitValues(server *ooo.Server, keys []*syncKey, cfg Config) error {
 	return nil
 }
 
-// defaultClient is the HTTP client used when neither the config nor the server has one.
-// Request deadlines come from contexts (Config.RequestTimeout).
-func defaultClient() *http.Client {
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.DialContext = (&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 15 * time.Second}).DialContext
-	t.MaxIdleConnsPerHost = 64
-	t.IdleConnTimeout = 30 * time.Second
-	return &http.Client{Transport: t}
-}
-
 // tlsClient is pivot's own client when Config.TLS is set: it verifies peers with the
 // config's RootCAs and presents its certificates when a peer asks for one.
 func tlsClient(c *tls.Config) *http.Client {
-	client := defaultClient()
-	client.Transport.(*http.Transport).TLSClientConfig = c.Clone()
-	return client
+	t := ooo.NewClient().Transport.(*http.Transport)
+	t.TLSClientConfig = c.Clone()
+	return &http.Client{Transport: t}
 }
 
 // engine is the sync engine behind one Setup.

@@ -21,6 +21,9 @@ var (
 	ErrRouteNotDefined = errors.New("ooo: route not defined, static mode")
 	// ErrInvalidFilterResult means a filter returned something that is not JSON (400).
 	ErrInvalidFilterResult = errors.New("ooo: filter returned invalid JSON")
+	// ErrInvalidSetting is returned by Start for a negative duration or size: zero
+	// means the default, and no Server setting can be turned off.
+	ErrInvalidSetting = errors.New("ooo: invalid setting")
 	// ErrActive is returned by Start on a server that is already started.
 	ErrActive = errors.New("ooo: server already active")
 	// ErrMethodNotAllowed answers a method the key routes do not serve (405).

@@ -35,6 +35,9 @@ func (s *Server) Start(addr string) error {
 	if s.active.Load() {
 		return fmt.Errorf("ooo: start %s: %w", addr, ErrActive)
 	}
+	if err := s.checkSettings(); err != nil {
+		return fmt.Errorf("ooo: start %s: %w", addr, err)
+	}
 	s.defaults()
 	log := s.newLogger()
 	err := s.Storage.Start(StorageOpt{NoBroadcastKeys: s.NoBroadcastKeys, BeforeRead: s.BeforeRead, DbOpt: s.DbOpt})

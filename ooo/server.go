@@ -2,6 +2,7 @@ package ooo
 
 import (
 	"crypto/tls"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -96,7 +97,7 @@ type Server struct {
 	// server like a process signal would.
 	Signal chan os.Signal
 	// Client is a shared outgoing HTTP client for extensions such as pivot. nil is
-	// replaced at Start by a client with short timeouts.
+	// replaced at Start by NewClient().
 	Client *http.Client
 	// ReadTimeout and WriteTimeout of the HTTP server; 0 means one minute each.
 	ReadTimeout, WriteTimeout time.Duration
@@ -152,7 +153,7 @@ func (s *Server) defaults() {
 		s.Storage = &storage.MemoryStorage{}
 	}
 	if s.Client == nil {
-		s.Client = defaultClient()
+		s.Client = NewClient()
 	}
 	positiveOr(&s.Deadline, DefaultDeadline)
 	positiveOr(&s.Tick, DefaultTick)
@@ -186,8 +187,12 @@ func (s *Server) newLogger() *slog.Logger {
 	}
 }
 
-// defaultClient is the shared outgoing client of a server started without one.
-func defaultClient() *http.Client {
+// NewClient returns the outgoing HTTP client a server gets when it is started
+// without one (Server.Client), with upstream's settings: a 10 s timeout, 1 s dial,
+// 10 s keep-alive, idle-connection and answer-header timeouts, and large connection
+// pools. Extensions share it; pivot shares its Transport (the connection pool) and
+// bounds each request by its own RequestTimeout instead of the 10 s.
+func NewClient() *http.Client {
 	return &http.Client{
 		Timeout: 10 * time.Second,
 		Transport: &http.Transport{
@@ -234,10 +239,29 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request, k string) bool {
 	return s.authorize(w, r)
 }
 
-// positiveOr sets *v to def unless it is already positive: the rule every numeric
-// Server setting follows for its zero (or negative) value.
+// positiveOr sets *v to def when it is zero: the rule every numeric Server setting
+// follows (a negative one is refused by checkSettings first).
 func positiveOr[T ~int64](v *T, def T) {
-	if *v <= 0 {
+	if *v == 0 {
 		*v = def
 	}
+}
+
+// checkSettings refuses a negative numeric setting, naming it. Across ooo and pivot a
+// negative value turns off a feature that can be off (pivot's SyncInterval, ReadBudget
+// and RepairInterval) and is refused everywhere else.
+func (s *Server) checkSettings() error {
+	for _, f := range []struct {
+		name string
+		v    int64
+	}{
+		{"Deadline", int64(s.Deadline)}, {"Tick", int64(s.Tick)}, {"ReadTimeout", int64(s.ReadTimeout)},
+		{"WriteTimeout", int64(s.WriteTimeout)}, {"ReadHeaderTimeout", int64(s.ReadHeaderTimeout)},
+		{"IdleTimeout", int64(s.IdleTimeout)}, {"MaxBodyBytes", s.MaxBodyBytes},
+	} {
+		if f.v < 0 {
+			return fmt.Errorf("%w: %s must not be negative (got %d); zero means the default", ErrInvalidSetting, f.name, f.v)
+		}
+	}
+	return nil
 }
