@@ -288,28 +288,30 @@ func (e *engine) handleApply(w http.ResponseWriter, r *http.Request) {
 	}
 	n := e.hub.identify(r)
 	e.hub.recordPush(n, sk, req.Entries)
-	applied, err := sk.rep.Apply(req.Entries, Wins)
-	resp := applyResponse{Epoch: sk.rep.Epoch(), Applied: len(applied)}
+	results, err := sk.rep.ApplyEach(req.Entries, Wins)
 	if err != nil {
-		skewed := skewedVersions(err)
-		if len(skewed) == 0 {
-			writeError(w, http.StatusServiceUnavailable, codeUnavailable, "apply: "+err.Error())
-			return
-		}
-		done := make(map[string]bool, len(applied))
-		for _, a := range applied {
-			done[a.Key] = true
-		}
-		for _, en := range req.Entries {
-			if !done[en.Key] && skewed[en.Version()] {
-				resp.Refused = append(resp.Refused, refusal{Key: en.Key, Version: en.Version(),
-					Error: "stamped too far ahead of the pivot's clock"})
-			}
-		}
-		e.counts.refused.Add(int64(len(resp.Refused)))
-		e.log.Warn("pivot: refused entries stamped in the future", "key", sk.path, "count", len(resp.Refused), "err", err)
+		writeError(w, http.StatusServiceUnavailable, codeUnavailable, "apply: "+err.Error())
+		return
 	}
-	resp.Superseded = len(req.Entries) - resp.Applied - len(resp.Refused)
+	resp := applyResponse{Epoch: sk.rep.Epoch()}
+	for i, r := range results {
+		switch r.Outcome {
+		case storage.Applied:
+			resp.Applied++
+		case storage.Superseded:
+			resp.Superseded++
+		case storage.Refused:
+			why := r.Err.Error()
+			if skewed(r.Err) {
+				why = "stamped too far ahead of the pivot's clock"
+			}
+			resp.Refused = append(resp.Refused, refusal{Key: req.Entries[i].Key, Version: req.Entries[i].Version(), Error: why})
+		}
+	}
+	if len(resp.Refused) > 0 {
+		e.counts.refused.Add(int64(len(resp.Refused)))
+		e.log.Warn("pivot: refused entries stamped in the future", "key", sk.path, "count", len(resp.Refused))
+	}
 	if from, to, held, ok := e.hub.heldRange(n, sk); ok && sk.rep.Epoch() == resp.Epoch {
 		resp.HeldFrom, resp.HeldTo, resp.Held = from, to, held
 	}
@@ -319,20 +321,14 @@ func (e *engine) handleApply(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, resp)
 }
 
-// validEntry checks one pushed entry: a concrete key under path, sane stamps, JSON data
-// on a write and none on a tombstone.
+// validEntry checks one entry the protocol carries for path: storage.ValidEntry, the
+// rule Apply follows too, and a key under path.
 func validEntry(path string, en storage.Entry) error {
-	switch {
-	case !key.IsValid(en.Key) || key.IsGlob(en.Key):
-		return fmt.Errorf("key %q is not a valid concrete key", en.Key)
-	case !key.Match(path, en.Key):
+	if err := storage.ValidEntry(en); err != nil {
+		return err
+	}
+	if !key.Match(path, en.Key) {
 		return fmt.Errorf("key %q is not under %q", en.Key, path)
-	case en.Created < 0 || en.Updated < 0 || en.Version() == 0:
-		return errors.New("created and updated must be non-negative stamps, not both zero")
-	case en.Deleted && len(en.Data) > 0:
-		return errors.New("a tombstone carries no data")
-	case !en.Deleted && (len(en.Data) == 0 || !json.Valid(en.Data)):
-		return errors.New("data must be a JSON value")
 	}
 	return nil
 }

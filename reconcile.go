@@ -396,15 +396,21 @@ func (n *nodeSync) fetchRepairs(ctx context.Context, sk *syncKey, keys []string)
 		if len(resp.Entries) == 0 {
 			continue
 		}
-		applied, err := sk.rep.Apply(resp.Entries, Wins)
-		if err != nil && len(skewedVersions(err)) == 0 {
+		results, err := sk.rep.ApplyEach(resp.Entries, Wins)
+		if err != nil {
 			return fixed, fmt.Errorf("pivot: repair %s: %w", sk.path, err)
 		}
-		for _, a := range applied {
-			n.e.log.Info("pivot: repaired an entry from the pivot", "key", a.Key, "version", a.Version())
+		for i, r := range results {
+			switch {
+			case r.Outcome == storage.Applied:
+				a := resp.Entries[i]
+				n.e.log.Info("pivot: repaired an entry from the pivot", "key", a.Key, "version", a.Version())
+				fixed++
+				n.e.counts.repaired.Add(1)
+			case r.Outcome == storage.Refused && !skewed(r.Err):
+				return fixed, fmt.Errorf("pivot: repair %s: %q: %w", sk.path, resp.Entries[i].Key, r.Err)
+			}
 		}
-		fixed += len(applied)
-		n.e.counts.repaired.Add(int64(len(applied)))
 	}
 	return fixed, nil
 }

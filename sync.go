@@ -530,25 +530,23 @@ func (n *nodeSync) applyRemoteWith(sk *syncKey, changes []storage.Change, wins s
 	for i, c := range changes {
 		entries[i] = c.Entry
 	}
-	applied, err := sk.rep.Apply(entries, wins)
-	n.e.counts.pulled.Add(int64(len(applied)))
-	if err == nil {
-		return nil, nil
-	}
-	skewed := skewedVersions(err)
-	if len(skewed) == 0 {
+	results, err := sk.rep.ApplyEach(entries, wins)
+	if err != nil {
 		return nil, fmt.Errorf("pivot: apply changes of %s: %w", sk.path, err)
 	}
-	n.e.counts.refused.Add(int64(len(skewed)))
 	var hold *uint64
-	for _, c := range changes {
-		if skewed[c.Version()] && (hold == nil || c.Seq-1 < *hold) {
-			h := c.Seq - 1
-			hold = &h
+	for i, r := range results {
+		switch {
+		case r.Outcome == storage.Applied:
+			n.e.counts.pulled.Add(1)
+		case r.Outcome == storage.Refused && skewed(r.Err):
+			n.e.counts.refused.Add(1)
+			if h := changes[i].Seq - 1; hold == nil || h < *hold {
+				hold = &h
+			}
+		case r.Outcome == storage.Refused:
+			return nil, fmt.Errorf("pivot: apply changes of %s: %q: %w", sk.path, changes[i].Key, r.Err)
 		}
-	}
-	if hold == nil {
-		return nil, fmt.Errorf("pivot: apply changes of %s: %w", sk.path, err)
 	}
 	return hold, nil
 }
@@ -572,28 +570,11 @@ func (n *nodeSync) contact() {
 	n.down.Store(false)
 }
 
-// skewedVersions collects the remote stamps of every *clock.SkewError in err's tree.
-func skewedVersions(err error) map[int64]bool {
-	found := map[int64]bool{}
-	var walk func(error)
-	walk = func(err error) {
-		if err == nil {
-			return
-		}
-		if se, ok := err.(*clock.SkewError); ok {
-			found[se.Remote] = true
-		}
-		switch u := err.(type) {
-		case interface{ Unwrap() []error }:
-			for _, e := range u.Unwrap() {
-				walk(e)
-			}
-		case interface{ Unwrap() error }:
-			walk(u.Unwrap())
-		}
-	}
-	walk(err)
-	return found
+// skewed reports whether a refusal is a clock's: the entry is stamped too far ahead,
+// and is retried later rather than dropped.
+func skewed(err error) bool {
+	var se *clock.SkewError
+	return errors.As(err, &se)
 }
 
 // nodeEntryKey is where a node advertising addr registers under a list path.

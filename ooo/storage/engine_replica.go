@@ -99,38 +99,52 @@ func (e *engine) Changes(pattern string, since uint64, limit int) ([]Change, uin
 
 // Apply stores each remote entry that wins against the key's current state (the live
 // object, its tombstone, or the zero Entry when the key was never seen, its tombstone
-// was collected or its record is unreadable), in one atomic step with respect to local writes. A stored entry keeps
-// its stamps and data as given, is marked Remote, gets a new sequence and one event
-// ("set", or "del" for a tombstone); its version is observed on the clock first, so
-// every later local write sorts after it. An entry is refused, and reported in err
-// (errors.Join of the reasons), when its version is too far ahead of the clock
-// (*clock.SkewError), its key is not a plain key (ErrInvalidPath), or it is a live
-// entry without JSON data or has no stamp (ErrInvalidData); the rest of the batch is
+// was collected or its record is unreadable), in one atomic step with respect to local
+// writes. A stored entry keeps its stamps and data as given, is marked Remote, gets a
+// new sequence and one event ("set", or "del" for a tombstone); its version is observed
+// on the clock first, so every later local write sorts after it. An entry is refused,
+// and reported in err (errors.Join of the reasons), when ValidEntry refuses it or its
+// version is too far ahead of the clock (*clock.SkewError); the rest of the batch is
 // still applied. applied lists the stored entries in the order given.
 func (e *engine) Apply(entries []Entry, wins Wins) ([]Entry, error) {
+	results, err := e.ApplyEach(entries, wins)
+	if err != nil {
+		return nil, err
+	}
+	var applied []Entry
+	var refused []error
+	for i, r := range results {
+		switch r.Outcome {
+		case Applied:
+			applied = append(applied, entries[i])
+		case Refused:
+			refused = append(refused, fmt.Errorf("storage: apply %q: %w", entries[i].Key, r.Err))
+		}
+	}
+	return applied, errors.Join(refused...)
+}
+
+// ApplyEach is Apply with one Result per entry (see Replica).
+func (e *engine) ApplyEach(entries []Entry, wins Wins) ([]Result, error) {
 	if wins == nil {
 		return nil, errors.New("storage: apply: wins is nil")
 	}
-	var refused []error
-	valid := make([]Entry, 0, len(entries))
-	for _, en := range entries {
-		if err := checkEntry(&en); err != nil {
-			refused = append(refused, fmt.Errorf("storage: apply %q: %w", en.Key, err))
+	results := make([]Result, len(entries))
+	valid := make([]int, 0, len(entries))
+	for i, en := range entries {
+		if err := ValidEntry(en); err != nil {
+			results[i] = Result{Outcome: Refused, Err: err}
 			continue
 		}
-		valid = append(valid, en)
+		valid = append(valid, i)
 	}
 	if err := e.enter(); err != nil {
 		return nil, fmt.Errorf("storage: apply: %w", err)
 	}
 	defer e.mu.RUnlock()
-	var (
-		applied []Entry
-		skewed  []error
-	)
 	err := e.be.update(func(w writer) error {
-		applied, skewed = applied[:0], skewed[:0]
-		for _, en := range valid {
+		for _, i := range valid {
+			en := entries[i]
 			cur, ok, err := w.record(en.Key)
 			if err != nil {
 				return err
@@ -140,10 +154,11 @@ func (e *engine) Apply(entries []Entry, wins Wins) ([]Entry, error) {
 				current = cur.Entry
 			}
 			if !wins(en, current) {
+				results[i] = Result{Outcome: Superseded}
 				continue
 			}
 			if err := e.clk.Observe(en.Version()); err != nil {
-				skewed = append(skewed, fmt.Errorf("storage: apply %q: %w", en.Key, err))
+				results[i] = Result{Outcome: Refused, Err: err}
 				continue
 			}
 			op := OpSet
@@ -153,33 +168,33 @@ func (e *engine) Apply(entries []Entry, wins Wins) ([]Entry, error) {
 			if err := e.store(w, &Change{Entry: en, Remote: true}, op); err != nil {
 				return err
 			}
-			applied = append(applied, en)
+			results[i] = Result{Outcome: Applied}
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("storage: apply: %w", err)
 	}
-	return applied, errors.Join(append(refused, skewed...)...)
+	return results, nil
 }
 
 // errStop ends an iteration early; it never leaves the function that iterates.
 var errStop = errors.New("storage: stop iteration")
 
-// checkEntry validates a remote entry and drops the data of a tombstone.
-func checkEntry(en *Entry) error {
-	if !key.IsValid(en.Key) || key.IsGlob(en.Key) {
-		return ErrInvalidPath
-	}
-	if en.Created < 0 || en.Updated < 0 || en.Version() == 0 {
-		return fmt.Errorf("entry has no valid stamp: %w", ErrInvalidData)
-	}
-	if en.Deleted {
-		en.Data = nil
-		return nil
-	}
-	if len(en.Data) == 0 || !json.Valid(en.Data) {
-		return ErrInvalidData
+// ValidEntry is the one rule of what a replicated entry may be, shared by Apply and by
+// the protocols that carry entries (pivot's routes): a plain key (not a glob), stamps
+// that are not negative and not both zero, JSON data on a live entry and none on a
+// tombstone. It wraps ErrInvalidPath or ErrInvalidData.
+func ValidEntry(en Entry) error {
+	switch {
+	case !key.IsValid(en.Key) || key.IsGlob(en.Key):
+		return fmt.Errorf("key %q is not a valid plain key: %w", en.Key, ErrInvalidPath)
+	case en.Created < 0 || en.Updated < 0 || en.Version() == 0:
+		return fmt.Errorf("created and updated must be non-negative stamps, not both zero: %w", ErrInvalidData)
+	case en.Deleted && len(en.Data) > 0:
+		return fmt.Errorf("a tombstone carries no data: %w", ErrInvalidData)
+	case !en.Deleted && (len(en.Data) == 0 || !json.Valid(en.Data)):
+		return fmt.Errorf("a live entry's data must be a JSON value: %w", ErrInvalidData)
 	}
 	return nil
 }

@@ -193,6 +193,24 @@ func (e Entry) Version() int64 {
 	return e.Created
 }
 
+// Outcome is what Replica.ApplyEach did with one entry.
+type Outcome int
+
+// Outcomes of ApplyEach.
+const (
+	Applied    Outcome = iota + 1 // stored
+	Superseded                    // the current state wins under the Wins given (or is identical)
+	Refused                       // not valid, or stamped too far ahead of the clock: see Result.Err
+)
+
+// Result is the fate of one entry given to ApplyEach.
+type Result struct {
+	Outcome Outcome
+	// Err, for a refused entry, says why: wraps ValidEntry's error (ErrInvalidPath,
+	// ErrInvalidData) or is a *clock.SkewError.
+	Err error
+}
+
 // Change is an Entry as it stands in a storage's change feed.
 type Change struct {
 	Entry
@@ -229,6 +247,11 @@ type Replica interface {
 	// skew are refused: they are skipped and reported in err (errors.As a
 	// *clock.SkewError); the rest of the batch is still applied.
 	Apply(entries []Entry, wins Wins) (applied []Entry, err error)
+	// ApplyEach is Apply reporting what became of each entry, in the order given:
+	// applied, superseded (wins said no), or refused with the reason (ValidEntry's
+	// error, or a *clock.SkewError). err reports only a failure of the whole batch
+	// (the storage could not write), and then nothing was applied.
+	ApplyEach(entries []Entry, wins Wins) (results []Result, err error)
 	// Clock returns the clock that stamps this storage's writes.
 	Clock() *clock.Clock
 	// LoadCursor returns a value saved by SaveCursor, or nil when there is none.

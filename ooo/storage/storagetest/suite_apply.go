@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/benitogf/pivot"
 	"github.com/benitogf/pivot/ooo/clock"
@@ -32,6 +33,39 @@ func sameEntry(a, b storage.Entry) bool {
 }
 
 func runApply(t *testing.T, newHarness func(t testing.TB) Harness) {
+	t.Run("ApplyEachReportsEveryEntry", func(t *testing.T) {
+		s := fresh(t, newHarness)
+		mustSet(t, s, "a", `"local"`)
+		v := allChanges(t, s, "a", 0)[0].Version()
+		future := time.Now().Add(time.Hour).UnixNano()
+		batch := []storage.Entry{
+			entry("n", 100, 0, `"new"`),                                         // applied
+			entry("a", v-10, 0, `"older"`),                                      // superseded
+			entry("*", 100, 0, `"glob"`),                                        // refused: not a plain key
+			{Key: "t", Updated: 100, Deleted: true, Data: json.RawMessage(`1`)}, // refused: a tombstone with data
+			entry("f", future, 0, `"future"`),                                   // refused: too far ahead of the clock
+		}
+		results, err := s.ApplyEach(batch, winsLWW)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []storage.Outcome{storage.Applied, storage.Superseded, storage.Refused, storage.Refused, storage.Refused}
+		if len(results) != len(want) {
+			t.Fatalf("%d results for %d entries", len(results), len(batch))
+		}
+		for i, r := range results {
+			if r.Outcome != want[i] || (r.Outcome == storage.Refused) != (r.Err != nil) {
+				t.Fatalf("entry %d (%s): %+v, want outcome %d", i, batch[i].Key, r, want[i])
+			}
+		}
+		var skew *clock.SkewError
+		if !errors.Is(results[2].Err, storage.ErrInvalidPath) || !errors.Is(results[3].Err, storage.ErrInvalidData) || !errors.As(results[4].Err, &skew) {
+			t.Fatalf("reasons: %v / %v / %v", results[2].Err, results[3].Err, results[4].Err)
+		}
+		if len(allChanges(t, s, "f", 0)) != 0 || len(allChanges(t, s, "t", 0)) != 0 {
+			t.Fatal("a refused entry was stored")
+		}
+	})
 	t.Run("LastWriteWins", func(t *testing.T) {
 		s := fresh(t, newHarness)
 		mustSet(t, s, "a", `"local"`)
