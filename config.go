@@ -122,8 +122,8 @@ type Config struct {
 	// Client's Transport (Setup sets server.Client to ooo.NewClient() when it is nil),
 	// or with TLS set, on a Transport of ooo.NewClient()'s settings that uses TLS.
 	// Each request is bounded by RequestTimeout. Tests inject a client whose Transport drops,
-	// delays or cuts requests. Pull answers of 16 KiB or more come gzip-compressed when
-	// the request accepts it, as Go's http.Transport does (and then decompresses the
+	// delays or cuts requests. Answers of ooo.GzipMinSize (1 KiB) or more come
+	// gzip-compressed when the request accepts it, as Go's http.Transport does (and then decompresses the
 	// answer itself) unless DisableCompression is set; a transport that sets
 	// Accept-Encoding on its own gets the compressed body, which pivot decompresses.
 	Client *http.Client

@@ -255,7 +255,7 @@ func (e *engine) serveChanges(w http.ResponseWriter, r *http.Request, sk *syncKe
 		e.hub.recordPull(n, sk, epoch, page.head)
 	}
 	e.hub.contact(n, atHead)
-	e.writeCompressible(w, r, http.StatusOK, resp)
+	writeJSON(w, http.StatusOK, resp)
 }
 
 // handleApply applies a node's entries under LWW (push). The batch is validated whole
@@ -426,7 +426,7 @@ func (e *engine) handleEntries(w http.ResponseWriter, r *http.Request) {
 		resp.Next++
 	}
 	e.hub.contact(e.hub.identify(r), false)
-	e.writeCompressible(w, r, http.StatusOK, resp)
+	writeJSON(w, http.StatusOK, resp)
 }
 
 // handleTrigger schedules a pull of the given key paths on a node. It answers at once

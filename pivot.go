@@ -268,8 +268,6 @@ type engine struct {
 	// Address for nodeID, cached in listenAddr.
 	server     *ooo.Server
 	listenAddr atomic.Pointer[string]
-	// gzipWriters pools the *gzip.Writer of large pull answers (writeCompressible).
-	gzipWriters sync.Pool
 
 	ctx    context.Context
 	cancel context.CancelFunc

@@ -46,9 +46,8 @@ type Status struct {
 	// changes it served.
 	PulledEntries int64 `json:"pulledEntries"`
 	// BytesSent and BytesReceived count the protocol bodies this instance sent and
-	// received, as client and as server, as this instance wrote or read them: a pull
-	// answer the pivot gzip-compressed counts compressed in the pivot's BytesSent and
-	// decompressed in the node's BytesReceived (its HTTP client decompresses it).
+	// received, as client and as server, uncompressed: the gzip the server applies to
+	// large answers on the wire is not counted.
 	BytesSent     int64 `json:"bytesSent"`
 	BytesReceived int64 `json:"bytesReceived"`
 	// Conflicts counts pushed entries that were not applied because the stored entry

@@ -21,13 +21,6 @@ const (
 	minTokenLength = 16
 )
 
-// gzipMin is the smallest pull answer the pivot compresses, in bytes: a bit more than a
-// TCP initial congestion window (10 segments of 1460 bytes). A smaller answer arrives
-// in one round trip anyway, so compressing it would only cost CPU on both ends; a
-// larger one (a page of a catch-up or of a burst) shrinks several times, JSON being
-// repetitive.
-const gzipMin = 16 << 10
-
 // maxClusterID bounds the length of Config.ClusterID, which travels in a header.
 const maxClusterID = 128
 

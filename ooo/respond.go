@@ -1,17 +1,12 @@
 package ooo
 
 import (
-	"compress/gzip"
 	"errors"
 	"net/http"
 	"strconv"
-	"strings"
 
 	"github.com/benitogf/pivot/ooo/messages"
 )
-
-// gzipMin is the smallest response body worth compressing.
-const gzipMin = 1024
 
 // httpError answers with status and err's text as plain text.
 func httpError(w http.ResponseWriter, status int, err error) {
@@ -41,45 +36,12 @@ func statusOf(err error) int {
 	return http.StatusInternalServerError
 }
 
-// writeJSON answers with a JSON body, gzip-compressed when the client accepts it and
-// the body is big enough.
+// writeJSON answers with a JSON body; the server's compression (compression.go)
+// gzips it when it is large and the client accepts it.
 func writeJSON(w http.ResponseWriter, r *http.Request, status int, body []byte) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
-	if len(body) < gzipMin || !acceptsGzip(r) {
-		h.Set("Content-Length", strconv.Itoa(len(body)))
-		w.WriteHeader(status)
-		_, _ = w.Write(body)
-		return
-	}
-	h.Set("Content-Encoding", "gzip")
-	h.Add("Vary", "Accept-Encoding")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(status)
-	zw, err := gzip.NewWriterLevel(w, gzip.BestSpeed)
-	if err != nil { // only for an invalid level
-		_, _ = w.Write(body)
-		return
-	}
-	_, _ = zw.Write(body)
-	_ = zw.Close()
-}
-
-func acceptsGzip(r *http.Request) bool {
-	for _, part := range strings.Split(r.Header.Get("Accept-Encoding"), ",") {
-		name, params, _ := strings.Cut(strings.TrimSpace(part), ";")
-		if !strings.EqualFold(strings.TrimSpace(name), "gzip") {
-			continue
-		}
-		q := 1.0
-		for _, p := range strings.Split(params, ";") {
-			k, v, ok := strings.Cut(strings.TrimSpace(p), "=")
-			if ok && strings.EqualFold(strings.TrimSpace(k), "q") {
-				if f, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil {
-					q = f
-				}
-			}
-		}
-		return q > 0
-	}
-	return false
+	_, _ = w.Write(body)
 }

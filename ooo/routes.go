@@ -19,15 +19,12 @@ func (s *Server) registerRoutes() {
 	s.routed = s.Router
 }
 
-// rootHandler is the HTTP server's handler: CORS, then the Router. A path the Router
-// would redirect to its cleaned form ("/a//b", "/a/./b") goes straight to the key
-// handler, which refuses it with 400, unless a route of the user claims it.
+// rootHandler is the HTTP server's handler: CORS, then compression (compression.go;
+// websocket upgrades go without), then the Router. A path the Router would redirect to
+// its cleaned form ("/a//b", "/a/./b") goes straight to the key handler, which refuses
+// it with 400, unless a route of the user claims it.
 func (s *Server) rootHandler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rt := s.rt.Load()
-		if rt.cors.handle(w, r) {
-			return
-		}
+	route := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if p := r.URL.Path; p != "" && cleanPath(p) != p {
 			var m mux.RouteMatch
 			if !s.Router.Match(r, &m) || m.Route == nil || m.Route == s.keyRoute {
@@ -36,6 +33,17 @@ func (s *Server) rootHandler() http.Handler {
 			}
 		}
 		s.Router.ServeHTTP(w, r)
+	})
+	compressed := compression()(route)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.rt.Load().cors.handle(w, r) {
+			return
+		}
+		if websocket.IsWebSocketUpgrade(r) {
+			route(w, r)
+			return
+		}
+		compressed(w, r)
 	})
 }
 
