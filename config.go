@@ -129,6 +129,18 @@ type Config struct {
 	Client *http.Client
 	// Logger receives pivot's logs. nil means no logs. The token is never logged.
 	Logger *slog.Logger
+	// OnConflict, when set, is called with every Conflict this instance decides: an
+	// entry that lost under last-write-wins to a different value. It runs on a
+	// goroutine of its own, off the write and sync paths, one call at a time; it must
+	// be quick: while it runs, up to 1024 more conflicts wait, and beyond that they are
+	// dropped (Status still counts them and shows the last few).
+	OnConflict func(Conflict)
+	// ReadToken is a read-only credential for operators: with it in an
+	// "Authorization: Bearer" header, GET <RoutePrefix>/ui/status answers Status for
+	// the status page (<RoutePrefix>/ui). It grants nothing else (the protocol takes
+	// Token). Empty: the page's data route answers 404. Printable ASCII without
+	// spaces, different from Token.
+	ReadToken string
 }
 
 // withDefaults returns c with every zero field replaced by its default.
@@ -205,6 +217,12 @@ func (c Config) Validate() error {
 	}
 	if !headerSafe(c.PreviousToken) {
 		return bad("PreviousToken", "must be printable ASCII without spaces")
+	}
+	if !headerSafe(c.ReadToken) {
+		return bad("ReadToken", "must be printable ASCII without spaces")
+	}
+	if c.ReadToken != "" && (c.ReadToken == c.Token || c.ReadToken == c.PreviousToken) {
+		return bad("ReadToken", "must differ from Token and PreviousToken: it is shown to operators' browsers")
 	}
 	if c.PreviousToken != "" && c.Token == "" {
 		return bad("PreviousToken", "needs a Token to rotate to")

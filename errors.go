@@ -31,6 +31,9 @@ var (
 	// storages' own sentinel (storage.ErrNotActive, ooo.ErrNotActive), so one test
 	// catches it whichever side reports it.
 	ErrNotActive = storage.ErrNotActive
+	// ErrClosed: the engine stopped (Close, or the server's) before the call could
+	// finish (SetupResult.WaitAcknowledged).
+	ErrClosed = errors.New("pivot: engine closed")
 )
 
 // RemoteError is a failed exchange with a peer: the peer answered with an error status,

@@ -36,6 +36,7 @@ func (e *engine) routes(r *mux.Router) {
 	handle(routeWriter, http.MethodPost, e.pivotOnly(e.handleWriter))
 	handle(routeTrigger, http.MethodPost, e.handleTrigger)
 	handle(routeStatus, http.MethodGet, e.handleStatus)
+	e.operatorRoutes(r)
 	notFound := e.guard("", "", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, codeNotFound, "no pivot route "+r.URL.Path)
 	})
@@ -288,11 +289,13 @@ func (e *engine) handleApply(w http.ResponseWriter, r *http.Request) {
 	}
 	n := e.hub.identify(r)
 	e.hub.recordPush(n, sk, req.Entries)
-	results, err := sk.rep.ApplyEach(req.Entries, Wins)
+	wins, found := lossWatch(nodeName(n), nil)
+	results, err := sk.rep.ApplyEach(req.Entries, wins)
 	if err != nil {
 		writeError(w, http.StatusServiceUnavailable, codeUnavailable, "apply: "+err.Error())
 		return
 	}
+	e.reportLost(sk, found)
 	resp := applyResponse{Epoch: sk.rep.Epoch()}
 	for i, r := range results {
 		switch r.Outcome {

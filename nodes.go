@@ -280,6 +280,7 @@ func (h *hub) send(n *remoteNode) {
 		n.mu.Lock()
 		if err != nil {
 			if ctx.Err() == nil {
+				h.e.ops.triggersFailed.Add(1)
 				n.failures++
 				n.lastError = err.Error()
 				wait := h.e.backoff(n.failures, rand.Int64N)
@@ -296,8 +297,9 @@ func (h *hub) send(n *remoteNode) {
 				}
 			}
 		} else {
+			h.e.ops.triggersSent.Add(1)
 			if n.failures > 0 {
-				h.e.log.Info("pivot: node reachable again", "addr", n.dial)
+				h.e.log.Info("pivot: node reachable again", "addr", n.dial, "outage", outageSince(n.lastContact))
 			}
 			n.failures = 0
 			n.nextTry = time.Time{}
@@ -323,6 +325,7 @@ func (h *hub) needed(n *remoteNode, paths []string) []string {
 		n.mu.Lock()
 		n.skipped += int64(skipped)
 		n.mu.Unlock()
+		h.e.ops.triggersSkipped.Add(int64(skipped))
 	}
 	return kept
 }

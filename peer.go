@@ -118,7 +118,7 @@ func (p *peer) exchange(ctx context.Context, op, method, route string, query url
 	}
 	resp, err := p.client.Do(req)
 	if err != nil {
-		return p.fail(op, 0, codeUnavailable, err.Error())
+		return p.fail(op, 0, codeUnavailable, transportError(err))
 	}
 	defer resp.Body.Close()
 	raw, err := p.readAnswer(op, resp)

@@ -264,6 +264,10 @@ type engine struct {
 	client  *http.Client
 	traffic traffic
 	counts  counters
+	ops     ops         // what the metrics add to counts (observe.go)
+	extra   extraRoutes // routes added by SetupResult.Handle (operate.go)
+
+	conflicts conflictLog
 	// server is the server Setup wired (nil in some internal tests); a node reads its
 	// Address for nodeID, cached in listenAddr.
 	server     *ooo.Server
@@ -314,6 +318,7 @@ func newEngine(cfg Config, pivotAddr string, keys []*syncKey, client *http.Clien
 
 // start launches the background goroutines of the role.
 func (e *engine) start() {
+	e.startConflicts()
 	if e.hub != nil {
 		e.spawn(e.hub.run)
 	} else {

@@ -99,6 +99,7 @@ func (n *nodeSync) reconcile(ctx context.Context, sk *syncKey, cur *cursor, pivo
 	if err != nil || same {
 		return err
 	}
+	n.e.ops.reconciled(mode)
 	wins := Wins
 	var old map[string]snapshotEntry
 	if mode == modeAdopt {

@@ -66,6 +66,13 @@ type Status struct {
 	LastError   string    `json:"lastError,omitempty"`
 	LastErr     error     `json:"-"`
 	LastErrorAt time.Time `json:"lastErrorAt,omitzero"`
+	// ConflictsLost counts entries that lost under LWW to a different value here
+	// (see Conflict), and RecentConflicts are the last 10 of them, newest first.
+	ConflictsLost   int64      `json:"conflictsLost"`
+	RecentConflicts []Conflict `json:"recentConflicts,omitempty"`
+	// Unreachable is, on a node while the pivot is unreachable, for how long, as
+	// text ("12.5s").
+	Unreachable string `json:"unreachable,omitempty"`
 }
 
 // NodeStatus is one node as the pivot sees it.
@@ -93,6 +100,8 @@ type NodeStatus struct {
 	// last trigger skipped because the node held every change), the time since that
 	// change; 0 otherwise.
 	Lag time.Duration `json:"lag"`
+	// LagText is Lag as text ("1.5s"); "" for none.
+	LagText string `json:"lagText,omitempty"`
 	// ConsecutiveFailures counts failed triggers in a row.
 	ConsecutiveFailures int `json:"consecutiveFailures"`
 	// LastError is the last trigger failure.
@@ -130,6 +139,12 @@ type KeyStatus struct {
 	// pivot's, and InSync whether it then matched (before any repair).
 	LastCheck time.Time `json:"lastCheck,omitzero"`
 	InSync    bool      `json:"inSync,omitempty"`
+	// PendingWrites is, on a node, how many local writes of the path the pivot has not
+	// acknowledged yet, PendingSince the stamp of the oldest of them, and
+	// PendingCapped tells that the count stopped at 100,000 (there are more).
+	PendingWrites int       `json:"pendingWrites,omitempty"`
+	PendingSince  time.Time `json:"pendingSince,omitzero"`
+	PendingCapped bool      `json:"pendingCapped,omitempty"`
 }
 
 // status builds the Status.
@@ -143,6 +158,9 @@ func (e *engine) status() Status {
 		Conflicts:     e.counts.conflicts.Load(),
 		Refused:       e.counts.refused.Load(),
 		Keys:          make([]KeyStatus, 0, len(e.keys)),
+
+		ConflictsLost:   e.ops.lost.Load(),
+		RecentConflicts: e.lastConflicts(),
 	}
 	if last := e.lastErr.Load(); last != nil {
 		s.LastError, s.LastErrorAt, s.LastErr = last.msg, last.at, last.err
@@ -167,6 +185,7 @@ func (e *engine) status() Status {
 			if at := sk.lastCheck.Load(); at != 0 {
 				ks.LastCheck, ks.InSync = time.Unix(0, at), sk.inSync.Load()
 			}
+			e.pendingStatus(sk, &ks)
 			if rec, ok := e.node.keyError(sk); ok {
 				ks.LastError, ks.LastErrorAt, ks.LastErr = rec.msg, rec.at, rec.err
 			}
@@ -181,6 +200,9 @@ func (e *engine) status() Status {
 			s.LastContact = time.Unix(0, lc)
 		}
 		s.ConsecutiveFailures = int(n.failures.Load())
+		if since := e.ops.downSince.Load(); since != 0 {
+			s.Unreachable = readable(time.Since(time.Unix(0, since)))
+		}
 		s.Checks, s.Repairs = e.counts.checks.Load(), e.counts.repaired.Load()
 	}
 	if h := e.hub; h != nil {
@@ -213,6 +235,7 @@ func (h *hub) nodeStatus() []NodeStatus {
 		}
 		if lastChange != 0 && n.lastPull.UnixNano() < lastChange {
 			ns.Lag = now.Sub(time.Unix(0, lastChange))
+			ns.LagText = readable(ns.Lag)
 		}
 		n.mu.Unlock()
 		out = append(out, ns)

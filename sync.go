@@ -20,7 +20,8 @@ import (
 const (
 	needPush uint8 = 1 << iota
 	needPull
-	needCheck // compare the data with the pivot's (anti-entropy), after push and pull
+	needCheck  // compare the data with the pivot's (anti-entropy), after push and pull
+	needResync // reconcile with the pivot's snapshot, as on a first sync (SetupResult.Resync)
 )
 
 // nodeSync is the node side of the engine: one goroutine runs sync rounds against the
@@ -49,8 +50,9 @@ type nodeSync struct {
 
 	// Owned by the run goroutine.
 	cursors    map[*syncKey]*cursor
-	dirty      map[*syncKey]*cursor    // moved cursors not yet persisted
-	pushed     map[*syncKey]*ownPushes // what was pushed since the last pull to the head
+	dirty      map[*syncKey]*cursor                  // moved cursors not yet persisted
+	pushed     map[*syncKey]*ownPushes               // what was pushed since the last pull to the head
+	lostPushes map[*syncKey]map[string]storage.Entry // pushes answered as superseded (conflicts.go)
 	lastFlush  time.Time
 	registered bool
 	// writersConfirmed is set once the pivot confirmed the writer ids of this node's
@@ -73,6 +75,8 @@ func newNodeSync(e *engine, pivotAddr string) *nodeSync {
 		cursors: map[*syncKey]*cursor{},
 		dirty:   map[*syncKey]*cursor{},
 		pushed:  map[*syncKey]*ownPushes{},
+
+		lostPushes: map[*syncKey]map[string]storage.Entry{},
 	}
 }
 
@@ -207,7 +211,9 @@ func (n *nodeSync) run() {
 			lastFull = time.Now()
 		}
 		work, done := n.take()
+		began := time.Now()
 		left, err := n.round(ctx, work)
+		n.e.ops.roundEnded(began, err)
 		close(done)
 		if ctx.Err() != nil {
 			return
@@ -218,6 +224,7 @@ func (n *nodeSync) run() {
 		}
 		switch {
 		case err == nil:
+			n.cameBack()
 			n.down.Store(false)
 			n.failures.Store(0)
 			if n.e.cfg.SyncInterval > 0 {
@@ -225,10 +232,10 @@ func (n *nodeSync) run() {
 			}
 		case unreachable(err):
 			n.putBack(left)
+			n.wentDown(err)
 			n.down.Store(true)
 			n.writersConfirmed = false
 			f := n.failures.Add(1)
-			n.e.fail("sync with pivot", err)
 			timer.Reset(n.e.backoff(int(f), rand.Int64N))
 		default:
 			// Refused by the pivot (token, cluster, skew...) or a local storage
@@ -236,7 +243,7 @@ func (n *nodeSync) run() {
 			n.putBack(left)
 			f := n.failures.Add(1)
 			if !errors.Is(err, ErrNotActive) {
-				n.e.fail("sync round", err)
+				n.failedRound(err)
 			}
 			timer.Reset(n.e.backoff(int(f), rand.Int64N))
 		}
@@ -309,6 +316,12 @@ func (n *nodeSync) syncKey(ctx context.Context, sk *syncKey, bits uint8) error {
 	cur, err := n.cursor(sk)
 	if err != nil {
 		return err
+	}
+	if bits&needResync != 0 {
+		// As on a first sync: the pull that follows finds no pivot epoch and
+		// reconciles (merge mode), after pushing what is unsent.
+		cur.PivotEpoch = ""
+		bits |= needPull
 	}
 	var pushErr error
 	if bits&needPush != 0 {
@@ -396,9 +409,11 @@ func (n *nodeSync) push(ctx context.Context, sk *syncKey, cur *cursor) error {
 			}
 			resp, err := n.pivot.apply(ctx, sk.path, applyRequest{Entries: entries})
 			if err != nil {
+				n.e.ops.pushFailures.Add(1)
 				return err
 			}
 			n.contact()
+			n.acknowledged(sk, entries, resp)
 			n.e.counts.pushed.Add(int64(resp.Applied))
 			n.e.counts.conflicts.Add(int64(resp.Superseded))
 			own := n.ownPushes(sk)
@@ -462,6 +477,7 @@ func (n *nodeSync) pull(ctx context.Context, sk *syncKey, cur *cursor) error {
 	for i := 0; i < maxBatchesPerRound; i++ {
 		resp, err := n.pivot.changes(ctx, sk.path, cur.Pull, n.e.cfg.BatchSize, n.budget(sk))
 		if err != nil {
+			n.e.ops.pullFailures.Add(1)
 			return err
 		}
 		n.contact()
@@ -497,6 +513,7 @@ func (n *nodeSync) pull(ctx context.Context, sk *syncKey, cur *cursor) error {
 		}
 		if !resp.More {
 			n.ownPushes(sk).reset()
+			delete(n.lostPushes, sk)
 			return nil
 		}
 	}
@@ -518,7 +535,12 @@ func (n *nodeSync) ownPushes(sk *syncKey) *ownPushes {
 // applyRemote applies changes from the pivot under LWW. When the local clock refuses
 // some of them (skew), it returns the cursor to hold: just before the first refused one.
 func (n *nodeSync) applyRemote(sk *syncKey, changes []storage.Change) (*uint64, error) {
-	return n.applyRemoteWith(sk, changes, Wins)
+	wins, found := lossWatch(OriginPivot, n.lostPushes[sk])
+	hold, err := n.applyRemoteWith(sk, changes, wins)
+	if err == nil {
+		n.e.reportLost(sk, found)
+	}
+	return hold, err
 }
 
 // applyRemoteWith is applyRemote with another conflict rule (used by reconcile).
@@ -539,6 +561,7 @@ func (n *nodeSync) applyRemoteWith(sk *syncKey, changes []storage.Change, wins s
 		switch {
 		case r.Outcome == storage.Applied:
 			n.e.counts.pulled.Add(1)
+			n.e.ops.pullBytes.Add(entrySize(entries[i]))
 		case r.Outcome == storage.Refused && skewed(r.Err):
 			n.e.counts.refused.Add(1)
 			if h := changes[i].Seq - 1; hold == nil || h < *hold {
