@@ -158,7 +158,7 @@ func (e *engine) record(msg string, err error) {
 func (n *nodeSync) wentDown(err error) {
 	n.e.record("sync with pivot", err)
 	if n.e.ops.downSince.CompareAndSwap(0, time.Now().UnixNano()) {
-		n.e.log.Warn("pivot: pivot unreachable, retrying with backoff", "pivot", n.addr, "err", err)
+		n.e.log.Warn("pivot: pivot unreachable, retrying with backoff", "err", err)
 		return
 	}
 	n.e.log.Debug("pivot: pivot still unreachable", "err", err)
