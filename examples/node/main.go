@@ -5,19 +5,23 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
+	"strings"
 
 	"github.com/benitogf/pivot"
+	"github.com/benitogf/pivot/metrics"
 	"github.com/benitogf/pivot/ooo"
 )
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:8801", "address to listen on")
 	pivotAddr := flag.String("pivot", "127.0.0.1:8800", "the pivot's host:port")
-	advertise := flag.String("advertise", "", "host:port the pivot reaches this node at (default: -addr)")
+	advertise := flag.String("advertise", "", "host:port the pivot reaches this node at (default: -addr, or with no host in -addr the local address that routes to -pivot)")
 	data := flag.String("data", "node-data", "folder of the BoltStorage file")
 	token := flag.String("token", "", "cluster token (the same on every instance)")
 	cluster := flag.String("cluster", "example", "cluster id (the same on every instance)")
@@ -25,13 +29,19 @@ func main() {
 	cert := flag.String("cert", "", "PEM certificate of this instance: with -key and -ca, serve and dial with mutual TLS")
 	keyFile := flag.String("key", "", "PEM key of -cert")
 	ca := flag.String("ca", "", "PEM certificate of the authority that signed every instance's certificate")
+	read := flag.String("read", "", "read-only operator credential: the status page's data (/~pivot/ui) and the metrics (/~pivot/metrics) take it as a bearer token; empty: page off, metrics open")
 	flag.Parse()
-	if *advertise == "" {
-		*advertise = *addr
-	}
 	if *pivotAddr == "" {
 		fmt.Fprintln(os.Stderr, "-pivot is required")
 		os.Exit(2)
+	}
+	if *advertise == "" {
+		a, err := advertised(*addr, *pivotAddr)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+		*advertise = a
 	}
 
 	if err := os.MkdirAll(*data, 0o755); err != nil {
@@ -48,6 +58,7 @@ func main() {
 		ClusterID: *cluster,
 		Advertise: *advertise,
 		Logger:    logger,
+		ReadToken: *read,
 	}
 	if *cert != "" {
 		tc, err := pivot.LoadMutualTLS(*cert, *keyFile, *ca)
@@ -64,11 +75,45 @@ func main() {
 	// Only nodes (through the authenticated protocol) and operators holding -admin
 	// may add, change or remove nodes.
 	pivot.ProtectNodesKey(server, config.NodesKey, pivot.BearerAllows(*admin))
-	pivot.Setup(server, config)
+	result := pivot.Setup(server, config)
+	if err := result.Handle("/metrics", metrics.Handler(result, *read)); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
 	if err := server.Start(*addr); err != nil {
+		if errors.Is(err, ooo.ErrLocked) {
+			fmt.Fprintf(os.Stderr, "-data %s is in use by another process: every instance needs a data folder of its own\n", *data)
+			os.Exit(1)
+		}
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	logger.Info("node listening", "addr", server.Address, "pivot", *pivotAddr, "data", *data)
 	server.WaitClose()
+}
+
+// advertised is the address the pivot reaches this node at when -advertise is not set:
+// -addr itself, or for an -addr without a host (":8801", "0.0.0.0:8801") the local
+// address this machine reaches the pivot from, with -addr's port.
+func advertised(addr, pivotAddr string) (string, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", fmt.Errorf("-addr %q: %v", addr, err)
+	}
+	if ip := net.ParseIP(host); host != "" && (ip == nil || !ip.IsUnspecified()) {
+		return addr, nil
+	}
+	target := pivotAddr
+	if _, after, ok := strings.Cut(target, "://"); ok {
+		target = strings.TrimSuffix(after, "/")
+	}
+	// A UDP "connection" sends nothing: it only asks the system which local address
+	// routes to the pivot.
+	conn, err := net.Dial("udp", target)
+	if err != nil {
+		return "", fmt.Errorf("-addr %q names no host and the route to -pivot %q is unknown (%v): set -advertise host:port, the address the pivot reaches this node at", addr, pivotAddr, err)
+	}
+	defer conn.Close()
+	local := conn.LocalAddr().(*net.UDPAddr)
+	return net.JoinHostPort(local.IP.String(), port), nil
 }

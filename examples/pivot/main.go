@@ -13,12 +13,14 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
 	"os"
 
 	"github.com/benitogf/pivot"
+	"github.com/benitogf/pivot/metrics"
 	"github.com/benitogf/pivot/ooo"
 )
 
@@ -31,6 +33,7 @@ func main() {
 	cert := flag.String("cert", "", "PEM certificate of this instance: with -key and -ca, serve and dial with mutual TLS")
 	keyFile := flag.String("key", "", "PEM key of -cert")
 	ca := flag.String("ca", "", "PEM certificate of the authority that signed every instance's certificate")
+	read := flag.String("read", "", "read-only operator credential: the status page's data (/~pivot/ui) and the metrics (/~pivot/metrics) take it as a bearer token; empty: page off, metrics open")
 	flag.Parse()
 
 	if err := os.MkdirAll(*data, 0o755); err != nil {
@@ -45,6 +48,7 @@ func main() {
 		Token:     *token,
 		ClusterID: *cluster,
 		Logger:    logger,
+		ReadToken: *read,
 	}
 	if *cert != "" {
 		tc, err := pivot.LoadMutualTLS(*cert, *keyFile, *ca)
@@ -61,8 +65,16 @@ func main() {
 	// Only nodes (through the authenticated protocol) and operators holding -admin
 	// may add, change or remove nodes.
 	pivot.ProtectNodesKey(server, config.NodesKey, pivot.BearerAllows(*admin))
-	pivot.Setup(server, config)
+	result := pivot.Setup(server, config)
+	if err := result.Handle("/metrics", metrics.Handler(result, *read)); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
 	if err := server.Start(*addr); err != nil {
+		if errors.Is(err, ooo.ErrLocked) {
+			fmt.Fprintf(os.Stderr, "-data %s is in use by another process: every instance needs a data folder of its own\n", *data)
+			os.Exit(1)
+		}
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
