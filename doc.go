@@ -45,6 +45,11 @@
 //     digest_tree.go: the digest trees.
 //   - auth.go: the proofs that authenticate the protocol (Token); tls.go: mutual TLS.
 //   - writers.go: writer ids; status.go: Status; errors.go: errors.
+//   - operate.go: what operators use: the health route, extra routes (Handle), pending
+//     writes, WaitAcknowledged, SyncNow, Resync, the outage log lines; observe.go: the
+//     counters and histograms behind Metrics; conflicts.go: Conflict and OnConflict;
+//     ui.go and ui/status.html: the status page and its read-token route. The
+//     metrics subpackage turns Metrics and Status into Prometheus series.
 //
 // # Caveats
 //

@@ -1,6 +1,7 @@
 package pivot
 
 import (
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -68,6 +69,7 @@ type ops struct {
 	lost                         atomic.Int64 // entries that lost under LWW to a different value (conflicts.go)
 	conflictsDropped             atomic.Int64 // OnConflict calls skipped because its queue was full
 	roundTime, ackTime           histogram
+	heads                        sync.Map               // node: *syncKey → the pivot's feed head at the last pull that reached it
 	downSince                    atomic.Int64           // node: unix ns when the pivot became unreachable; 0 when up
 	lastFailure                  atomic.Pointer[string] // node: the last round error logged as a warning
 }

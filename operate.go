@@ -382,3 +382,41 @@ func (e *engine) pendingStatus(sk *syncKey, ks *KeyStatus) {
 	}
 	ks.PendingWrites, ks.PendingSince, ks.PendingCapped = p.count, time.Unix(0, p.oldest), p.capped
 }
+
+// progressEvery is the least time between two progress lines of one catch-up.
+const progressEvery = 5 * time.Second
+
+// catchUp logs the progress of one long pull (a catch-up after an outage, a new node):
+// entries applied and their rate, at most every progressEvery, and one line at the end
+// when it logged any. Owned by the pull that made it.
+type catchUp struct {
+	began, logged time.Time
+	entries       int
+}
+
+// page records one page of the pull, which goes on after it.
+func (c *catchUp) page(log *slog.Logger, sk *syncKey, entries int, next uint64) {
+	c.entries += entries
+	now := time.Now()
+	last := c.logged
+	if last.IsZero() {
+		last = c.began
+	}
+	if now.Sub(last) < progressEvery {
+		return
+	}
+	c.logged = now
+	log.Info("pivot: catching up with the pivot", "key", sk.path, "entries", c.entries, "position", next,
+		"rate", fmt.Sprintf("%.0f/s", float64(c.entries)/now.Sub(c.began).Seconds()))
+}
+
+// done records the last page; after a logged catch-up, one line with the totals.
+func (c *catchUp) done(log *slog.Logger, sk *syncKey, entries int) {
+	c.entries += entries
+	if c.logged.IsZero() {
+		return
+	}
+	took := time.Since(c.began)
+	log.Info("pivot: caught up with the pivot", "key", sk.path, "entries", c.entries, "took", readable(took),
+		"rate", fmt.Sprintf("%.0f/s", float64(c.entries)/took.Seconds()))
+}

@@ -117,7 +117,10 @@ func TestResync_OneKey(t *testing.T) {
 	ctx := context.Background()
 	require.ErrorIs(t, c.nodes[0].result.Resync(ctx, "nope/*"), pivot.ErrInvalidConfig)
 	require.NoError(t, c.nodes[0].result.Resync(ctx, "users/*"))
-	require.Empty(t, c.nodes[0].result.Status().Keys[0].LastError)
+	ks := c.nodes[0].result.Status().Keys[0]
+	require.Empty(t, ks.LastError)
+	require.Equal(t, ks.PullCursor, ks.PivotHead, "caught up: the pull cursor is at the pivot's head")
+	require.NotZero(t, ks.PivotHead)
 	waitConverged(t, c.all(), false)
 }
 

@@ -123,6 +123,7 @@ func (n *nodeSync) reconcile(ctx context.Context, sk *syncKey, cur *cursor, pivo
 		return err
 	}
 	cur.PivotEpoch, cur.Pull, cur.Adopt = epoch, next, false
+	n.e.ops.heads.Store(sk, next)
 	return n.persist(sk, cur)
 }
 
@@ -138,12 +139,16 @@ func (n *nodeSync) sameAsPivot(ctx context.Context, sk *syncKey, cur *cursor, mo
 		return false, err
 	}
 	if remote.Digest != local.String() || remote.Count != local.count {
-		n.e.log.Info("pivot: reconciling with the pivot's snapshot", "key", sk.path, "mode", mode,
-			"local", local.count, "pivot", remote.Count)
+		msg := "pivot: reconciling with the pivot's snapshot"
+		if mode == modeMerge && cur.PivotEpoch == "" && cur.Pull == 0 {
+			msg = "pivot: first sync, taking the pivot's snapshot" // expected, not an anomaly
+		}
+		n.e.log.Info(msg, "key", sk.path, "mode", mode, "local", local.count, "pivot", remote.Count)
 		return false, nil
 	}
 	n.e.log.Debug("pivot: in sync with the pivot's snapshot", "key", sk.path, "entries", local.count)
 	cur.PivotEpoch, cur.Pull, cur.Adopt = remote.Epoch, remote.Head, false
+	n.e.ops.heads.Store(sk, remote.Head)
 	return true, n.persist(sk, cur)
 }
 

@@ -139,6 +139,10 @@ type KeyStatus struct {
 	// pivot's, and InSync whether it then matched (before any repair).
 	LastCheck time.Time `json:"lastCheck,omitzero"`
 	InSync    bool      `json:"inSync,omitempty"`
+	// PivotHead is, on a node, the head of the pivot's feed of the path when a pull
+	// last reached it: PivotHead − PullCursor is how far the node is behind in the
+	// pivot's sequence numbers (0 once caught up; not an entry count).
+	PivotHead uint64 `json:"pivotHead,omitempty"`
 	// PendingWrites is, on a node, how many local writes of the path the pivot has not
 	// acknowledged yet, PendingSince the stamp of the oldest of them, and
 	// PendingCapped tells that the count stopped at 100,000 (there are more).
@@ -186,6 +190,10 @@ func (e *engine) status() Status {
 				ks.LastCheck, ks.InSync = time.Unix(0, at), sk.inSync.Load()
 			}
 			e.pendingStatus(sk, &ks)
+			if h, ok := e.ops.heads.Load(sk); ok {
+				// A push can move the cursor past the head last seen (its own entries).
+				ks.PivotHead = max(h.(uint64), ks.PullCursor)
+			}
 			if rec, ok := e.node.keyError(sk); ok {
 				ks.LastError, ks.LastErrorAt, ks.LastErr = rec.msg, rec.at, rec.err
 			}

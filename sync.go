@@ -214,6 +214,9 @@ func (n *nodeSync) run() {
 		began := time.Now()
 		left, err := n.round(ctx, work)
 		n.e.ops.roundEnded(began, err)
+		if err == nil {
+			n.cameBack() // before done: whoever waits on the round sees the pivot back
+		}
 		close(done)
 		if ctx.Err() != nil {
 			return
@@ -224,7 +227,6 @@ func (n *nodeSync) run() {
 		}
 		switch {
 		case err == nil:
-			n.cameBack()
 			n.down.Store(false)
 			n.failures.Store(0)
 			if n.e.cfg.SyncInterval > 0 {
@@ -474,6 +476,7 @@ func (n *nodeSync) push(ctx context.Context, sk *syncKey, cur *cursor) error {
 // the cursor. A changed pivot epoch or a cursor below the pivot's tombstone horizon
 // leads to a full reconciliation instead.
 func (n *nodeSync) pull(ctx context.Context, sk *syncKey, cur *cursor) error {
+	progress := catchUp{began: time.Now()}
 	for i := 0; i < maxBatchesPerRound; i++ {
 		resp, err := n.pivot.changes(ctx, sk.path, cur.Pull, n.e.cfg.BatchSize, n.budget(sk))
 		if err != nil {
@@ -514,8 +517,11 @@ func (n *nodeSync) pull(ctx context.Context, sk *syncKey, cur *cursor) error {
 		if !resp.More {
 			n.ownPushes(sk).reset()
 			delete(n.lostPushes, sk)
+			n.e.ops.heads.Store(sk, resp.Head)
+			progress.done(n.e.log, sk, len(resp.Changes))
 			return nil
 		}
+		progress.page(n.e.log, sk, len(resp.Changes), resp.Next)
 	}
 	n.request(sk, needPull)
 	return nil
