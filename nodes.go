@@ -74,6 +74,10 @@ func newHub(e *engine) *hub {
 // have been down), then re-reads NodesKey whenever it changes.
 func (h *hub) run() {
 	ctx := h.e.ctx
+	if !h.e.waitReady() {
+		return
+	}
+	// Storages of Keys other than the server's may start later.
 	for !h.active() {
 		t := time.NewTimer(storagePoll)
 		select {

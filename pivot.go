@@ -88,8 +88,11 @@ func (r SetupResult) RotateToken(token string) error {
 	return nil
 }
 
-// Close stops every background goroutine and waits for them. The server's OnClose,
-// which Setup hooks, calls it too; calling it again is a no-op.
+// Close stops the engine: on a node it first waits, up to 2 s and unless the pivot is
+// known to be down, for a round that pushes every unsent local write; then it stops
+// every background goroutine, saves the node's cursors and returns. The server's Close
+// calls it before closing the storage (Setup hooks ooo.Server.OnClosing); calling it
+// again is a no-op.
 func (r SetupResult) Close() {
 	if r.engine != nil {
 		r.engine.close()
@@ -161,6 +164,24 @@ func Setup(server *ooo.Server, config Config) SetupResult {
 		server.BeforeRead = func(k string) {
 			prevRead(k)
 			e.beforeRead(k)
+		}
+	}
+	prevStart := server.OnStart
+	server.OnStart = func() {
+		if prevStart != nil {
+			prevStart()
+		}
+		e.markReady()
+	}
+	if server.Active() {
+		e.markReady()
+	}
+	// The engine stops before the storage closes: its last push and cursors reach it.
+	prevClosing := server.OnClosing
+	server.OnClosing = func() {
+		e.close()
+		if prevClosing != nil {
+			prevClosing()
 		}
 	}
 	prevClose := server.OnClose
@@ -283,6 +304,10 @@ type engine struct {
 	secrets *keyring
 	verify  verifier
 
+	// ready is closed once the server is started (ooo.Server.OnStart).
+	ready     chan struct{}
+	readyOnce sync.Once
+
 	node *nodeSync // set on a node
 	hub  *hub      // set on the pivot
 }
@@ -302,6 +327,7 @@ func newEngine(cfg Config, pivotAddr string, keys []*syncKey, client *http.Clien
 	e.secrets = newKeyring(cfg, now)
 	e.verify.keys = e.secrets
 	e.ctx, e.cancel = context.WithCancel(context.Background())
+	e.ready = make(chan struct{})
 	if pivotAddr == "" {
 		e.role = RolePivot
 		e.hub = newHub(e)
@@ -310,6 +336,22 @@ func newEngine(cfg Config, pivotAddr string, keys []*syncKey, client *http.Clien
 		e.node = newNodeSync(e, pivotAddr)
 	}
 	return e
+}
+
+// markReady tells the engine's goroutines that the server is started (its storage
+// too, and its Address known). Safe to call more than once.
+func (e *engine) markReady() {
+	e.readyOnce.Do(func() { close(e.ready) })
+}
+
+// waitReady waits until the server is started; false when the engine stops first.
+func (e *engine) waitReady() bool {
+	select {
+	case <-e.ready:
+		return true
+	case <-e.ctx.Done():
+		return false
+	}
 }
 
 // start launches the background goroutines of the role.
@@ -345,6 +387,9 @@ func (e *engine) close() {
 	}
 	e.closed = true
 	e.mu.Unlock()
+	if e.node != nil {
+		e.node.drain(closeDrain)
+	}
 	e.cancel()
 	if e.hub != nil {
 		e.hub.stopTimers()

@@ -150,10 +150,33 @@ func (n *nodeSync) beforeRead(k string) {
 	}
 }
 
+// drain, as the engine stops, sends what is unsent: it asks for a push of every key
+// and waits for that round, at most max, unless the pivot is known to be down.
+func (n *nodeSync) drain(max time.Duration) {
+	select {
+	case <-n.e.ready:
+	default:
+		return // never started: nothing runs the round
+	}
+	if n.down.Load() {
+		return
+	}
+	done := n.request(nil, needPush)
+	t := time.NewTimer(max)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+	}
+}
+
 // run is the node's sync loop. It syncs every key at once, then whenever asked, every
 // SyncInterval, and after a failure with backoff.
 func (n *nodeSync) run() {
 	ctx := n.e.ctx
+	if !n.e.waitReady() {
+		return
+	}
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
@@ -169,9 +192,12 @@ func (n *nodeSync) run() {
 		checkTimer.Reset(n.e.cfg.RepairInterval)
 	}
 	defer func() {
-		// Best effort: the storage may already be closed (server.Close closes it
-		// before OnClose), and a lost cursor only costs a re-send.
-		_ = n.flush()
+		// The engine stops before the server closes the storage (OnClosing), so
+		// this saves the cursors; when a program closes the storage itself first,
+		// a lost cursor only costs a re-send.
+		if err := n.flush(); err != nil {
+			n.e.fail("save cursors", err)
+		}
 	}()
 	// The first round also compares the data with the pivot's: damage done to the
 	// files while the node was stopped is found at once, not a RepairInterval later.
@@ -235,9 +261,7 @@ func (n *nodeSync) run() {
 			// problem: retry later, without treating the pivot as down.
 			n.putBack(left)
 			f := n.failures.Add(1)
-			if !errors.Is(err, ErrNotActive) {
-				n.e.fail("sync round", err)
-			}
+			n.e.fail("sync round", err)
 			timer.Reset(n.e.backoff(int(f), rand.Int64N))
 		}
 	}

@@ -105,3 +105,8 @@ const storagePoll = 10 * time.Millisecond
 
 // nodesPage is how many NodesKey entries one read of the registrations takes.
 const nodesPage = 1000
+
+// closeDrain bounds how long closing a node waits for its unsent local writes to reach
+// the pivot: long enough for a round on a live link, short enough not to hold up a
+// shutdown (a write still unsent is pushed at the next start, never lost).
+const closeDrain = 2 * time.Second
