@@ -12,7 +12,7 @@ import (
 
 // viewFixture is a pivot's hub over one started MemoryStorage, and one node it knows.
 type viewFixture struct {
-	h  *hub
+	h  *pivotRole
 	sk *syncKey
 	db *ooo.MemoryStorage
 	n  *remoteNode
@@ -28,7 +28,7 @@ func newViewFixture(t testing.TB) *viewFixture {
 	sk := &syncKey{path: "users/*", db: db, rep: db}
 	e := newEngine(Config{}.withDefaults(), "", []*syncKey{sk}, http.DefaultClient)
 	t.Cleanup(e.close)
-	return &viewFixture{h: e.hub, sk: sk, db: db, n: &remoteNode{pending: map[string]struct{}{}}}
+	return &viewFixture{h: e.pivotRole, sk: sk, db: db, n: &remoteNode{pending: map[string]struct{}{}}}
 }
 
 // pulled records that the node pulled to the head of the feed, as the changes handler

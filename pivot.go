@@ -38,7 +38,7 @@ type SetupResult struct {
 	// server.OnStorageEvent, which Setup hooks.
 	SyncCallback func(event ooo.StorageEvent)
 
-	engine *engine
+	engine *syncEngine
 }
 
 // Status reports the engine's state. Safe for concurrent use.
@@ -276,7 +276,7 @@ func tlsClient(c *tls.Config) *http.Client {
 }
 
 // engine is the sync engine behind one Setup.
-type engine struct {
+type syncEngine struct {
 	cfg     Config
 	created int64 // unix ns when Setup ran
 	role    string
@@ -308,8 +308,8 @@ type engine struct {
 	ready     chan struct{}
 	readyOnce sync.Once
 
-	node *nodeSync // set on a node
-	hub  *hub      // set on the pivot
+	node      *nodeRole  // set on a node
+	pivotRole *pivotRole // set on the pivot
 }
 
 // errorRecord is the last error the engine met.
@@ -321,31 +321,31 @@ type errorRecord struct {
 
 // newEngine makes the engine of the role pivotAddr implies (the pivot when "", else a
 // node of the pivot at pivotAddr). Nothing runs before start.
-func newEngine(cfg Config, pivotAddr string, keys []*syncKey, client *http.Client) *engine {
+func newEngine(cfg Config, pivotAddr string, keys []*syncKey, client *http.Client) *syncEngine {
 	now := time.Now()
-	e := &engine{cfg: cfg, created: now.UnixNano(), keys: keys, log: cfg.Logger, client: client}
+	e := &syncEngine{cfg: cfg, created: now.UnixNano(), keys: keys, log: cfg.Logger, client: client}
 	e.secrets = newKeyring(cfg, now)
 	e.verify.keys = e.secrets
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 	e.ready = make(chan struct{})
 	if pivotAddr == "" {
 		e.role = RolePivot
-		e.hub = newHub(e)
+		e.pivotRole = newPivotRole(e)
 	} else {
 		e.role = RoleNode
-		e.node = newNodeSync(e, pivotAddr)
+		e.node = newNodeRole(e, pivotAddr)
 	}
 	return e
 }
 
 // markReady tells the engine's goroutines that the server is started (its storage
 // too, and its Address known). Safe to call more than once.
-func (e *engine) markReady() {
+func (e *syncEngine) markReady() {
 	e.readyOnce.Do(func() { close(e.ready) })
 }
 
 // waitReady waits until the server is started; false when the engine stops first.
-func (e *engine) waitReady() bool {
+func (e *syncEngine) waitReady() bool {
 	select {
 	case <-e.ready:
 		return true
@@ -355,16 +355,16 @@ func (e *engine) waitReady() bool {
 }
 
 // start launches the background goroutines of the role.
-func (e *engine) start() {
-	if e.hub != nil {
-		e.spawn(e.hub.run)
+func (e *syncEngine) start() {
+	if e.pivotRole != nil {
+		e.spawn(e.pivotRole.run)
 	} else {
 		e.spawn(e.node.run)
 	}
 }
 
 // spawn runs fn in a goroutine that close waits for. After close it does nothing.
-func (e *engine) spawn(fn func()) bool {
+func (e *syncEngine) spawn(fn func()) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.closed {
@@ -379,7 +379,7 @@ func (e *engine) spawn(fn func()) bool {
 }
 
 // close stops the engine and waits for its goroutines.
-func (e *engine) close() {
+func (e *syncEngine) close() {
 	e.mu.Lock()
 	if e.closed {
 		e.mu.Unlock()
@@ -391,15 +391,15 @@ func (e *engine) close() {
 		e.node.drain(closeDrain)
 	}
 	e.cancel()
-	if e.hub != nil {
-		e.hub.stopTimers()
+	if e.pivotRole != nil {
+		e.pivotRole.stopTimers()
 	}
 	e.wg.Wait()
 }
 
 // peer returns a client for the instance at addr. self, when not nil, names this
 // instance in every request (a node's nodeID).
-func (e *engine) peer(addr string, self func() string) *peer {
+func (e *syncEngine) peer(addr string, self func() string) *peer {
 	return &peer{
 		base:    baseURL(addr, e.cfg.RoutePrefix, e.scheme()),
 		client:  e.client,
@@ -414,7 +414,7 @@ func (e *engine) peer(addr string, self func() string) *peer {
 
 // scheme is the URL scheme of peer addresses given without one: https when Config.TLS
 // is set.
-func (e *engine) scheme() string {
+func (e *syncEngine) scheme() string {
 	if e.cfg.TLS != nil {
 		return "https"
 	}
@@ -422,11 +422,11 @@ func (e *engine) scheme() string {
 }
 
 // budget is the most bytes of entries one batch or page carries (see batchBudget).
-func (e *engine) budget() int64 { return batchBudget(e.cfg.MaxBodyBytes) }
+func (e *syncEngine) budget() int64 { return batchBudget(e.cfg.MaxBodyBytes) }
 
 // keyFor returns the synced key an event or read key belongs to, or nil. A glob (a list
 // read or a glob delete) belongs to the synced key it overlaps.
-func (e *engine) keyFor(k string) *syncKey {
+func (e *syncEngine) keyFor(k string) *syncKey {
 	for _, sk := range e.keys {
 		if key.Peer(sk.path, k) {
 			return sk
@@ -436,7 +436,7 @@ func (e *engine) keyFor(k string) *syncKey {
 }
 
 // keyByPath returns the synced key configured with exactly path, or nil.
-func (e *engine) keyByPath(path string) *syncKey {
+func (e *syncEngine) keyByPath(path string) *syncKey {
 	for _, sk := range e.keys {
 		if sk.path == path {
 			return sk
@@ -446,20 +446,20 @@ func (e *engine) keyByPath(path string) *syncKey {
 }
 
 // onEvent schedules sync work for a storage event. It never blocks.
-func (e *engine) onEvent(ev ooo.StorageEvent) {
+func (e *syncEngine) onEvent(ev ooo.StorageEvent) {
 	sk := e.keyFor(ev.Key)
 	if sk == nil {
 		return
 	}
-	if e.hub != nil {
-		e.hub.changed(sk)
+	if e.pivotRole != nil {
+		e.pivotRole.changed(sk)
 		return
 	}
 	e.node.request(sk, needPush)
 }
 
 // beforeRead is SetupResult.BeforeRead.
-func (e *engine) beforeRead(k string) {
+func (e *syncEngine) beforeRead(k string) {
 	if e.node != nil {
 		e.node.beforeRead(k)
 	}
@@ -467,7 +467,7 @@ func (e *engine) beforeRead(k string) {
 
 // fail records err as the engine's last error and logs it. msg names what was being
 // done ("sync round"); err carries the "pivot: ..." context already.
-func (e *engine) fail(msg string, err error) {
+func (e *syncEngine) fail(msg string, err error) {
 	e.lastErr.Store(&errorRecord{at: time.Now(), msg: fmt.Sprintf("%s: %v", msg, err), err: err})
 	level := slog.LevelWarn
 	if errors.Is(err, context.Canceled) {
@@ -478,7 +478,7 @@ func (e *engine) fail(msg string, err error) {
 
 // backoff returns the delay before retry number n (n >= 1): exponential from
 // BackoffMin, capped at BackoffMax, with up to 50% of random jitter taken off.
-func (e *engine) backoff(n int, jitter func(int64) int64) time.Duration {
+func (e *syncEngine) backoff(n int, jitter func(int64) int64) time.Duration {
 	d := e.cfg.BackoffMin
 	for i := 1; i < n && d < e.cfg.BackoffMax; i++ {
 		d *= 2
