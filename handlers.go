@@ -312,7 +312,7 @@ func (e *syncEngine) handleApply(w http.ResponseWriter, r *http.Request) {
 		e.counts.refused.Add(int64(len(resp.Refused)))
 		e.log.Warn("pivot: refused entries stamped in the future", "key", sk.path, "count", len(resp.Refused))
 	}
-	if from, to, held, ok := e.pivotRole.heldRange(rn, sk); ok && sk.rep.Epoch() == resp.Epoch {
+	if from, to, held, ok := e.pivotRole.heldRange(rn, sk, req.Pulled); ok && sk.rep.Epoch() == resp.Epoch {
 		resp.HeldFrom, resp.HeldTo, resp.Held = from, to, held
 	}
 	e.counts.pushed.Add(int64(resp.Applied))

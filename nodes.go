@@ -490,12 +490,21 @@ type nodeView struct {
 	held     uint64
 	own      map[string]ownEntry // by key
 	overflow bool                // more than maxOwn pushed entries since the last pull
-	// heldHashes are the hashes (hashEntry) of the feed's changes after pulled up to
-	// held: the pivot offers them with a held range, and the node moves its cursor
+	// heldHashes are the hashes (hashEntry) of the feed's changes after heldFrom up
+	// to held: the pivot offers them with a held range, and the node moves its cursor
 	// only if it pushed every one of them itself (ownPushes). The view is kept per
 	// name, which any holder of the secret can claim: the node's own check is what
 	// keeps a spoofed push from being skipped.
-	heldHashes []entryHash
+	heldHashes []heldChange
+	// heldFrom is where heldHashes start: pulled, or later once the node said its
+	// cursor passed some of them (heldRange drops those, so a push answer stays small).
+	heldFrom uint64
+}
+
+// heldChange is one change of a held range: its sequence and hash.
+type heldChange struct {
+	seq  uint64
+	hash entryHash
 }
 
 // ownEntry is one entry a node pushed, as far as matching it against the feed needs.
@@ -528,7 +537,7 @@ func (h *pivotRole) recordPull(rn *remoteNode, sk *syncKey, epoch string, next u
 		rn.views[sk] = v
 	}
 	v.pulled, v.held = next, max(v.held, next)
-	v.own, v.overflow, v.heldHashes = nil, false, nil
+	v.own, v.overflow, v.heldHashes, v.heldFrom = nil, false, nil, next
 }
 
 // recordPush notes, before they are applied, the entries rn pushes for sk. It records
@@ -557,9 +566,12 @@ func (h *pivotRole) recordPush(rn *remoteNode, sk *syncKey, entries []storage.En
 
 // heldRange, called after rn's push of sk was applied, reports whether rn holds the
 // pivot's feed up to its head, and then the range it may move its pull cursor over
-// (from the end of its last pull to the head, every change is its own, as far as the
-// name it sends tells) with the hashes of the changes in it, for the node to check.
-func (h *pivotRole) heldRange(rn *remoteNode, sk *syncKey) (from, to uint64, hashes []string, ok bool) {
+// (every change in it is its own, as far as the name it sends tells) with the hashes
+// of the changes in it, for the node to check. pulled is where the node says its pull
+// cursor stands: the changes before it are dropped from the view and the answer, so
+// consecutive pushes do not repeat them (a false claim only shrinks the range the
+// node that owns the name may skip: it then pulls).
+func (h *pivotRole) heldRange(rn *remoteNode, sk *syncKey, pulled uint64) (from, to uint64, hashes []string, ok bool) {
 	if rn == nil || !h.holdsAll(rn, sk) {
 		return 0, 0, nil, false
 	}
@@ -569,11 +581,20 @@ func (h *pivotRole) heldRange(rn *remoteNode, sk *syncKey) (from, to uint64, has
 	if v == nil || v.held <= v.pulled || v.overflow {
 		return 0, 0, nil, false
 	}
-	hashes = make([]string, len(v.heldHashes))
-	for i, hh := range v.heldHashes {
-		hashes[i] = hex.EncodeToString(hh[:])
+	if pulled > v.heldFrom && pulled <= v.held {
+		keep := v.heldHashes[:0]
+		for _, c := range v.heldHashes {
+			if c.seq > pulled {
+				keep = append(keep, c)
+			}
+		}
+		v.heldHashes, v.heldFrom = keep, pulled
 	}
-	return v.pulled, v.held, hashes, true
+	hashes = make([]string, len(v.heldHashes))
+	for i, c := range v.heldHashes {
+		hashes[i] = hex.EncodeToString(c.hash[:])
+	}
+	return max(v.pulled, v.heldFrom), v.held, hashes, true
 }
 
 // upToDate reports whether rn holds every change of every synced key (holdsAll).
@@ -645,7 +666,7 @@ func (h *pivotRole) holdsNext(rn *remoteNode, sk *syncKey) (held, atHead bool) {
 	}
 	for _, c := range changes {
 		if c.Seq > v.held {
-			v.heldHashes = append(v.heldHashes, hashEntry(c.Entry))
+			v.heldHashes = append(v.heldHashes, heldChange{c.Seq, hashEntry(c.Entry)})
 		}
 		if o, ok := v.own[c.Key]; ok && o == h.ownEntry(c.Entry) {
 			delete(v.own, c.Key)

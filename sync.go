@@ -418,7 +418,11 @@ func (n *nodeRole) push(ctx context.Context, sk *syncKey, cur *cursor) error {
 				entries[j] = c.Entry
 				seqs[c.Key] = c.Seq
 			}
-			resp, err := n.pivot.apply(ctx, sk.path, applyRequest{Entries: entries})
+			pulled := uint64(0)
+			if cur.PivotEpoch != "" {
+				pulled = cur.Pull
+			}
+			resp, err := n.pivot.apply(ctx, sk.path, applyRequest{Entries: entries, Pulled: pulled})
 			if err != nil {
 				return err
 			}
