@@ -325,7 +325,7 @@ func newEngine(cfg Config, pivotAddr string, keys []*syncKey, client *http.Clien
 	now := time.Now()
 	e := &syncEngine{cfg: cfg, created: now.UnixNano(), keys: keys, log: cfg.Logger, client: client}
 	e.secrets = newKeyring(cfg, now)
-	e.verify.keys = e.secrets
+	e.verify.keys, e.verify.since = e.secrets, now
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 	e.ready = make(chan struct{})
 	if pivotAddr == "" {
