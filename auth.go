@@ -218,6 +218,10 @@ func answerValid(secret []byte, requestSig string, status int, header http.Heade
 type verifier struct {
 	keys   *keyring
 	nonces nonceCache
+	// since is when this verifier started remembering nonces: a proof signed before
+	// it could be a replay of a request accepted before a restart, which it cannot
+	// tell, so it is refused (the sender signs its retry anew).
+	since time.Time
 }
 
 // authError is why a request's proof was refused: status and a message for the
@@ -243,6 +247,9 @@ func (v *verifier) verify(r *http.Request, route string, body []byte, now time.T
 	}
 	if d := now.Sub(time.UnixMilli(at)); d > proofWindow || d < -proofWindow {
 		return refuse("request signed at %s, %s away from this instance's clock (more than %s): check the clocks", time.UnixMilli(at).UTC().Format(time.RFC3339Nano), d.Round(time.Millisecond), proofWindow)
+	}
+	if !v.since.IsZero() && time.UnixMilli(at).Before(v.since.Truncate(time.Millisecond)) {
+		return refuse("request signed before this instance started, which cannot tell it from a replay: sign it again")
 	}
 	nonce := r.Header.Get(HeaderNonce)
 	if len(nonce) != 2*nonceBytes {

@@ -135,3 +135,17 @@ func loopbackCert(t *testing.T) *x509.Certificate {
 	}
 	return leaf.Leaf
 }
+
+// A proof signed before the verifier started may be a replay of a request accepted
+// before a restart (the nonces are in memory): it is refused.
+func TestVerifier_RefusesProofsFromBeforeItStarted(t *testing.T) {
+	now := time.Now()
+	v := &verifier{keys: newKeyring(Config{Token: "current"}, now), since: now}
+	req := signedAt(t, "current", now.Add(-time.Second), "b")
+	if _, err := v.verify(req, routeApply, []byte("b"), now); err == nil || !strings.Contains(err.msg, "before this instance started") {
+		t.Fatalf("a proof from before the start: %+v", err)
+	}
+	if _, err := v.verify(signedAt(t, "current", now, "b"), routeApply, []byte("b"), now); err != nil {
+		t.Fatalf("a fresh proof: %s", err.msg)
+	}
+}

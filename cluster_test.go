@@ -62,7 +62,7 @@ func testConfig() pivot.Config {
 	return pivot.Config{
 		Keys:           []pivot.Key{{Path: "users/*"}, {Path: "settings"}},
 		NodesKey:       "things/*",
-		Token:          "s3cret-token",
+		Token:          "s3cret-token-for-tests",
 		ClusterID:      "test-cluster",
 		SyncInterval:   -1, // tests prove triggers and backoff, not the periodic timer
 		BackoffMin:     2 * time.Millisecond,

@@ -59,7 +59,7 @@ type conflictLog struct {
 
 // startConflicts runs Config.OnConflict, when set, on a goroutine of its own, so that
 // it never runs inside a storage transaction or a protocol request.
-func (e *engine) startConflicts() {
+func (e *syncEngine) startConflicts() {
 	fn := e.cfg.OnConflict
 	if fn == nil {
 		return
@@ -113,7 +113,7 @@ func sameEntry(a, b storage.Entry) bool {
 // reportLost counts the conflicts lossWatch found for sk, keeps the last few for
 // Status and queues them for Config.OnConflict (dropping, and counting, what does not
 // fit).
-func (e *engine) reportLost(sk *syncKey, found map[string]Conflict) {
+func (e *syncEngine) reportLost(sk *syncKey, found map[string]Conflict) {
 	if len(found) == 0 {
 		return
 	}
@@ -139,7 +139,7 @@ func (e *engine) reportLost(sk *syncKey, found map[string]Conflict) {
 }
 
 // lastConflicts returns the conflicts Status shows, newest first.
-func (e *engine) lastConflicts() []Conflict {
+func (e *syncEngine) lastConflicts() []Conflict {
 	e.conflicts.mu.Lock()
 	defer e.conflicts.mu.Unlock()
 	out := make([]Conflict, 0, len(e.conflicts.recent))
@@ -150,11 +150,11 @@ func (e *engine) lastConflicts() []Conflict {
 }
 
 // nodeName is how a Conflict names the node that pushed an entry.
-func nodeName(n *remoteNode) string {
-	if n == nil {
+func nodeName(rn *remoteNode) string {
+	if rn == nil {
 		return OriginUnknownNode
 	}
-	return n.addr
+	return rn.addr
 }
 
 // supersededPushes records, on a node, the entries of a push batch the pivot answered
@@ -162,7 +162,7 @@ func nodeName(n *remoteNode) string {
 // which is then a Conflict this node reports. The answer does not say which entries
 // were superseded, so the whole batch is kept, up to maxOwn entries per key; forgotten
 // when a pull reaches the pivot's head. Owned by the run goroutine.
-func (n *nodeSync) supersededPushes(sk *syncKey, entries []storage.Entry) {
+func (n *nodeRole) supersededPushes(sk *syncKey, entries []storage.Entry) {
 	m := n.lostPushes[sk]
 	if m == nil {
 		m = map[string]storage.Entry{}

@@ -19,24 +19,24 @@ func ExampleSetup() {
 		ClusterID: "example",
 	}
 
-	hub := &ooo.Server{Silence: true}
-	pivot.Setup(hub, config) // hub.Pivot == "": this is the pivot
-	if err := hub.Start("127.0.0.1:0"); err != nil {
+	pivotRole := &ooo.Server{Silence: true}
+	pivot.Setup(pivotRole, config) // hub.Pivot == "": this is the pivot
+	if err := pivotRole.Start("127.0.0.1:0"); err != nil {
 		fmt.Println(err)
 		return
 	}
-	defer hub.Close(os.Interrupt)
+	defer pivotRole.Close(os.Interrupt)
 
 	node := &ooo.Server{Silence: true}
-	node.Pivot = hub.Address
-	nodeSync := pivot.Setup(node, config)
+	node.Pivot = pivotRole.Address
+	nodeRole := pivot.Setup(node, config)
 	if err := node.Start("127.0.0.1:0"); err != nil {
 		fmt.Println(err)
 		return
 	}
 	defer node.Close(os.Interrupt)
 	// On the pivot, the node registers as an entry under NodesKey.
-	if _, err := hub.Storage.Set("things/node1", json.RawMessage(fmt.Sprintf(`{"ip":%q}`, node.Address))); err != nil {
+	if _, err := pivotRole.Storage.Set("things/node1", json.RawMessage(fmt.Sprintf(`{"ip":%q}`, node.Address))); err != nil {
 		fmt.Println(err)
 		return
 	}
@@ -49,13 +49,13 @@ func ExampleSetup() {
 	tick := time.NewTicker(time.Millisecond)
 	defer tick.Stop()
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); <-tick.C {
-		if raw, err := hub.Storage.Get("settings"); err == nil {
+		if raw, err := pivotRole.Storage.Get("settings"); err == nil {
 			var obj struct {
 				Data json.RawMessage `json:"data"`
 			}
 			_ = json.Unmarshal(raw, &obj)
 			fmt.Println("pivot has", string(obj.Data))
-			fmt.Println("role:", nodeSync.Status().Role)
+			fmt.Println("role:", nodeRole.Status().Role)
 			return
 		}
 	}

@@ -23,7 +23,7 @@ import (
 
 // routes registers the protocol routes on r. Every route, and every other path under
 // the prefix, answers JSON; errors are errorBody.
-func (e *engine) routes(r *mux.Router) {
+func (e *syncEngine) routes(r *mux.Router) {
 	p := e.cfg.RoutePrefix
 	handle := func(route, method string, h http.HandlerFunc) {
 		r.HandleFunc(p+route, e.guard(route, method, h))
@@ -50,7 +50,7 @@ func (e *engine) routes(r *mux.Router) {
 // auth.go) and, under mutual TLS, that the client certificate names the sender (403).
 // The handler gets the body as read and an answer writer that signs its answer. An
 // empty route stands for the path under the prefix (the not-found handler).
-func (e *engine) guard(route, method string, next http.HandlerFunc) http.HandlerFunc {
+func (e *syncEngine) guard(route, method string, next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		switch v := r.Header.Get(HeaderVersion); {
 		case v == "":
@@ -102,7 +102,7 @@ func (e *engine) guard(route, method string, next http.HandlerFunc) http.Handler
 // readBody reads r's whole body, at most MaxBodyBytes of it and within RequestTimeout,
 // so a proof can cover it and a slow sender holds nothing for long. It answers the
 // error itself when it reports false.
-func (e *engine) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+func (e *syncEngine) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 	if r.Body == nil || r.Body == http.NoBody {
 		return nil, true
 	}
@@ -158,7 +158,7 @@ func signAnswer(w http.ResponseWriter, status int, b []byte) {
 }
 
 // pivotOnly refuses the data routes on a node.
-func (e *engine) pivotOnly(next http.HandlerFunc) http.HandlerFunc {
+func (e *syncEngine) pivotOnly(next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if e.role != RolePivot {
 			writeError(w, http.StatusConflict, codeRole, "this instance is a node, not the pivot")
@@ -169,7 +169,7 @@ func (e *engine) pivotOnly(next http.HandlerFunc) http.HandlerFunc {
 }
 
 // syncedKey reads the "key" query parameter: exactly one configured path.
-func (e *engine) syncedKey(w http.ResponseWriter, r *http.Request) *syncKey {
+func (e *syncEngine) syncedKey(w http.ResponseWriter, r *http.Request) *syncKey {
 	path := r.URL.Query().Get("key")
 	if path == "" {
 		writeError(w, http.StatusBadRequest, codeBadRequest, "missing key parameter")
@@ -205,7 +205,7 @@ func uintParam(r *http.Request, name string, def, lo, hi uint64) (uint64, error)
 // handleChanges serves the change feed of one key path (pull): a page of at most limit
 // changes, and at most bytes bytes of entries (the node's budget; the pivot's own is
 // the cap), but never an empty page while changes remain.
-func (e *engine) handleChanges(w http.ResponseWriter, r *http.Request) {
+func (e *syncEngine) handleChanges(w http.ResponseWriter, r *http.Request) {
 	sk := e.syncedKey(w, r)
 	if sk == nil {
 		return
@@ -226,7 +226,7 @@ func (e *engine) handleChanges(w http.ResponseWriter, r *http.Request) {
 }
 
 // serveChanges answers one page of sk's feed after since.
-func (e *engine) serveChanges(w http.ResponseWriter, r *http.Request, sk *syncKey, since uint64, limit int, budget int64) {
+func (e *syncEngine) serveChanges(w http.ResponseWriter, r *http.Request, sk *syncKey, since uint64, limit int, budget int64) {
 	epoch := sk.rep.Epoch()
 	page, err := readFeed(sk, since, limit, budget, nil)
 	if err != nil {
@@ -247,22 +247,22 @@ func (e *engine) serveChanges(w http.ResponseWriter, r *http.Request, sk *syncKe
 		resp.Head = page.head
 	}
 	e.counts.served.Add(int64(len(page.changes)))
-	n := e.hub.identify(r)
+	rn := e.pivotRole.identify(r)
 	// Only a pull from a position the feed has is a pull to its head: a since past
 	// the head is a cursor from another epoch (or a stale copy), and recording it
 	// would let the node's next push move its cursor over changes it never saw.
 	atHead := !resp.More && since <= page.head
 	if atHead {
-		e.hub.recordPull(n, sk, epoch, page.head)
+		e.pivotRole.recordPull(rn, sk, epoch, page.head)
 	}
-	e.hub.contact(n, atHead)
+	e.pivotRole.contact(rn, atHead)
 	writeJSON(w, http.StatusOK, resp)
 }
 
 // handleApply applies a node's entries under LWW (push). The batch is validated whole
 // first: one bad entry refuses it all (400) and nothing is applied. Entries refused for
 // clock skew are reported one by one; the rest are applied.
-func (e *engine) handleApply(w http.ResponseWriter, r *http.Request) {
+func (e *syncEngine) handleApply(w http.ResponseWriter, r *http.Request) {
 	sk := e.syncedKey(w, r)
 	if sk == nil {
 		return
@@ -287,9 +287,9 @@ func (e *engine) handleApply(w http.ResponseWriter, r *http.Request) {
 		}
 		seen[en.Key] = struct{}{}
 	}
-	n := e.hub.identify(r)
-	e.hub.recordPush(n, sk, req.Entries)
-	wins, found := lossWatch(nodeName(n), nil)
+	rn := e.pivotRole.identify(r)
+	e.pivotRole.recordPush(rn, sk, req.Entries)
+	wins, found := lossWatch(nodeName(rn), nil)
 	results, err := sk.rep.ApplyEach(req.Entries, wins)
 	if err != nil {
 		writeError(w, http.StatusServiceUnavailable, codeUnavailable, "apply: "+err.Error())
@@ -315,12 +315,12 @@ func (e *engine) handleApply(w http.ResponseWriter, r *http.Request) {
 		e.counts.refused.Add(int64(len(resp.Refused)))
 		e.log.Warn("pivot: refused entries stamped in the future", "key", sk.path, "count", len(resp.Refused))
 	}
-	if from, to, held, ok := e.hub.heldRange(n, sk); ok && sk.rep.Epoch() == resp.Epoch {
+	if from, to, held, ok := e.pivotRole.heldRange(rn, sk, req.Pulled); ok && sk.rep.Epoch() == resp.Epoch {
 		resp.HeldFrom, resp.HeldTo, resp.Held = from, to, held
 	}
 	e.counts.pushed.Add(int64(resp.Applied))
 	e.counts.conflicts.Add(int64(resp.Superseded))
-	e.hub.contact(n, false)
+	e.pivotRole.contact(rn, false)
 	writeJSON(w, http.StatusOK, resp)
 }
 
@@ -337,7 +337,7 @@ func validEntry(path string, en storage.Entry) error {
 }
 
 // handleDigest serves the digest of one key path (reconcile).
-func (e *engine) handleDigest(w http.ResponseWriter, r *http.Request) {
+func (e *syncEngine) handleDigest(w http.ResponseWriter, r *http.Request) {
 	sk := e.syncedKey(w, r)
 	if sk == nil {
 		return
@@ -352,12 +352,12 @@ func (e *engine) handleDigest(w http.ResponseWriter, r *http.Request) {
 		writeReset(w)
 		return
 	}
-	e.hub.contact(e.hub.identify(r), false)
+	e.pivotRole.contact(e.pivotRole.identify(r), false)
 	writeJSON(w, http.StatusOK, digestResponse{Epoch: epoch, Head: d.head, Count: d.count, Digest: d.String()})
 }
 
 // handleTree serves one node of the digest tree of a key path (anti-entropy).
-func (e *engine) handleTree(w http.ResponseWriter, r *http.Request) {
+func (e *syncEngine) handleTree(w http.ResponseWriter, r *http.Request) {
 	sk := e.syncedKey(w, r)
 	if sk == nil {
 		return
@@ -379,13 +379,13 @@ func (e *engine) handleTree(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, codeUnavailable, err.Error())
 		return
 	}
-	e.hub.contact(e.hub.identify(r), false)
+	e.pivotRole.contact(e.pivotRole.identify(r), false)
 	writeJSON(w, http.StatusOK, resp)
 }
 
 // handleEntries serves the whole entries of the keys asked for (anti-entropy repair),
 // in the order asked, as many as fit the node's budget (bytes) and always one.
-func (e *engine) handleEntries(w http.ResponseWriter, r *http.Request) {
+func (e *syncEngine) handleEntries(w http.ResponseWriter, r *http.Request) {
 	sk := e.syncedKey(w, r)
 	if sk == nil {
 		return
@@ -428,13 +428,13 @@ func (e *engine) handleEntries(w http.ResponseWriter, r *http.Request) {
 		}
 		resp.Next++
 	}
-	e.hub.contact(e.hub.identify(r), false)
+	e.pivotRole.contact(e.pivotRole.identify(r), false)
 	writeJSON(w, http.StatusOK, resp)
 }
 
 // handleTrigger schedules a pull of the given key paths on a node. It answers at once
 // (202); a trigger during a running round schedules exactly one more.
-func (e *engine) handleTrigger(w http.ResponseWriter, r *http.Request) {
+func (e *syncEngine) handleTrigger(w http.ResponseWriter, r *http.Request) {
 	if e.role != RoleNode {
 		writeError(w, http.StatusConflict, codeRole, "this instance is the pivot, not a node")
 		return
@@ -463,7 +463,7 @@ func (e *engine) handleTrigger(w http.ResponseWriter, r *http.Request) {
 }
 
 // handleStatus serves Status.
-func (e *engine) handleStatus(w http.ResponseWriter, r *http.Request) {
+func (e *syncEngine) handleStatus(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, e.status())
 }
 

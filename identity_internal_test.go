@@ -11,11 +11,11 @@ import (
 func TestHub_Identify(t *testing.T) {
 	e := newEngine(Config{}.withDefaults(), "", nil, http.DefaultClient)
 	defer e.close()
-	h := e.hub
+	h := e.pivotRole
 	node := func(addr string) *remoteNode {
-		n := &remoteNode{addr: addr, pending: map[string]struct{}{}}
-		h.nodes[addr] = n
-		return n
+		rn := &remoteNode{addr: addr, pending: map[string]struct{}{}}
+		h.nodes[addr] = rn
+		return rn
 	}
 	local, lan, named := node("127.0.0.1:8080"), node("10.0.0.5:9000"), node("node.example:7000")
 

@@ -19,10 +19,10 @@ import (
 	"github.com/benitogf/pivot/ooo/storage"
 )
 
-// hub is the pivot side of the engine: it knows the nodes (from NodesKey) and tells them
-// to sync after every change of a synced key.
-type hub struct {
-	e       *engine
+// pivotRole is the pivot side of the engine (the hub): it knows the nodes (from
+// NodesKey) and tells them to sync after every change of a synced key.
+type pivotRole struct {
+	e       *syncEngine
 	sem     chan struct{} // FanOut slots for triggers to healthy nodes
 	refresh chan struct{} // capacity 1: re-read NodesKey
 	seed    maphash.Seed  // hashes the data of pushed entries (nodeView)
@@ -58,9 +58,9 @@ type remoteNode struct {
 	views       map[*syncKey]*nodeView // what the node holds, per key; nil until it pulls
 }
 
-// newHub makes the pivot side of e, with no nodes known until run reads NodesKey.
-func newHub(e *engine) *hub {
-	return &hub{
+// newPivotRole makes the pivot side of e, with no nodes known until run reads NodesKey.
+func newPivotRole(e *syncEngine) *pivotRole {
+	return &pivotRole{
 		e:       e,
 		sem:     make(chan struct{}, e.cfg.FanOut),
 		refresh: make(chan struct{}, 1),
@@ -72,8 +72,12 @@ func newHub(e *engine) *hub {
 
 // run waits for the storages, learns the nodes, tells them all to sync (the pivot may
 // have been down), then re-reads NodesKey whenever it changes.
-func (h *hub) run() {
+func (h *pivotRole) run() {
 	ctx := h.e.ctx
+	if !h.e.waitReady() {
+		return
+	}
+	// Storages of Keys other than the server's may start later.
 	for !h.active() {
 		t := time.NewTimer(storagePoll)
 		select {
@@ -96,7 +100,7 @@ func (h *hub) run() {
 }
 
 // active reports whether every synced storage is started.
-func (h *hub) active() bool {
+func (h *pivotRole) active() bool {
 	for _, sk := range h.e.keys {
 		if !sk.db.Active() {
 			return false
@@ -106,7 +110,7 @@ func (h *hub) active() bool {
 }
 
 // changed is called for every event of a synced key. It never blocks.
-func (h *hub) changed(sk *syncKey) {
+func (h *pivotRole) changed(sk *syncKey) {
 	h.lastChange.Store(time.Now().UnixNano())
 	if sk.path == h.e.cfg.NodesKey {
 		select {
@@ -118,26 +122,26 @@ func (h *hub) changed(sk *syncKey) {
 }
 
 // triggerAll asks every known node to sync paths (every key when nil).
-func (h *hub) triggerAll(paths []string) {
-	for _, n := range h.nodeList() {
-		h.trigger(n, paths)
+func (h *pivotRole) triggerAll(paths []string) {
+	for _, rn := range h.nodeList() {
+		h.trigger(rn, paths)
 	}
 }
 
 // nodeList returns the known nodes, in no particular order.
-func (h *hub) nodeList() []*remoteNode {
+func (h *pivotRole) nodeList() []*remoteNode {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	nodes := make([]*remoteNode, 0, len(h.nodes))
-	for _, n := range h.nodes {
-		nodes = append(nodes, n)
+	for _, rn := range h.nodes {
+		nodes = append(nodes, rn)
 	}
 	return nodes
 }
 
 // reload re-reads NodesKey and updates the set of nodes. Entries without a usable
 // address are ignored.
-func (h *hub) reload() {
+func (h *pivotRole) reload() {
 	sk := h.e.keyByPath(h.e.cfg.NodesKey)
 	if sk == nil {
 		return
@@ -159,106 +163,106 @@ func (h *hub) reload() {
 	h.mu.Lock()
 	var added []*remoteNode
 	var gone []*remoteNode
-	for addr, n := range h.nodes {
-		if dial, ok := found[addr]; !ok || dial != n.dial {
-			gone = append(gone, n)
+	for addr, rn := range h.nodes {
+		if dial, ok := found[addr]; !ok || dial != rn.dial {
+			gone = append(gone, rn)
 			delete(h.nodes, addr)
 		}
 	}
 	for addr, dial := range found {
 		if _, ok := h.nodes[addr]; !ok {
-			n := &remoteNode{addr: addr, dial: dial, peer: h.e.peer(dial, nil), pending: map[string]struct{}{}}
-			h.nodes[addr] = n
-			added = append(added, n)
+			rn := &remoteNode{addr: addr, dial: dial, peer: h.e.peer(dial, nil), pending: map[string]struct{}{}}
+			h.nodes[addr] = rn
+			added = append(added, rn)
 		}
 	}
 	h.mu.Unlock()
 	// Lock order: a node's mu is never taken while holding h.mu.
-	for _, n := range gone {
-		n.mu.Lock()
-		n.removed = true
-		n.mu.Unlock()
+	for _, rn := range gone {
+		rn.mu.Lock()
+		rn.removed = true
+		rn.mu.Unlock()
 	}
-	for _, n := range added {
-		h.e.log.Info("pivot: node discovered", "addr", n.dial)
-		h.trigger(n, nil)
+	for _, rn := range added {
+		h.e.log.Info("pivot: node discovered", "addr", rn.dial)
+		h.trigger(rn, nil)
 	}
 }
 
-// trigger queues paths for n and starts sending unless a send is running (then that
-// send picks them up: coalesced, never dropped) or n is backing off after a failure.
-func (h *hub) trigger(n *remoteNode, paths []string) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.removed {
+// trigger queues paths for rn and starts sending unless a send is running (then that
+// send picks them up: coalesced, never dropped) or rn is backing off after a failure.
+func (h *pivotRole) trigger(rn *remoteNode, paths []string) {
+	rn.mu.Lock()
+	defer rn.mu.Unlock()
+	if rn.removed {
 		return
 	}
-	n.queueLocked(paths)
-	h.kickLocked(n)
+	rn.queueLocked(paths)
+	h.kickLocked(rn)
 }
 
-// queueLocked adds paths (every key when nil, kept as "") to n's pending triggers.
-// n.mu is held.
-func (n *remoteNode) queueLocked(paths []string) {
+// queueLocked adds paths (every key when nil, kept as "") to rn's pending triggers.
+// rn.mu is held.
+func (rn *remoteNode) queueLocked(paths []string) {
 	if paths == nil {
-		n.pending[""] = struct{}{}
+		rn.pending[""] = struct{}{}
 	}
 	for _, p := range paths {
-		n.pending[p] = struct{}{}
+		rn.pending[p] = struct{}{}
 	}
 }
 
-// kickLocked starts a sender for n if none runs and n is not backing off. n.mu is held.
-func (h *hub) kickLocked(n *remoteNode) {
-	if n.running || n.retryArmed || len(n.pending) == 0 {
+// kickLocked starts a sender for rn if none runs and rn is not backing off. rn.mu is held.
+func (h *pivotRole) kickLocked(rn *remoteNode) {
+	if rn.running || rn.retryArmed || len(rn.pending) == 0 {
 		return
 	}
-	if wait := time.Until(n.nextTry); wait > 0 {
-		n.retryArmed = true
+	if wait := time.Until(rn.nextTry); wait > 0 {
+		rn.retryArmed = true
 		h.after(wait, func() {
-			n.mu.Lock()
-			n.retryArmed = false
-			h.kickLocked(n)
-			n.mu.Unlock()
+			rn.mu.Lock()
+			rn.retryArmed = false
+			h.kickLocked(rn)
+			rn.mu.Unlock()
 		})
 		return
 	}
-	n.running = h.e.spawn(func() { h.send(n) })
+	rn.running = h.e.spawn(func() { h.send(rn) })
 }
 
-// send delivers n's pending triggers until none are left or a delivery fails. A key
+// send delivers rn's pending triggers until none are left or a delivery fails. A key
 // the node already holds every change of (its own pushes, see nodeView) is left out of
 // the trigger; when no key is left, no trigger is sent.
-func (h *hub) send(n *remoteNode) {
+func (h *pivotRole) send(rn *remoteNode) {
 	ctx := h.e.ctx
 	for {
-		n.mu.Lock()
-		if len(n.pending) == 0 || n.removed || ctx.Err() != nil || time.Now().Before(n.nextTry) {
-			n.running = false
-			h.kickLocked(n)
-			n.mu.Unlock()
+		rn.mu.Lock()
+		if len(rn.pending) == 0 || rn.removed || ctx.Err() != nil || time.Now().Before(rn.nextTry) {
+			rn.running = false
+			h.kickLocked(rn)
+			rn.mu.Unlock()
 			return
 		}
 		var paths []string
-		if _, all := n.pending[""]; !all {
-			for p := range n.pending {
+		if _, all := rn.pending[""]; !all {
+			for p := range rn.pending {
 				paths = append(paths, p)
 			}
 			sort.Strings(paths)
 		}
-		n.pending = map[string]struct{}{}
-		n.mu.Unlock()
+		rn.pending = map[string]struct{}{}
+		rn.mu.Unlock()
 
 		if paths != nil {
-			paths = h.needed(n, paths)
+			paths = h.needed(rn, paths)
 			if len(paths) == 0 {
 				continue
 			}
 		}
-		n.mu.Lock()
-		healthy := n.failures == 0
-		n.lastTrigger = time.Now()
-		n.mu.Unlock()
+		rn.mu.Lock()
+		healthy := rn.failures == 0
+		rn.lastTrigger = time.Now()
+		rn.mu.Unlock()
 
 		// Healthy nodes share FanOut slots. A node that answers slower than
 		// slotHold gives its slot back while its request goes on, and a failing
@@ -273,65 +277,65 @@ func (h *hub) send(n *remoteNode) {
 			release = sync.OnceFunc(func() { <-h.sem })
 		}
 		hold := time.AfterFunc(slotHold, release)
-		err := n.peer.trigger(ctx, paths)
+		err := rn.peer.trigger(ctx, paths)
 		hold.Stop()
 		release()
 
-		n.mu.Lock()
+		rn.mu.Lock()
 		if err != nil {
 			if ctx.Err() == nil {
 				h.e.ops.triggersFailed.Add(1)
-				n.failures++
-				n.lastError = err.Error()
-				wait := h.e.backoff(n.failures, rand.Int64N)
-				if n.failures >= dormantAfter {
+				rn.failures++
+				rn.lastError = err.Error()
+				wait := h.e.backoff(rn.failures, rand.Int64N)
+				if rn.failures >= dormantAfter {
 					wait = dormantRetry
 				}
-				n.nextTry = time.Now().Add(wait)
-				n.queueLocked(paths)
-				switch n.failures {
+				rn.nextTry = time.Now().Add(wait)
+				rn.queueLocked(paths)
+				switch rn.failures {
 				case 1:
-					h.e.log.Warn("pivot: node unreachable", "addr", n.dial, "err", err)
+					h.e.log.Warn("pivot: node unreachable", "addr", rn.dial, "err", err)
 				case dormantAfter:
-					h.e.log.Warn("pivot: node still unreachable, dialling it rarely now", "addr", n.dial, "every", dormantRetry)
+					h.e.log.Warn("pivot: node still unreachable, dialling it rarely now", "addr", rn.dial, "every", dormantRetry)
 				}
 			}
 		} else {
 			h.e.ops.triggersSent.Add(1)
-			if n.failures > 0 {
-				h.e.log.Info("pivot: node reachable again", "addr", n.dial, "outage", outageSince(n.lastContact))
+			if rn.failures > 0 {
+				h.e.log.Info("pivot: node reachable again", "addr", rn.dial, "outage", outageSince(rn.lastContact))
 			}
-			n.failures = 0
-			n.nextTry = time.Time{}
-			n.lastContact = time.Now()
+			rn.failures = 0
+			rn.nextTry = time.Time{}
+			rn.lastContact = time.Now()
 		}
-		n.mu.Unlock()
+		rn.mu.Unlock()
 	}
 }
 
-// needed returns the paths n does not already hold every change of, counting the
+// needed returns the paths rn does not already hold every change of, counting the
 // others as skipped triggers.
-func (h *hub) needed(n *remoteNode, paths []string) []string {
+func (h *pivotRole) needed(rn *remoteNode, paths []string) []string {
 	kept := paths[:0]
 	skipped := 0
 	for _, p := range paths {
-		if sk := h.e.keyByPath(p); sk != nil && h.holdsAll(n, sk) {
+		if sk := h.e.keyByPath(p); sk != nil && h.holdsAll(rn, sk) {
 			skipped++
 			continue
 		}
 		kept = append(kept, p)
 	}
 	if skipped > 0 {
-		n.mu.Lock()
-		n.skipped += int64(skipped)
-		n.mu.Unlock()
+		rn.mu.Lock()
+		rn.skipped += int64(skipped)
+		rn.mu.Unlock()
 		h.e.ops.triggersSkipped.Add(int64(skipped))
 	}
 	return kept
 }
 
 // after runs fn after d unless the hub is closed first.
-func (h *hub) after(d time.Duration, fn func()) {
+func (h *pivotRole) after(d time.Duration, fn func()) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
@@ -351,7 +355,7 @@ func (h *hub) after(d time.Duration, fn func()) {
 }
 
 // stopTimers cancels every pending retry timer.
-func (h *hub) stopTimers() {
+func (h *pivotRole) stopTimers() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.closed = true
@@ -361,26 +365,26 @@ func (h *hub) stopTimers() {
 	h.timers = map[*time.Timer]struct{}{}
 }
 
-// contact records a request from n (nil: a requester the pivot could not identify). A
+// contact records a request from rn (nil: a requester the pivot could not identify). A
 // node that reaches the pivot is alive: its backoff is lifted.
-func (h *hub) contact(n *remoteNode, pulledToHead bool) {
-	if n == nil {
+func (h *pivotRole) contact(rn *remoteNode, pulledToHead bool) {
+	if rn == nil {
 		return
 	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
+	rn.mu.Lock()
+	defer rn.mu.Unlock()
 	now := time.Now()
-	n.lastContact = now
+	rn.lastContact = now
 	if pulledToHead {
-		n.lastPull = now
+		rn.lastPull = now
 	}
-	if n.failures > 0 {
-		n.failures = 0
-		n.nextTry = time.Time{}
+	if rn.failures > 0 {
+		rn.failures = 0
+		rn.nextTry = time.Time{}
 		// A retry timer may be armed for long after (a dormant node): its firing
 		// later only kicks an idle sender.
-		n.retryArmed = false
-		h.kickLocked(n)
+		rn.retryArmed = false
+		h.kickLocked(rn)
 	}
 }
 
@@ -489,12 +493,21 @@ type nodeView struct {
 	held     uint64
 	own      map[string]ownEntry // by key
 	overflow bool                // more than maxOwn pushed entries since the last pull
-	// heldHashes are the hashes (hashEntry) of the feed's changes after pulled up to
-	// held: the pivot offers them with a held range, and the node moves its cursor
+	// heldHashes are the hashes (hashEntry) of the feed's changes after heldFrom up
+	// to held: the pivot offers them with a held range, and the node moves its cursor
 	// only if it pushed every one of them itself (ownPushes). The view is kept per
 	// name, which any holder of the secret can claim: the node's own check is what
 	// keeps a spoofed push from being skipped.
-	heldHashes []entryHash
+	heldHashes []heldChange
+	// heldFrom is where heldHashes start: pulled, or later once the node said its
+	// cursor passed some of them (heldRange drops those, so a push answer stays small).
+	heldFrom uint64
+}
+
+// heldChange is one change of a held range: its sequence and hash.
+type heldChange struct {
+	seq  uint64
+	hash entryHash
 }
 
 // ownEntry is one entry a node pushed, as far as matching it against the feed needs.
@@ -506,39 +519,39 @@ type ownEntry struct {
 
 // ownEntry summarises e for matching against the feed, hashing its data with the
 // hub's seed.
-func (h *hub) ownEntry(e storage.Entry) ownEntry {
+func (h *pivotRole) ownEntry(e storage.Entry) ownEntry {
 	return ownEntry{version: e.Version(), deleted: e.Deleted, data: maphash.Bytes(h.seed, e.Data)}
 }
 
-// recordPull notes that n's pull of sk reached the head of the feed at next, in epoch.
-// What n pushed before is in the feed up to next, so it is forgotten.
-func (h *hub) recordPull(n *remoteNode, sk *syncKey, epoch string, next uint64) {
-	if n == nil {
+// recordPull notes that rn's pull of sk reached the head of the feed at next, in epoch.
+// What rn pushed before is in the feed up to next, so it is forgotten.
+func (h *pivotRole) recordPull(rn *remoteNode, sk *syncKey, epoch string, next uint64) {
+	if rn == nil {
 		return
 	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	v := n.views[sk]
+	rn.mu.Lock()
+	defer rn.mu.Unlock()
+	v := rn.views[sk]
 	if v == nil || v.epoch != epoch {
-		if n.views == nil {
-			n.views = map[*syncKey]*nodeView{}
+		if rn.views == nil {
+			rn.views = map[*syncKey]*nodeView{}
 		}
 		v = &nodeView{epoch: epoch}
-		n.views[sk] = v
+		rn.views[sk] = v
 	}
 	v.pulled, v.held = next, max(v.held, next)
-	v.own, v.overflow, v.heldHashes = nil, false, nil
+	v.own, v.overflow, v.heldHashes, v.heldFrom = nil, false, nil, next
 }
 
-// recordPush notes, before they are applied, the entries n pushes for sk. It records
-// nothing while the pivot has not seen n pull to the head of the feed.
-func (h *hub) recordPush(n *remoteNode, sk *syncKey, entries []storage.Entry) {
-	if n == nil || len(entries) == 0 {
+// recordPush notes, before they are applied, the entries rn pushes for sk. It records
+// nothing while the pivot has not seen rn pull to the head of the feed.
+func (h *pivotRole) recordPush(rn *remoteNode, sk *syncKey, entries []storage.Entry) {
+	if rn == nil || len(entries) == 0 {
 		return
 	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	v := n.views[sk]
+	rn.mu.Lock()
+	defer rn.mu.Unlock()
+	v := rn.views[sk]
 	if v == nil || v.overflow {
 		return
 	}
@@ -554,70 +567,82 @@ func (h *hub) recordPush(n *remoteNode, sk *syncKey, entries []storage.Entry) {
 	}
 }
 
-// heldRange, called after n's push of sk was applied, reports whether n holds the
+// heldRange, called after rn's push of sk was applied, reports whether rn holds the
 // pivot's feed up to its head, and then the range it may move its pull cursor over
-// (from the end of its last pull to the head, every change is its own, as far as the
-// name it sends tells) with the hashes of the changes in it, for the node to check.
-func (h *hub) heldRange(n *remoteNode, sk *syncKey) (from, to uint64, hashes []string, ok bool) {
-	if n == nil || !h.holdsAll(n, sk) {
+// (every change in it is its own, as far as the name it sends tells) with the hashes
+// of the changes in it, for the node to check. pulled is where the node says its pull
+// cursor stands: the changes before it are dropped from the view and the answer, so
+// consecutive pushes do not repeat them (a false claim only shrinks the range the
+// node that owns the name may skip: it then pulls).
+func (h *pivotRole) heldRange(rn *remoteNode, sk *syncKey, pulled uint64) (from, to uint64, hashes []string, ok bool) {
+	if rn == nil || !h.holdsAll(rn, sk) {
 		return 0, 0, nil, false
 	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	v := n.views[sk]
+	rn.mu.Lock()
+	defer rn.mu.Unlock()
+	v := rn.views[sk]
 	if v == nil || v.held <= v.pulled || v.overflow {
 		return 0, 0, nil, false
 	}
-	hashes = make([]string, len(v.heldHashes))
-	for i, hh := range v.heldHashes {
-		hashes[i] = hex.EncodeToString(hh[:])
+	if pulled > v.heldFrom && pulled <= v.held {
+		keep := v.heldHashes[:0]
+		for _, c := range v.heldHashes {
+			if c.seq > pulled {
+				keep = append(keep, c)
+			}
+		}
+		v.heldHashes, v.heldFrom = keep, pulled
 	}
-	return v.pulled, v.held, hashes, true
+	hashes = make([]string, len(v.heldHashes))
+	for i, c := range v.heldHashes {
+		hashes[i] = hex.EncodeToString(c.hash[:])
+	}
+	return max(v.pulled, v.heldFrom), v.held, hashes, true
 }
 
-// upToDate reports whether n holds every change of every synced key (holdsAll).
-func (h *hub) upToDate(n *remoteNode) bool {
+// upToDate reports whether rn holds every change of every synced key (holdsAll).
+func (h *pivotRole) upToDate(rn *remoteNode) bool {
 	for _, sk := range h.e.keys {
-		if !sk.db.Active() || !h.holdsAll(n, sk) {
+		if !sk.db.Active() || !h.holdsAll(rn, sk) {
 			return false
 		}
 	}
 	return true
 }
 
-// holdsAll reports whether n already holds every change of sk in the pivot's feed:
+// holdsAll reports whether rn already holds every change of sk in the pivot's feed:
 // there is none after its last pull, or all of them came from its own pushes. As it
 // checks, the view moves up the feed. Each read takes at most len(own)+1 changes, and
-// the storage is read without holding n.mu. A node the pivot has no view of is
+// the storage is read without holding rn.mu. A node the pivot has no view of is
 // reported as not holding everything, without reading the feed.
-func (h *hub) holdsAll(n *remoteNode, sk *syncKey) bool {
+func (h *pivotRole) holdsAll(rn *remoteNode, sk *syncKey) bool {
 	for range holdsAllReads {
-		held, atHead := h.holdsNext(n, sk)
+		held, atHead := h.holdsNext(rn, sk)
 		if !held {
 			return false
 		}
 		if atHead {
-			n.mu.Lock()
-			n.lastPull = time.Now()
-			n.mu.Unlock()
+			rn.mu.Lock()
+			rn.lastPull = time.Now()
+			rn.mu.Unlock()
 			return true
 		}
 	}
 	return false
 }
 
-// holdsNext reads the changes of sk after n's view, as many as n has own entries plus
-// one, and reports whether n holds all of them (then the view moves past them) and
+// holdsNext reads the changes of sk after rn's view, as many as rn has own entries plus
+// one, and reports whether rn holds all of them (then the view moves past them) and
 // whether they reached the head of the feed.
-func (h *hub) holdsNext(n *remoteNode, sk *syncKey) (held, atHead bool) {
-	n.mu.Lock()
-	v := n.views[sk]
+func (h *pivotRole) holdsNext(rn *remoteNode, sk *syncKey) (held, atHead bool) {
+	rn.mu.Lock()
+	v := rn.views[sk]
 	if v == nil || v.overflow {
-		n.mu.Unlock()
+		rn.mu.Unlock()
 		return false, false
 	}
 	epoch, from, limit := v.epoch, v.held, len(v.own)+1
-	n.mu.Unlock()
+	rn.mu.Unlock()
 
 	if sk.rep.Epoch() != epoch || sk.rep.Horizon() > from {
 		return false, false
@@ -627,12 +652,12 @@ func (h *hub) holdsNext(n *remoteNode, sk *syncKey) (held, atHead bool) {
 		return false, false
 	}
 
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.views[sk] != v || v.epoch != epoch {
+	rn.mu.Lock()
+	defer rn.mu.Unlock()
+	if rn.views[sk] != v || v.epoch != epoch {
 		return false, false
 	}
-	// A pull by n served meanwhile, or another check, may have moved held (and a pull
+	// A pull by rn served meanwhile, or another check, may have moved held (and a pull
 	// forgets own): what it covered is held.
 	for _, c := range changes {
 		if c.Seq <= v.held {
@@ -644,14 +669,14 @@ func (h *hub) holdsNext(n *remoteNode, sk *syncKey) (held, atHead bool) {
 	}
 	for _, c := range changes {
 		if c.Seq > v.held {
-			v.heldHashes = append(v.heldHashes, hashEntry(c.Entry))
+			v.heldHashes = append(v.heldHashes, heldChange{c.Seq, hashEntry(c.Entry)})
 		}
 		if o, ok := v.own[c.Key]; ok && o == h.ownEntry(c.Entry) {
 			delete(v.own, c.Key)
 		}
 	}
 	// Changes stopped at next: when cut at limit, next is the last change read, else
-	// the head of the feed. Either way n holds the feed up to it.
+	// the head of the feed. Either way rn holds the feed up to it.
 	v.held = max(v.held, next)
 	return true, len(changes) < limit
 }
@@ -672,7 +697,7 @@ func (h *hub) holdsNext(n *remoteNode, sk *syncKey) (held, atHead bool) {
 //
 // Anything else (host names against IPs, proxies) does not match: set Config.Advertise
 // on the node to its NodesKey address to be sure.
-func (h *hub) identify(r *http.Request) *remoteNode {
+func (h *pivotRole) identify(r *http.Request) *remoteNode {
 	name := r.Header.Get(HeaderNode)
 	if name == "" {
 		return nil
@@ -691,19 +716,19 @@ func (h *hub) identify(r *http.Request) *remoteNode {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if n := h.nodes[addr]; n != nil {
-		return n
+	if rn := h.nodes[addr]; rn != nil {
+		return rn
 	}
 	if !isLoopback(host) {
 		return nil
 	}
 	var found *remoteNode
-	for a, n := range h.nodes {
+	for a, rn := range h.nodes {
 		if hh, pp, err := net.SplitHostPort(a); err == nil && pp == port && isLoopback(hh) {
 			if found != nil {
 				return nil // two loopback nodes on one port: ambiguous
 			}
-			found = n
+			found = rn
 		}
 	}
 	return found

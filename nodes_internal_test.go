@@ -73,7 +73,7 @@ func TestNodeEntryKey(t *testing.T) {
 }
 
 func TestBackoff_GrowsAndIsCapped(t *testing.T) {
-	e := &engine{cfg: Config{BackoffMin: 10, BackoffMax: 100}}
+	e := &syncEngine{cfg: Config{BackoffMin: 10, BackoffMax: 100}}
 	none := func(int64) int64 { return 0 }
 	want := []int64{10, 20, 40, 80, 100, 100}
 	for i, w := range want {

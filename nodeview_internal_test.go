@@ -12,7 +12,7 @@ import (
 
 // viewFixture is a pivot's hub over one started MemoryStorage, and one node it knows.
 type viewFixture struct {
-	h  *hub
+	h  *pivotRole
 	sk *syncKey
 	db *ooo.MemoryStorage
 	n  *remoteNode
@@ -28,7 +28,7 @@ func newViewFixture(t testing.TB) *viewFixture {
 	sk := &syncKey{path: "users/*", db: db, rep: db}
 	e := newEngine(Config{}.withDefaults(), "", []*syncKey{sk}, http.DefaultClient)
 	t.Cleanup(e.close)
-	return &viewFixture{h: e.hub, sk: sk, db: db, n: &remoteNode{pending: map[string]struct{}{}}}
+	return &viewFixture{h: e.pivotRole, sk: sk, db: db, n: &remoteNode{pending: map[string]struct{}{}}}
 }
 
 // pulled records that the node pulled to the head of the feed, as the changes handler
@@ -77,7 +77,7 @@ func TestHub_HoldsAll(t *testing.T) {
 		_, before, _ := f.db.Changes(f.sk.path, 0, 1<<20)
 		f.push(t, f.entry("users/a", `1`), f.entry("users/b", `2`))
 		_, after, _ := f.db.Changes(f.sk.path, 0, 1<<20)
-		if from, to, held, ok := f.h.heldRange(f.n, f.sk); !ok || from != before || to != after || len(held) != 2 {
+		if from, to, held, ok := f.h.heldRange(f.n, f.sk, 0); !ok || from != before || to != after || len(held) != 2 {
 			t.Fatalf("held range after the push = %d..%d %v (%d hashes), want %d..%d with 2", from, to, ok, len(held), before, after)
 		}
 		gone := f.entry("users/a", `1`)

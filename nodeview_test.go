@@ -145,18 +145,18 @@ func pullsOf(key string) func(exchange) bool {
 // listens on), read without pulling and run no periodic sync, so only a trigger makes
 // them pull.
 type skipCluster struct {
-	pivot, a, b     *instance
-	hub, recA, recB *recorder
+	pivot, a, b           *instance
+	pivotRole, recA, recB *recorder
 }
 
 func startSkipCluster(t testing.TB) *skipCluster {
 	t.Helper()
 	var clock atomic.Int64
-	c := &skipCluster{hub: newRecorder(&clock), recA: newRecorder(&clock), recB: newRecorder(&clock)}
+	c := &skipCluster{pivotRole: newRecorder(&clock), recA: newRecorder(&clock), recB: newRecorder(&clock)}
 	cfg := testConfig()
 	cfg.ReadBudget = -1
 	pcfg := cfg
-	pcfg.Client = c.hub.client()
+	pcfg.Client = c.pivotRole.client()
 	c.pivot = startInstance(t, "pivot", &ooo.MemoryStorage{}, "", "", pcfg)
 	acfg, bcfg := cfg, cfg
 	acfg.Client, bcfg.Client = c.recA.client(), c.recB.client()
@@ -169,7 +169,7 @@ func startSkipCluster(t testing.TB) *skipCluster {
 		rec *recorder
 	}{{c.a, c.recA}, {c.b, c.recB}} {
 		eventually(t, waitTimeout, func() bool {
-			all := c.hub.find(func(ex exchange) bool {
+			all := c.pivotRole.find(func(ex exchange) bool {
 				return triggersTo(node.in.addr, "")(ex) && ex.status == http.StatusAccepted
 			})
 			if len(all) == 0 {
@@ -190,7 +190,7 @@ func startSkipCluster(t testing.TB) *skipCluster {
 // logExchanges logs every recorded exchange, to explain a failure.
 func (c *skipCluster) logExchanges(t testing.TB) {
 	t.Logf("pivot %s, A %s, B %s", c.pivot.addr, c.a.addr, c.b.addr)
-	for name, r := range map[string]*recorder{"pivot": c.hub, "A": c.recA, "B": c.recB} {
+	for name, r := range map[string]*recorder{"pivot": c.pivotRole, "A": c.recA, "B": c.recB} {
 		for _, ex := range r.find(func(exchange) bool { return true }) {
 			t.Logf("%s: %+v", name, ex)
 		}
@@ -210,10 +210,10 @@ func TestTriggers_TheNodeThatPushedTheChangeIsNotTriggered(t *testing.T) {
 	eventually(t, waitTimeout, func() bool { return holds(t, c.b, "users/a1", `"from A"`) },
 		"B receives A's write")
 	eventually(t, waitTimeout, func() bool {
-		return skipped(c.pivot, c.a.addr) > 0 || len(c.hub.find(triggersTo(c.a.addr, "users/*"))) > 0
+		return skipped(c.pivot, c.a.addr) > 0 || len(c.pivotRole.find(triggersTo(c.a.addr, "users/*"))) > 0
 	}, "the pivot decides about A")
 
-	require.Equal(t, 0, len(c.hub.find(triggersTo(c.a.addr, "users/*"))), "triggers to A for users/*")
+	require.Equal(t, 0, len(c.pivotRole.find(triggersTo(c.a.addr, "users/*"))), "triggers to A for users/*")
 	require.True(t, skipped(c.pivot, c.a.addr) > 0, "skipped triggers reported for A")
 	a := nodeStatus(t, c.pivot, c.a.addr)
 	require.True(t, a.UpToDate && a.Lag == 0, "A, which holds every change, is reported up to date: %+v", a)
@@ -256,7 +256,7 @@ func TestTriggers_AChangeFromAnotherNodeDuringAPushStillReachesThePusher(t *test
 	for _, order := range []string{"B then A", "A then B"} {
 		t.Run(order, func(t *testing.T) {
 			c := startSkipCluster(t)
-			release := c.hub.holdNextTrigger(c.a.addr, "users/*")
+			release := c.pivotRole.holdNextTrigger(c.a.addr, "users/*")
 			t.Cleanup(release)
 
 			// B's first write is pulled by A (the trigger went through, its answer is

@@ -171,7 +171,7 @@ func (r SetupResult) Metrics() Metrics {
 		RoundDuration: e.ops.roundTime.snapshot(),
 		WriteAck:      e.ops.ackTime.snapshot(),
 	}
-	if e.hub != nil {
+	if e.pivotRole != nil {
 		m.PulledEntries = e.counts.served.Load()
 	}
 	return m

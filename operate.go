@@ -40,7 +40,7 @@ type extraRoutes struct {
 }
 
 // operatorRoutes registers the operator routes on r, before the protocol's catch-all.
-func (e *engine) operatorRoutes(r *mux.Router) {
+func (e *syncEngine) operatorRoutes(r *mux.Router) {
 	p := e.cfg.RoutePrefix
 	r.HandleFunc(p+routeHealth, e.handleHealth)
 	r.HandleFunc(p+routeUI, e.handleUI)
@@ -56,7 +56,7 @@ func (e *engine) operatorRoutes(r *mux.Router) {
 }
 
 // extraFor returns the handler SetupResult.Handle registered for path, if any.
-func (e *engine) extraFor(path string) (http.Handler, bool) {
+func (e *syncEngine) extraFor(path string) (http.Handler, bool) {
 	route, ok := strings.CutPrefix(path, e.cfg.RoutePrefix)
 	if !ok {
 		return nil, false
@@ -99,7 +99,7 @@ type healthAnswer struct {
 // handleHealth answers 200 {"status":"ok"} when the engine runs, its storages are
 // started and, on a node, the pivot answered recently; 503 with the reason otherwise.
 // It reveals no data and no address, so it needs no credential.
-func (e *engine) handleHealth(w http.ResponseWriter, r *http.Request) {
+func (e *syncEngine) handleHealth(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
 		w.WriteHeader(http.StatusMethodNotAllowed)
@@ -118,7 +118,7 @@ func (e *engine) handleHealth(w http.ResponseWriter, r *http.Request) {
 }
 
 // unhealthy says why the instance is not healthy at now, or "" when it is.
-func (e *engine) unhealthy(now time.Time) string {
+func (e *syncEngine) unhealthy(now time.Time) string {
 	if e.ctx.Err() != nil {
 		return "the sync engine is stopped"
 	}
@@ -149,13 +149,13 @@ func (e *engine) unhealthy(now time.Time) string {
 }
 
 // record keeps err as the engine's last error without logging it.
-func (e *engine) record(msg string, err error) {
+func (e *syncEngine) record(msg string, err error) {
 	e.lastErr.Store(&errorRecord{at: time.Now(), msg: fmt.Sprintf("%s: %v", msg, err), err: err})
 }
 
 // wentDown is a round that could not reach the pivot: one warning when the pivot
 // becomes unreachable, debug lines for the retries after it.
-func (n *nodeSync) wentDown(err error) {
+func (n *nodeRole) wentDown(err error) {
 	n.e.record("sync with pivot", err)
 	if n.e.ops.downSince.CompareAndSwap(0, time.Now().UnixNano()) {
 		n.e.log.Warn("pivot: pivot unreachable, retrying with backoff", "err", err)
@@ -165,7 +165,7 @@ func (n *nodeSync) wentDown(err error) {
 }
 
 // cameBack is a round that succeeded: after an outage, one line with its duration.
-func (n *nodeSync) cameBack() {
+func (n *nodeRole) cameBack() {
 	n.e.ops.lastFailure.Store(nil)
 	if since := n.e.ops.downSince.Swap(0); since != 0 {
 		n.e.log.Info("pivot: pivot reachable again", "pivot", n.addr, "outage", readable(time.Since(time.Unix(0, since))))
@@ -174,7 +174,7 @@ func (n *nodeSync) cameBack() {
 
 // failedRound is a round the pivot answered with errors (refused entries, a refused
 // proof): a warning when the error is new, debug lines while it repeats.
-func (n *nodeSync) failedRound(err error) {
+func (n *nodeRole) failedRound(err error) {
 	n.e.record("sync round", err)
 	msg := err.Error()
 	level := slog.LevelDebug
@@ -214,7 +214,7 @@ func (o *ops) roundEnded(began time.Time, err error) {
 // acknowledged records, on a node, the pivot's answer to a push of entries: what it
 // acknowledged (every entry it did not refuse) and, when some were superseded, the
 // batch, so a pull that replaces one of them reports the conflict.
-func (n *nodeSync) acknowledged(sk *syncKey, entries []storage.Entry, resp applyResponse) {
+func (n *nodeRole) acknowledged(sk *syncKey, entries []storage.Entry, resp applyResponse) {
 	acked := entries
 	if len(resp.Refused) > 0 {
 		refused := make(map[string]bool, len(resp.Refused))
@@ -245,7 +245,7 @@ type pendingCount struct {
 // pending counts the local writes of sk after its saved push cursor with a sequence of
 // at most upTo: the writes the pivot has not acknowledged. It reads only the feed after
 // the cursor, at most maxPendingScan entries.
-func (e *engine) pending(sk *syncKey, upTo uint64) (pendingCount, error) {
+func (e *syncEngine) pending(sk *syncKey, upTo uint64) (pendingCount, error) {
 	var p pendingCount
 	if !sk.db.Active() {
 		return p, fmt.Errorf("pivot: pending writes of %s: %w", sk.path, ErrNotActive)
@@ -363,7 +363,7 @@ func (r SetupResult) Resync(ctx context.Context, path string) error {
 }
 
 // wait waits for done, ctx or the engine's end (nil then: Close was asked for).
-func (n *nodeSync) wait(ctx context.Context, done <-chan struct{}) error {
+func (n *nodeRole) wait(ctx context.Context, done <-chan struct{}) error {
 	select {
 	case <-done:
 		return nil
@@ -375,7 +375,7 @@ func (n *nodeSync) wait(ctx context.Context, done <-chan struct{}) error {
 }
 
 // pendingStatus fills the pending writes of sk in ks.
-func (e *engine) pendingStatus(sk *syncKey, ks *KeyStatus) {
+func (e *syncEngine) pendingStatus(sk *syncKey, ks *KeyStatus) {
 	p, err := e.pending(sk, math.MaxUint64)
 	if err != nil || p.count == 0 {
 		return

@@ -38,7 +38,7 @@ type SetupResult struct {
 	// server.OnStorageEvent, which Setup hooks.
 	SyncCallback func(event ooo.StorageEvent)
 
-	engine *engine
+	engine *syncEngine
 }
 
 // Status reports the engine's state. Safe for concurrent use.
@@ -88,8 +88,11 @@ func (r SetupResult) RotateToken(token string) error {
 	return nil
 }
 
-// Close stops every background goroutine and waits for them. The server's OnClose,
-// which Setup hooks, calls it too; calling it again is a no-op.
+// Close stops the engine: on a node it first waits, up to 2 s and unless the pivot is
+// known to be down, for a round that pushes every unsent local write; then it stops
+// every background goroutine, saves the node's cursors and returns. The server's Close
+// calls it before closing the storage (Setup hooks ooo.Server.OnClosing); calling it
+// again is a no-op.
 func (r SetupResult) Close() {
 	if r.engine != nil {
 		r.engine.close()
@@ -161,6 +164,24 @@ func Setup(server *ooo.Server, config Config) SetupResult {
 		server.BeforeRead = func(k string) {
 			prevRead(k)
 			e.beforeRead(k)
+		}
+	}
+	prevStart := server.OnStart
+	server.OnStart = func() {
+		if prevStart != nil {
+			prevStart()
+		}
+		e.markReady()
+	}
+	if server.Active() {
+		e.markReady()
+	}
+	// The engine stops before the storage closes: its last push and cursors reach it.
+	prevClosing := server.OnClosing
+	server.OnClosing = func() {
+		e.close()
+		if prevClosing != nil {
+			prevClosing()
 		}
 	}
 	prevClose := server.OnClose
@@ -255,7 +276,7 @@ func tlsClient(c *tls.Config) *http.Client {
 }
 
 // engine is the sync engine behind one Setup.
-type engine struct {
+type syncEngine struct {
 	cfg     Config
 	created int64 // unix ns when Setup ran
 	role    string
@@ -287,8 +308,12 @@ type engine struct {
 	secrets *keyring
 	verify  verifier
 
-	node *nodeSync // set on a node
-	hub  *hub      // set on the pivot
+	// ready is closed once the server is started (ooo.Server.OnStart).
+	ready     chan struct{}
+	readyOnce sync.Once
+
+	node      *nodeRole  // set on a node
+	pivotRole *pivotRole // set on the pivot
 }
 
 // errorRecord is the last error the engine met.
@@ -300,34 +325,51 @@ type errorRecord struct {
 
 // newEngine makes the engine of the role pivotAddr implies (the pivot when "", else a
 // node of the pivot at pivotAddr). Nothing runs before start.
-func newEngine(cfg Config, pivotAddr string, keys []*syncKey, client *http.Client) *engine {
+func newEngine(cfg Config, pivotAddr string, keys []*syncKey, client *http.Client) *syncEngine {
 	now := time.Now()
-	e := &engine{cfg: cfg, created: now.UnixNano(), keys: keys, log: cfg.Logger, client: client}
+	e := &syncEngine{cfg: cfg, created: now.UnixNano(), keys: keys, log: cfg.Logger, client: client}
 	e.secrets = newKeyring(cfg, now)
-	e.verify.keys = e.secrets
+	e.verify.keys, e.verify.since = e.secrets, now
 	e.ctx, e.cancel = context.WithCancel(context.Background())
+	e.ready = make(chan struct{})
 	if pivotAddr == "" {
 		e.role = RolePivot
-		e.hub = newHub(e)
+		e.pivotRole = newPivotRole(e)
 	} else {
 		e.role = RoleNode
-		e.node = newNodeSync(e, pivotAddr)
+		e.node = newNodeRole(e, pivotAddr)
 	}
 	return e
 }
 
+// markReady tells the engine's goroutines that the server is started (its storage
+// too, and its Address known). Safe to call more than once.
+func (e *syncEngine) markReady() {
+	e.readyOnce.Do(func() { close(e.ready) })
+}
+
+// waitReady waits until the server is started; false when the engine stops first.
+func (e *syncEngine) waitReady() bool {
+	select {
+	case <-e.ready:
+		return true
+	case <-e.ctx.Done():
+		return false
+	}
+}
+
 // start launches the background goroutines of the role.
-func (e *engine) start() {
+func (e *syncEngine) start() {
 	e.startConflicts()
-	if e.hub != nil {
-		e.spawn(e.hub.run)
+	if e.pivotRole != nil {
+		e.spawn(e.pivotRole.run)
 	} else {
 		e.spawn(e.node.run)
 	}
 }
 
 // spawn runs fn in a goroutine that close waits for. After close it does nothing.
-func (e *engine) spawn(fn func()) bool {
+func (e *syncEngine) spawn(fn func()) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.closed {
@@ -342,7 +384,7 @@ func (e *engine) spawn(fn func()) bool {
 }
 
 // close stops the engine and waits for its goroutines.
-func (e *engine) close() {
+func (e *syncEngine) close() {
 	e.mu.Lock()
 	if e.closed {
 		e.mu.Unlock()
@@ -350,16 +392,19 @@ func (e *engine) close() {
 	}
 	e.closed = true
 	e.mu.Unlock()
+	if e.node != nil {
+		e.node.drain(closeDrain)
+	}
 	e.cancel()
-	if e.hub != nil {
-		e.hub.stopTimers()
+	if e.pivotRole != nil {
+		e.pivotRole.stopTimers()
 	}
 	e.wg.Wait()
 }
 
 // peer returns a client for the instance at addr. self, when not nil, names this
 // instance in every request (a node's nodeID).
-func (e *engine) peer(addr string, self func() string) *peer {
+func (e *syncEngine) peer(addr string, self func() string) *peer {
 	return &peer{
 		base:    baseURL(addr, e.cfg.RoutePrefix, e.scheme()),
 		client:  e.client,
@@ -374,7 +419,7 @@ func (e *engine) peer(addr string, self func() string) *peer {
 
 // scheme is the URL scheme of peer addresses given without one: https when Config.TLS
 // is set.
-func (e *engine) scheme() string {
+func (e *syncEngine) scheme() string {
 	if e.cfg.TLS != nil {
 		return "https"
 	}
@@ -382,11 +427,11 @@ func (e *engine) scheme() string {
 }
 
 // budget is the most bytes of entries one batch or page carries (see batchBudget).
-func (e *engine) budget() int64 { return batchBudget(e.cfg.MaxBodyBytes) }
+func (e *syncEngine) budget() int64 { return batchBudget(e.cfg.MaxBodyBytes) }
 
 // keyFor returns the synced key an event or read key belongs to, or nil. A glob (a list
 // read or a glob delete) belongs to the synced key it overlaps.
-func (e *engine) keyFor(k string) *syncKey {
+func (e *syncEngine) keyFor(k string) *syncKey {
 	for _, sk := range e.keys {
 		if key.Peer(sk.path, k) {
 			return sk
@@ -396,7 +441,7 @@ func (e *engine) keyFor(k string) *syncKey {
 }
 
 // keyByPath returns the synced key configured with exactly path, or nil.
-func (e *engine) keyByPath(path string) *syncKey {
+func (e *syncEngine) keyByPath(path string) *syncKey {
 	for _, sk := range e.keys {
 		if sk.path == path {
 			return sk
@@ -406,20 +451,20 @@ func (e *engine) keyByPath(path string) *syncKey {
 }
 
 // onEvent schedules sync work for a storage event. It never blocks.
-func (e *engine) onEvent(ev ooo.StorageEvent) {
+func (e *syncEngine) onEvent(ev ooo.StorageEvent) {
 	sk := e.keyFor(ev.Key)
 	if sk == nil {
 		return
 	}
-	if e.hub != nil {
-		e.hub.changed(sk)
+	if e.pivotRole != nil {
+		e.pivotRole.changed(sk)
 		return
 	}
 	e.node.request(sk, needPush)
 }
 
 // beforeRead is SetupResult.BeforeRead.
-func (e *engine) beforeRead(k string) {
+func (e *syncEngine) beforeRead(k string) {
 	if e.node != nil {
 		e.node.beforeRead(k)
 	}
@@ -427,7 +472,7 @@ func (e *engine) beforeRead(k string) {
 
 // fail records err as the engine's last error and logs it. msg names what was being
 // done ("sync round"); err carries the "pivot: ..." context already.
-func (e *engine) fail(msg string, err error) {
+func (e *syncEngine) fail(msg string, err error) {
 	e.lastErr.Store(&errorRecord{at: time.Now(), msg: fmt.Sprintf("%s: %v", msg, err), err: err})
 	level := slog.LevelWarn
 	if errors.Is(err, context.Canceled) {
@@ -438,7 +483,7 @@ func (e *engine) fail(msg string, err error) {
 
 // backoff returns the delay before retry number n (n >= 1): exponential from
 // BackoffMin, capped at BackoffMax, with up to 50% of random jitter taken off.
-func (e *engine) backoff(n int, jitter func(int64) int64) time.Duration {
+func (e *syncEngine) backoff(n int, jitter func(int64) int64) time.Duration {
 	d := e.cfg.BackoffMin
 	for i := 1; i < n && d < e.cfg.BackoffMax; i++ {
 		d *= 2

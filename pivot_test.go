@@ -1,9 +1,13 @@
 package pivot_test
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -98,4 +102,69 @@ func TestSetup_HooksBeforeReadKeepingTheProgramsOwn(t *testing.T) {
 		return err == nil && strings.Contains(string(raw), `"a":1`)
 	}, "a read on the node pulls the pivot's write")
 	require.Positive(t, seen.Load(), "the program's own BeforeRead still runs")
+}
+
+// slowApply delays every push (POST .../apply) by delay before sending it.
+type slowApply struct {
+	inner http.RoundTripper
+	delay time.Duration
+}
+
+func (s slowApply) RoundTrip(r *http.Request) (*http.Response, error) {
+	if strings.HasSuffix(r.URL.Path, "/apply") {
+		select {
+		case <-time.After(s.delay):
+		case <-r.Context().Done():
+			return nil, r.Context().Err()
+		}
+	}
+	return s.inner.RoundTrip(r)
+}
+
+// Closing a node's server waits (boundedly) for its unsent writes to reach the pivot,
+// and saves its cursors before the storage closes (ooo.Server.OnClosing).
+func TestClose_DrainsUnsentWritesBeforeTheStorageCloses(t *testing.T) {
+	cfg := testConfig()
+	p := startInstance(t, "pivot", memoryKind.make(t), "", "", cfg)
+	ncfg := cfg
+	ncfg.Client = &http.Client{Transport: slowApply{inner: http.DefaultTransport, delay: 300 * time.Millisecond}}
+	node := startInstance(t, "node", memoryKind.make(t), "", p.addr, ncfg)
+	eventually(t, waitTimeout, func() bool { return node.result.Status().Keys[0].PivotEpoch != "" }, "first round done")
+	set(t, node, "users/last-words", `{"said":"before closing"}`)
+	node.stop() // the push is still held by the slow transport
+	require.NotEmpty(t, state(t, p.db, []string{"users/*"}, true)["users/last-words"], "the write reached the pivot before Close returned")
+}
+
+// A node's start is quiet: its first round reaches the pivot without a failed round
+// and without a warning in the log.
+func TestStart_FirstRoundSucceedsWithoutWarnings(t *testing.T) {
+	var logs safeBuffer
+	cfg := testConfig()
+	p := startInstance(t, "pivot", memoryKind.make(t), "", "", cfg)
+	ncfg := cfg
+	ncfg.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	node := startInstance(t, "node", memoryKind.make(t), "", p.addr, ncfg)
+	eventually(t, waitTimeout, func() bool { return !node.result.Status().LastContact.IsZero() }, "first contact")
+	st := node.result.Status()
+	require.Equal(t, 0, st.ConsecutiveFailures, "%+v", st)
+	require.Empty(t, st.LastError)
+	require.Empty(t, logs.String(), "warnings at start")
+}
+
+// safeBuffer is a bytes.Buffer safe for concurrent writes (a log sink).
+type safeBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *safeBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *safeBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

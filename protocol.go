@@ -75,6 +75,9 @@ type changesResponse struct {
 // applyRequest is the body of POST apply?key=: a node's local entries for one key path.
 type applyRequest struct {
 	Entries []storage.Entry `json:"entries"`
+	// Pulled is where the pushing node's pull cursor stands in the pivot's feed (0
+	// when it has none): the answer's held range then starts there at the earliest.
+	Pulled uint64 `json:"pulled,omitempty"`
 }
 
 // refusal tells that one pushed entry was not applied, and why (clock skew).

@@ -81,7 +81,7 @@ const (
 // pivot's snapshot into the local data, then remove or send back what the snapshot
 // lacks, as the mode says. Local writes not yet pushed are never removed. Removals are
 // tombstones applied as remote, so they are never pushed.
-func (n *nodeSync) reconcile(ctx context.Context, sk *syncKey, cur *cursor, pivotEpoch string) error {
+func (n *nodeRole) reconcile(ctx context.Context, sk *syncKey, cur *cursor, pivotEpoch string) error {
 	mode := modeMerge
 	switch {
 	case cur.Adopt:
@@ -129,7 +129,7 @@ func (n *nodeSync) reconcile(ctx context.Context, sk *syncKey, cur *cursor, pivo
 
 // sameAsPivot compares the digests of sk here and on the pivot. When they are equal it
 // takes the pivot's head as the pull cursor and reports true: no snapshot is needed.
-func (n *nodeSync) sameAsPivot(ctx context.Context, sk *syncKey, cur *cursor, mode string) (bool, error) {
+func (n *nodeRole) sameAsPivot(ctx context.Context, sk *syncKey, cur *cursor, mode string) (bool, error) {
 	remote, err := n.pivot.digest(ctx, sk.path)
 	if err != nil {
 		return false, err
@@ -169,7 +169,7 @@ func oldClusterEntries(sk *syncKey, page int, adoptBefore int64) (map[string]sna
 // applySnapshot reads the pivot's whole snapshot of sk and applies it under wins. It
 // returns what the pivot holds of each key, the pivot's epoch and the cursor where the
 // snapshot ended.
-func (n *nodeSync) applySnapshot(ctx context.Context, sk *syncKey, wins storage.Wins) (map[string]snapshotEntry, string, uint64, error) {
+func (n *nodeRole) applySnapshot(ctx context.Context, sk *syncKey, wins storage.Wins) (map[string]snapshotEntry, string, uint64, error) {
 	seen := map[string]snapshotEntry{}
 	var since uint64
 	epoch := ""
@@ -232,7 +232,7 @@ func snapshotDifferences(sk *syncKey, page int, pushed uint64, mode string, seen
 }
 
 // dropLocal applies the removals of a reconciliation, in batches.
-func (n *nodeSync) dropLocal(sk *syncKey, drop []storage.Entry, wins storage.Wins) error {
+func (n *nodeRole) dropLocal(sk *syncKey, drop []storage.Entry, wins storage.Wins) error {
 	batch := n.e.cfg.BatchSize
 	for start := 0; start < len(drop); start += batch {
 		part := drop[start:min(start+batch, len(drop))]
@@ -246,7 +246,7 @@ func (n *nodeSync) dropLocal(sk *syncKey, drop []storage.Entry, wins storage.Win
 }
 
 // sendBack pushes to the pivot the entries it lacked (merge mode), in batches.
-func (n *nodeSync) sendBack(ctx context.Context, sk *syncKey, send []storage.Entry) error {
+func (n *nodeRole) sendBack(ctx context.Context, sk *syncKey, send []storage.Entry) error {
 	for _, part := range splitBatches(send, n.e.cfg.BatchSize, n.budget(sk)) {
 		resp, err := n.pivot.apply(ctx, sk.path, applyRequest{Entries: part})
 		if err != nil {
@@ -275,7 +275,7 @@ func removal(c storage.Change) storage.Entry {
 // wins. It runs only when the cursors say both sides are at rest (the node pulled to the
 // pivot's head and has nothing unsent): otherwise push and pull have work to do first
 // and the check waits for the next time.
-func (n *nodeSync) check(ctx context.Context, sk *syncKey, cur *cursor) error {
+func (n *nodeRole) check(ctx context.Context, sk *syncKey, cur *cursor) error {
 	if cur.PivotEpoch == "" || cur.Adopt {
 		return nil
 	}
@@ -343,7 +343,7 @@ func (n *nodeSync) check(ctx context.Context, sk *syncKey, cur *cursor) error {
 
 // differingLeaves walks down the pivot's tree from root wherever it differs from the
 // local one, and returns the pivot's leaves that differ.
-func (n *nodeSync) differingLeaves(ctx context.Context, sk *syncKey, root treeResponse) ([]treeResponse, error) {
+func (n *nodeRole) differingLeaves(ctx context.Context, sk *syncKey, root treeResponse) ([]treeResponse, error) {
 	t := &sk.tree
 	var leaves []treeResponse
 	queue := []treeResponse{root}
@@ -382,7 +382,7 @@ func (n *nodeSync) differingLeaves(ctx context.Context, sk *syncKey, root treeRe
 
 // fetchRepairs gets the pivot's entries of keys and applies them under LWW; it returns
 // how many replaced the local state.
-func (n *nodeSync) fetchRepairs(ctx context.Context, sk *syncKey, keys []string) (int, error) {
+func (n *nodeRole) fetchRepairs(ctx context.Context, sk *syncKey, keys []string) (int, error) {
 	fixed := 0
 	for rounds := 0; len(keys) > 0 && rounds < maxBatchesPerRound; rounds++ {
 		part := keys[:min(len(keys), maxLimit)]
@@ -423,7 +423,7 @@ func (n *nodeSync) fetchRepairs(ctx context.Context, sk *syncKey, keys []string)
 
 // offerRepairs pushes this node's entries of keys that differ from what the pivot
 // listed for them (or that it lacks); it returns how many the pivot applied.
-func (n *nodeSync) offerRepairs(ctx context.Context, sk *syncKey, keys []string) (int, error) {
+func (n *nodeRole) offerRepairs(ctx context.Context, sk *syncKey, keys []string) (int, error) {
 	var send []storage.Entry
 	for _, k := range keys {
 		changes, _, err := sk.rep.Changes(k, 0, 1)
@@ -454,7 +454,7 @@ func (n *nodeSync) offerRepairs(ctx context.Context, sk *syncKey, keys []string)
 }
 
 // checked records a completed check of sk.
-func (n *nodeSync) checked(sk *syncKey, inSync bool) {
+func (n *nodeRole) checked(sk *syncKey, inSync bool) {
 	sk.lastCheck.Store(time.Now().UnixNano())
 	sk.inSync.Store(inSync)
 }

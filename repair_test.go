@@ -155,10 +155,8 @@ func TestRepair_ValueAlteredOnDisk(t *testing.T) {
 		set(t, p, fmt.Sprintf("users/u%03d", i), fmt.Sprintf(`{"n":%d}`, 1000+i))
 	}
 	waitConverged(t, c.all(), false)
-	// Stopping the engine before the server saves the node's cursors while its
-	// storage is open (a server's Close closes the storage first, and the cursors
-	// saved last may lag): only a comparison of the data can find the damage then.
-	node.result.Close()
+	// The server's Close stops the engine before the storage (OnClosing), so the
+	// node's cursors are saved: only a comparison of the data can find the damage.
 	node.stop()
 	alterOnDisk(t, node.db.(*ooo.BoltStorage).Path, "users/u042")
 	// The first round after a start compares the data: no Repair call needed.

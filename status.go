@@ -152,7 +152,7 @@ type KeyStatus struct {
 }
 
 // status builds the Status.
-func (e *engine) status() Status {
+func (e *syncEngine) status() Status {
 	s := Status{
 		Role:          e.role,
 		ClusterID:     e.cfg.ClusterID,
@@ -213,7 +213,7 @@ func (e *engine) status() Status {
 		}
 		s.Checks, s.Repairs = e.counts.checks.Load(), e.counts.repaired.Load()
 	}
-	if h := e.hub; h != nil {
+	if h := e.pivotRole; h != nil {
 		s.PulledEntries = e.counts.served.Load()
 		s.Nodes = h.nodeStatus()
 	}
@@ -221,31 +221,31 @@ func (e *engine) status() Status {
 }
 
 // nodeStatus lists the known nodes, sorted by address.
-func (h *hub) nodeStatus() []NodeStatus {
+func (h *pivotRole) nodeStatus() []NodeStatus {
 	nodes := h.nodeList()
 	lastChange := h.lastChange.Load()
 	now := time.Now()
 	out := make([]NodeStatus, 0, len(nodes))
-	for _, n := range nodes {
-		upToDate := h.upToDate(n)
-		n.mu.Lock()
+	for _, rn := range nodes {
+		upToDate := h.upToDate(rn)
+		rn.mu.Lock()
 		ns := NodeStatus{
 			UpToDate:            upToDate,
-			Address:             n.addr,
-			Healthy:             n.failures == 0,
-			LastContact:         n.lastContact,
-			LastTrigger:         n.lastTrigger,
-			SkippedTriggers:     n.skipped,
-			ConsecutiveFailures: n.failures,
-			LastError:           n.lastError,
-			Dormant:             n.failures >= dormantAfter,
-			NextTrigger:         n.nextTry,
+			Address:             rn.addr,
+			Healthy:             rn.failures == 0,
+			LastContact:         rn.lastContact,
+			LastTrigger:         rn.lastTrigger,
+			SkippedTriggers:     rn.skipped,
+			ConsecutiveFailures: rn.failures,
+			LastError:           rn.lastError,
+			Dormant:             rn.failures >= dormantAfter,
+			NextTrigger:         rn.nextTry,
 		}
-		if lastChange != 0 && n.lastPull.UnixNano() < lastChange {
+		if lastChange != 0 && rn.lastPull.UnixNano() < lastChange {
 			ns.Lag = now.Sub(time.Unix(0, lastChange))
 			ns.LagText = readable(ns.Lag)
 		}
-		n.mu.Unlock()
+		rn.mu.Unlock()
 		out = append(out, ns)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Address < out[j].Address })

@@ -24,11 +24,11 @@ const (
 	needResync // reconcile with the pivot's snapshot, as on a first sync (SetupResult.Resync)
 )
 
-// nodeSync is the node side of the engine: one goroutine runs sync rounds against the
+// nodeRole is the node side of the engine: one goroutine runs sync rounds against the
 // pivot, scheduled by local writes, pivot triggers, reads, a periodic timer and, while
 // the pivot is unreachable, a backoff timer.
-type nodeSync struct {
-	e     *engine
+type nodeRole struct {
+	e     *syncEngine
 	pivot *peer
 	addr  string
 	kick  chan struct{} // capacity 1: a request during a round yields exactly one more
@@ -61,9 +61,9 @@ type nodeSync struct {
 	writersConfirmed bool
 }
 
-// newNodeSync makes the node side of e, syncing with the pivot at pivotAddr.
-func newNodeSync(e *engine, pivotAddr string) *nodeSync {
-	return &nodeSync{
+// newNodeRole makes the node side of e, syncing with the pivot at pivotAddr.
+func newNodeRole(e *syncEngine, pivotAddr string) *nodeRole {
+	return &nodeRole{
 		e:       e,
 		pivot:   e.peer(pivotAddr, e.nodeID),
 		addr:    pivotAddr,
@@ -82,7 +82,7 @@ func newNodeSync(e *engine, pivotAddr string) *nodeSync {
 
 // request asks for work on sk (every key when sk is nil) and returns a channel closed
 // when the round doing it ends. It never blocks.
-func (n *nodeSync) request(sk *syncKey, bits uint8) <-chan struct{} {
+func (n *nodeRole) request(sk *syncKey, bits uint8) <-chan struct{} {
 	n.mu.Lock()
 	if sk == nil {
 		for _, k := range n.e.keys {
@@ -101,7 +101,7 @@ func (n *nodeSync) request(sk *syncKey, bits uint8) <-chan struct{} {
 }
 
 // take hands the pending work to a round, with the channel to close when it ends.
-func (n *nodeSync) take() (map[*syncKey]uint8, chan struct{}) {
+func (n *nodeRole) take() (map[*syncKey]uint8, chan struct{}) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	work, done := n.pending, n.next
@@ -110,7 +110,7 @@ func (n *nodeSync) take() (map[*syncKey]uint8, chan struct{}) {
 }
 
 // putBack returns unfinished work to the pending set without scheduling a round.
-func (n *nodeSync) putBack(work map[*syncKey]uint8) {
+func (n *nodeRole) putBack(work map[*syncKey]uint8) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	for k, bits := range work {
@@ -119,7 +119,7 @@ func (n *nodeSync) putBack(work map[*syncKey]uint8) {
 }
 
 // triggered is called when the pivot asks for a sync: the pivot is evidently up.
-func (n *nodeSync) triggered(keys []*syncKey) {
+func (n *nodeRole) triggered(keys []*syncKey) {
 	n.down.Store(false)
 	if len(keys) == 0 {
 		n.request(nil, needPull)
@@ -135,7 +135,7 @@ func (n *nodeSync) triggered(keys []*syncKey) {
 // answers in time. The pull is a round that starts after the read asked (reads asking
 // during a round share the next one). ooo's own websocket broadcasts do not come here
 // (they read without the hook): a node's event means the data is already there.
-func (n *nodeSync) beforeRead(k string) {
+func (n *nodeRole) beforeRead(k string) {
 	budget := n.e.cfg.ReadBudget
 	if budget < 0 || n.down.Load() || n.e.ctx.Err() != nil {
 		return
@@ -154,10 +154,33 @@ func (n *nodeSync) beforeRead(k string) {
 	}
 }
 
+// drain, as the engine stops, sends what is unsent: it asks for a push of every key
+// and waits for that round, at most max, unless the pivot is known to be down.
+func (n *nodeRole) drain(max time.Duration) {
+	select {
+	case <-n.e.ready:
+	default:
+		return // never started: nothing runs the round
+	}
+	if n.down.Load() {
+		return
+	}
+	done := n.request(nil, needPush)
+	t := time.NewTimer(max)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+	}
+}
+
 // run is the node's sync loop. It syncs every key at once, then whenever asked, every
 // SyncInterval, and after a failure with backoff.
-func (n *nodeSync) run() {
+func (n *nodeRole) run() {
 	ctx := n.e.ctx
+	if !n.e.waitReady() {
+		return
+	}
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
@@ -173,9 +196,12 @@ func (n *nodeSync) run() {
 		checkTimer.Reset(n.e.cfg.RepairInterval)
 	}
 	defer func() {
-		// Best effort: the storage may already be closed (server.Close closes it
-		// before OnClose), and a lost cursor only costs a re-send.
-		_ = n.flush()
+		// The engine stops before the server closes the storage (OnClosing), so
+		// this saves the cursors; when a program closes the storage itself first,
+		// a lost cursor only costs a re-send.
+		if err := n.flush(); err != nil {
+			n.e.fail("save cursors", err)
+		}
 	}()
 	// The first round also compares the data with the pivot's: damage done to the
 	// files while the node was stopped is found at once, not a RepairInterval later.
@@ -244,9 +270,7 @@ func (n *nodeSync) run() {
 			// problem: retry later, without treating the pivot as down.
 			n.putBack(left)
 			f := n.failures.Add(1)
-			if !errors.Is(err, ErrNotActive) {
-				n.failedRound(err)
-			}
+			n.failedRound(err)
 			timer.Reset(n.e.backoff(int(f), rand.Int64N))
 		}
 	}
@@ -257,7 +281,7 @@ func (n *nodeSync) run() {
 // storage problem) is reported for that key (keyError), and its pull and the other keys
 // still run: one stuck key never holds back the rest. Only a pivot that does not answer
 // at all ends the round early. It returns the work to retry and the errors met.
-func (n *nodeSync) round(ctx context.Context, work map[*syncKey]uint8) (map[*syncKey]uint8, error) {
+func (n *nodeRole) round(ctx context.Context, work map[*syncKey]uint8) (map[*syncKey]uint8, error) {
 	var errs []error
 	left := map[*syncKey]uint8{}
 	if !n.registered && n.e.cfg.Advertise != "" {
@@ -304,14 +328,14 @@ func (n *nodeSync) round(ctx context.Context, work map[*syncKey]uint8) (map[*syn
 }
 
 // budget is the byte budget of sk's next batch or page (see shrink).
-func (n *nodeSync) budget(sk *syncKey) int64 {
+func (n *nodeRole) budget(sk *syncKey) int64 {
 	return max(1, n.e.budget()>>n.shrink[sk])
 }
 
 // syncKey pushes then pulls sk, as bits ask. A failed push does not skip the pull
 // unless the pivot did not answer: a node whose entries are refused (clock skew, a
 // value the pivot will not take) must keep receiving the others' writes meanwhile.
-func (n *nodeSync) syncKey(ctx context.Context, sk *syncKey, bits uint8) error {
+func (n *nodeRole) syncKey(ctx context.Context, sk *syncKey, bits uint8) error {
 	if !sk.db.Active() {
 		return fmt.Errorf("pivot: sync %s: %w", sk.path, ErrNotActive)
 	}
@@ -346,7 +370,7 @@ func (n *nodeSync) syncKey(ctx context.Context, sk *syncKey, bits uint8) error {
 }
 
 // setKeyError records the outcome of sk's last sync, shown in its KeyStatus.
-func (n *nodeSync) setKeyError(sk *syncKey, err error) {
+func (n *nodeRole) setKeyError(sk *syncKey, err error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if err == nil {
@@ -357,7 +381,7 @@ func (n *nodeSync) setKeyError(sk *syncKey, err error) {
 }
 
 // keyError returns the error of sk's last sync, if it failed.
-func (n *nodeSync) keyError(sk *syncKey) (errorRecord, bool) {
+func (n *nodeRole) keyError(sk *syncKey) (errorRecord, bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	rec, ok := n.keyErrs[sk]
@@ -365,7 +389,7 @@ func (n *nodeSync) keyError(sk *syncKey) (errorRecord, bool) {
 }
 
 // register writes this node's entry under NodesKey, unless it is already there.
-func (n *nodeSync) register() error {
+func (n *nodeRole) register() error {
 	sk := n.e.keyByPath(n.e.cfg.NodesKey)
 	if sk == nil || !sk.db.Active() {
 		return nil
@@ -393,7 +417,7 @@ func (n *nodeSync) register() error {
 // by BatchSize and by the pivot's body limit, and advances the cursor as the pivot
 // acknowledges them. A refused entry (clock skew) holds the cursor just before it, so it
 // is sent again later and never dropped.
-func (n *nodeSync) push(ctx context.Context, sk *syncKey, cur *cursor) error {
+func (n *nodeRole) push(ctx context.Context, sk *syncKey, cur *cursor) error {
 	local := func(c storage.Change) bool {
 		return !c.Remote && !(cur.Adopt && c.Version() < cur.AdoptBefore)
 	}
@@ -409,7 +433,11 @@ func (n *nodeSync) push(ctx context.Context, sk *syncKey, cur *cursor) error {
 				entries[j] = c.Entry
 				seqs[c.Key] = c.Seq
 			}
-			resp, err := n.pivot.apply(ctx, sk.path, applyRequest{Entries: entries})
+			pulled := uint64(0)
+			if cur.PivotEpoch != "" {
+				pulled = cur.Pull
+			}
+			resp, err := n.pivot.apply(ctx, sk.path, applyRequest{Entries: entries, Pulled: pulled})
 			if err != nil {
 				n.e.ops.pushFailures.Add(1)
 				return err
@@ -475,7 +503,7 @@ func (n *nodeSync) push(ctx context.Context, sk *syncKey, cur *cursor) error {
 // pull applies the pivot's changes of sk after the pull cursor under LWW, then advances
 // the cursor. A changed pivot epoch or a cursor below the pivot's tombstone horizon
 // leads to a full reconciliation instead.
-func (n *nodeSync) pull(ctx context.Context, sk *syncKey, cur *cursor) error {
+func (n *nodeRole) pull(ctx context.Context, sk *syncKey, cur *cursor) error {
 	progress := catchUp{began: time.Now()}
 	for i := 0; i < maxBatchesPerRound; i++ {
 		resp, err := n.pivot.changes(ctx, sk.path, cur.Pull, n.e.cfg.BatchSize, n.budget(sk))
@@ -529,7 +557,7 @@ func (n *nodeSync) pull(ctx context.Context, sk *syncKey, cur *cursor) error {
 
 // ownPushes returns what this node pushed of sk since its last pull to the pivot's
 // head.
-func (n *nodeSync) ownPushes(sk *syncKey) *ownPushes {
+func (n *nodeRole) ownPushes(sk *syncKey) *ownPushes {
 	o := n.pushed[sk]
 	if o == nil {
 		o = &ownPushes{}
@@ -540,7 +568,7 @@ func (n *nodeSync) ownPushes(sk *syncKey) *ownPushes {
 
 // applyRemote applies changes from the pivot under LWW. When the local clock refuses
 // some of them (skew), it returns the cursor to hold: just before the first refused one.
-func (n *nodeSync) applyRemote(sk *syncKey, changes []storage.Change) (*uint64, error) {
+func (n *nodeRole) applyRemote(sk *syncKey, changes []storage.Change) (*uint64, error) {
 	wins, found := lossWatch(OriginPivot, n.lostPushes[sk])
 	hold, err := n.applyRemoteWith(sk, changes, wins)
 	if err == nil {
@@ -550,7 +578,7 @@ func (n *nodeSync) applyRemote(sk *syncKey, changes []storage.Change) (*uint64, 
 }
 
 // applyRemoteWith is applyRemote with another conflict rule (used by reconcile).
-func (n *nodeSync) applyRemoteWith(sk *syncKey, changes []storage.Change, wins storage.Wins) (*uint64, error) {
+func (n *nodeRole) applyRemoteWith(sk *syncKey, changes []storage.Change, wins storage.Wins) (*uint64, error) {
 	if len(changes) == 0 {
 		return nil, nil
 	}
@@ -594,7 +622,7 @@ func skewError(op, path string) error {
 }
 
 // contact records a successful exchange with the pivot.
-func (n *nodeSync) contact() {
+func (n *nodeRole) contact() {
 	n.lastContact.Store(time.Now().UnixNano())
 	n.down.Store(false)
 }
@@ -621,7 +649,7 @@ func nodeEntryKey(list, addr string) string {
 // nodeID returns what this node sends in HeaderNode: Config.Advertise when set, else the
 // address its server listens on (ooo.Server.Address), which is known once the server
 // is started; "" before that. Safe for concurrent use.
-func (e *engine) nodeID() string {
+func (e *syncEngine) nodeID() string {
 	if e.cfg.Advertise != "" {
 		return e.cfg.Advertise
 	}
@@ -713,7 +741,7 @@ type cursor struct {
 
 // clusterIdentity names the cluster a node syncs with: the ClusterID when it is set, else the
 // pivot's address. A cursor taken under another identity belongs to another cluster.
-func (n *nodeSync) clusterIdentity() string {
+func (n *nodeRole) clusterIdentity() string {
 	if n.e.cfg.ClusterID != "" {
 		return "id:" + n.e.cfg.ClusterID
 	}
@@ -722,7 +750,7 @@ func (n *nodeSync) clusterIdentity() string {
 
 // freshCursor is the cursor of sk before its first sync in this cluster: everything
 // local is pushed, everything on the pivot is pulled.
-func (n *nodeSync) freshCursor(sk *syncKey) *cursor {
+func (n *nodeRole) freshCursor(sk *syncKey) *cursor {
 	return &cursor{Cluster: n.clusterIdentity(), LocalEpoch: sk.rep.Epoch()}
 }
 
@@ -731,7 +759,7 @@ func cursorName(path string) string { return "pivot/" + path }
 
 // cursor returns the cursor of sk, loading it on first use. A cursor taken in another
 // cluster, or before the local data was reset, is replaced (see the package doc).
-func (n *nodeSync) cursor(sk *syncKey) (*cursor, error) {
+func (n *nodeRole) cursor(sk *syncKey) (*cursor, error) {
 	if c, ok := n.cursors[sk]; ok && c.LocalEpoch == sk.rep.Epoch() {
 		return c, nil
 	}
@@ -769,13 +797,13 @@ func (n *nodeSync) cursor(sk *syncKey) (*cursor, error) {
 }
 
 // markMoved records that the cursor of sk moved; flush persists it later.
-func (n *nodeSync) markMoved(sk *syncKey, c *cursor) error {
+func (n *nodeRole) markMoved(sk *syncKey, c *cursor) error {
 	n.dirty[sk] = c
 	return nil
 }
 
 // flush persists every cursor that moved since the last flush.
-func (n *nodeSync) flush() error {
+func (n *nodeRole) flush() error {
 	var errs []error
 	for sk, c := range n.dirty {
 		if err := n.persist(sk, c); err != nil {
@@ -788,7 +816,7 @@ func (n *nodeSync) flush() error {
 
 // persist saves the cursor of sk now. Changes of cluster, epoch or mode are saved at
 // once; plain moves go through save and flush.
-func (n *nodeSync) persist(sk *syncKey, c *cursor) error {
+func (n *nodeRole) persist(sk *syncKey, c *cursor) error {
 	delete(n.dirty, sk)
 	raw, err := json.Marshal(c)
 	if err != nil {

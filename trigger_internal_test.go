@@ -13,12 +13,12 @@ import (
 // TestNodeSync_RequestDuringRoundSchedulesExactlyOneMore checks the node's coalescing:
 // requests made while a round runs are all served by one more round, never dropped.
 func TestNodeSync_RequestDuringRoundSchedulesExactlyOneMore(t *testing.T) {
-	e := &engine{cfg: Config{}.withDefaults()}
+	e := &syncEngine{cfg: Config{}.withDefaults()}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 	defer e.cancel()
 	users, settings := &syncKey{path: "users/*"}, &syncKey{path: "settings"}
 	e.keys = []*syncKey{users, settings}
-	n := newNodeSync(e, "127.0.0.1:1")
+	n := newNodeRole(e, "127.0.0.1:1")
 
 	first := n.request(users, needPush)
 	work, done := n.take()
@@ -75,21 +75,21 @@ func TestHub_TriggersAreCoalescedPerNode(t *testing.T) {
 	cfg := Config{RequestTimeout: 5 * time.Second}.withDefaults()
 	e := newEngine(cfg, "", nil, srv.Client())
 	defer e.close()
-	h := e.hub
-	n := &remoteNode{addr: srv.Listener.Addr().String(), peer: e.peer(srv.Listener.Addr().String(), nil), pending: map[string]struct{}{}}
-	n.peer.base = srv.URL + cfg.RoutePrefix
+	h := e.pivotRole
+	rn := &remoteNode{addr: srv.Listener.Addr().String(), peer: e.peer(srv.Listener.Addr().String(), nil), pending: map[string]struct{}{}}
+	rn.peer.base = srv.URL + cfg.RoutePrefix
 
-	h.trigger(n, []string{"users/*"})
+	h.trigger(rn, []string{"users/*"})
 	waitFor(t, func() bool { return requests.Load() == 1 })
 	for i := 0; i < 10; i++ {
-		h.trigger(n, []string{"settings"})
-		h.trigger(n, []string{"things/*"})
+		h.trigger(rn, []string{"settings"})
+		h.trigger(rn, []string{"things/*"})
 	}
 	close(release)
 	waitFor(t, func() bool {
-		n.mu.Lock()
-		defer n.mu.Unlock()
-		return !n.running
+		rn.mu.Lock()
+		defer rn.mu.Unlock()
+		return !rn.running
 	})
 	if got := requests.Load(); got != 2 {
 		t.Fatalf("20 triggers during a request: want exactly 1 more request, got %d", got-1)

@@ -99,9 +99,15 @@ const maxShrink = 6
 // holder made are long past.
 const writerIdleReuse = 24 * time.Hour
 
-// storagePoll is how often the hub checks, at start, whether every synced storage is
-// started (the server starts them after Setup returns).
+// storagePoll is how often the hub checks, once the server started, whether the
+// synced storages other than the server's (Keys with their own Database, which the
+// program starts itself) are started too.
 const storagePoll = 10 * time.Millisecond
 
 // nodesPage is how many NodesKey entries one read of the registrations takes.
 const nodesPage = 1000
+
+// closeDrain bounds how long closing a node waits for its unsent local writes to reach
+// the pivot: long enough for a round on a live link, short enough not to hold up a
+// shutdown (a write still unsent is pushed at the next start, never lost).
+const closeDrain = 2 * time.Second

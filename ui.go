@@ -16,7 +16,7 @@ var statusPage []byte
 
 // handleUI serves the status page. The page is the same for everybody and shows
 // nothing until its data route accepts the operator's ReadToken.
-func (e *engine) handleUI(w http.ResponseWriter, r *http.Request) {
+func (e *syncEngine) handleUI(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
 		w.WriteHeader(http.StatusMethodNotAllowed)
@@ -35,7 +35,7 @@ func (e *engine) handleUI(w http.ResponseWriter, r *http.Request) {
 
 // handleUIStatus answers Status to a request carrying Config.ReadToken as a bearer
 // credential: 404 when no ReadToken is configured, 401 without it.
-func (e *engine) handleUIStatus(w http.ResponseWriter, r *http.Request) {
+func (e *syncEngine) handleUIStatus(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet {
 		w.Header().Set("Allow", http.MethodGet)
 		writeError(w, http.StatusMethodNotAllowed, codeBadRequest, r.Method+" not allowed, use GET")

@@ -111,7 +111,7 @@ func (w *writerRegistry) free(now time.Time) (uint16, bool) {
 
 // load reads the registry from the pivot's first synced storage once, and registers
 // the pivot's own storages in it (renumbering one that shares an id with another).
-func (h *hub) loadWriters() error {
+func (h *pivotRole) loadWriters() error {
 	w := &h.writers
 	if w.loaded {
 		return nil
@@ -146,7 +146,7 @@ func (h *hub) loadWriters() error {
 }
 
 // saveWriters persists the registry.
-func (h *hub) saveWriters() error {
+func (h *pivotRole) saveWriters() error {
 	raw, err := json.Marshal(h.writers.holders)
 	if err != nil {
 		return fmt.Errorf("pivot: encode writer registry: %w", err)
@@ -158,7 +158,7 @@ func (h *hub) saveWriters() error {
 }
 
 // handleWriter confirms the instance id of one of a node's storages.
-func (e *engine) handleWriter(w http.ResponseWriter, r *http.Request) {
+func (e *syncEngine) handleWriter(w http.ResponseWriter, r *http.Request) {
 	var req writerRequest
 	if !decodeBody(w, r, &req) {
 		return
@@ -173,7 +173,7 @@ func (e *engine) handleWriter(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	h := e.hub
+	h := e.pivotRole
 	h.writers.mu.Lock()
 	defer h.writers.mu.Unlock()
 	if err := h.loadWriters(); err != nil {
@@ -213,7 +213,7 @@ func distinctIdentified(keys []*syncKey) []storage.Identified {
 
 // confirmWriters has the pivot confirm the writer id of each of this node's storages,
 // and adopts the id (and token) it answers.
-func (n *nodeSync) confirmWriters(ctx context.Context) error {
+func (n *nodeRole) confirmWriters(ctx context.Context) error {
 	complete := true
 	for _, id := range distinctIdentified(n.e.keys) {
 		token, instance := id.Identity()

@@ -124,7 +124,7 @@ func (d *driver) alterCandidates(m *member) []storage.Entry {
 	var out []storage.Entry
 	for _, p := range []string{pathUsers, pathItems, pathSettings, pathPosts} {
 		for _, e := range d.mon.view(m.name, p).entries {
-			if e.Deleted || bytes.IndexAny(e.Data, "0123456789") < 0 {
+			if e.Deleted || !bytes.ContainsAny(e.Data, "0123456789") {
 				continue
 			}
 			for _, o := range d.c.members {

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -107,4 +108,25 @@ func stored(tb testing.TB, s *ooo.Server, k string) []byte {
 		tb.Fatalf("storage get %s: %v", k, err)
 	}
 	return data
+}
+
+// expectChildFailure runs the test named child in a child process with env set to
+// name, and requires it to fail with report in its output: how the conformance helpers
+// are shown to catch a broken server or storage.
+func expectChildFailure(t *testing.T, child, env, name, report string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^"+child+"$", "-test.count=1", "-test.v")
+	cmd.Env = append(os.Environ(), env+"="+name)
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatalf("the helper passed a broken %s:\n%s", name, out)
+	}
+	if ctx.Err() != nil {
+		t.Fatalf("the child did not finish: %v\n%s", ctx.Err(), out)
+	}
+	if !strings.Contains(string(out), report) || !strings.Contains(string(out), "--- FAIL: "+child) {
+		t.Fatalf("the helper failed, but not on %q:\n%s", report, out)
+	}
 }

@@ -102,6 +102,9 @@ func (s *Server) Start(addr string) error {
 	}()
 	s.active.Store(true)
 	log.Info("ooo: listening", "address", s.Address)
+	if s.OnStart != nil {
+		s.OnStart()
+	}
 	return nil
 }
 
@@ -187,8 +190,8 @@ func (s *Server) now() []byte {
 }
 
 // Close stops the server: websocket clients get a close frame and are disconnected,
-// the clock stops, HTTP requests in flight get up to ShutdownTimeout to finish, the
-// storage is closed, the dispatcher stops, then OnClose runs. sig is only logged (nil
+// the clock stops, HTTP requests in flight get up to ShutdownTimeout to finish,
+// OnClosing runs, the storage is closed, the dispatcher stops, then OnClose runs. sig is only logged (nil
 // is fine). Close may be called any number of times, concurrently too; only the first
 // call on an active server does something. It never waits longer than a few
 // ShutdownTimeouts, even with writes in flight.
@@ -206,6 +209,9 @@ func (s *Server) Close(sig os.Signal) {
 		_ = s.http.Close()
 	}
 	cancel()
+	if s.OnClosing != nil {
+		s.OnClosing()
+	}
 	s.Storage.Close()
 	close(s.stop)
 	done, loops := make(chan struct{}), s.loops

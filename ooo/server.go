@@ -65,6 +65,15 @@ type Server struct {
 	OnUnsubscribe stream.Unsubscribe
 	// OnClose runs inside Close, after the storage is closed.
 	OnClose func()
+	// OnStart, when set, runs at the end of a successful Start: the storage is
+	// started, the server accepts connections and Address is set. It runs under
+	// Start's lock: it must not call Start or Close. Not in upstream ooo; extensions
+	// such as pivot start their work from it instead of polling.
+	OnStart func()
+	// OnClosing, when set, runs inside Close after the HTTP server stopped and before
+	// the storage is closed, so an extension's last writes (pivot's cursors, its last
+	// push) still reach the storage. Not in upstream ooo.
+	OnClosing func()
 	// Deadline bounds the POST, PUT, PATCH and DELETE handlers; past it the client gets
 	// 503 "ooo: server deadline reached". 0 means DefaultDeadline.
 	Deadline time.Duration

@@ -1,16 +1,13 @@
 package ooo_test
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/benitogf/pivot/ooo"
 	"github.com/benitogf/pivot/ooo/meta"
@@ -142,20 +139,7 @@ func TestStorageHelpers_FailBrokenStorage(t *testing.T) {
 	sort.Strings(names)
 	for _, name := range names {
 		t.Run(name, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-			defer cancel()
-			cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestStorageHelpers_BrokenChild$", "-test.count=1", "-test.v")
-			cmd.Env = append(os.Environ(), brokenEnv+"="+name)
-			out, err := cmd.CombinedOutput()
-			if err == nil {
-				t.Fatalf("the helper passed a broken storage:\n%s", out)
-			}
-			if ctx.Err() != nil {
-				t.Fatalf("the child did not finish: %v\n%s", ctx.Err(), out)
-			}
-			if !strings.Contains(string(out), brokenReport(name)) || !strings.Contains(string(out), "--- FAIL: TestStorageHelpers_BrokenChild") {
-				t.Fatalf("the helper failed, but not on %q:\n%s", brokenReport(name), out)
-			}
+			expectChildFailure(t, "TestStorageHelpers_BrokenChild", brokenEnv, name, brokenReport(name))
 		})
 	}
 }

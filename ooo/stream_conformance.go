@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/benitogf/pivot/ooo/messages"
 	"github.com/benitogf/pivot/ooo/meta"
@@ -311,6 +312,15 @@ func StreamBroadcastFilterTest(t *testing.T, server *Server) {
 	}
 	resumed := streamDial(t, server, "/test/*?v="+first.Version)
 	defer resumed.close()
+	// A resume at the current version gets no first message: wait until it joined the
+	// pool, so the next write is the first it sees.
+	deadline := time.Now().Add(streamWait)
+	for server.Stream.Connections("test/*") < 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("the resumed subscriber never joined the pool of test/*")
+		}
+		time.Sleep(time.Millisecond) // polling with a deadline: the join sends nothing to wait on
+	}
 	resumed.state = sub.state
 	resumed.taken = 1 // it holds the first message already
 

@@ -1,15 +1,12 @@
 package ooo_test
 
 import (
-	"context"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/benitogf/pivot/ooo"
 	"github.com/benitogf/pivot/ooo/meta"
@@ -238,21 +235,7 @@ func TestStreamHelpers_FailBroken(t *testing.T) {
 	sort.Strings(names)
 	for _, name := range names {
 		t.Run(name, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-			defer cancel()
-			cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestStreamHelpers_BrokenChild$", "-test.count=1", "-test.v")
-			cmd.Env = append(os.Environ(), brokenStreamEnv+"="+name)
-			out, err := cmd.CombinedOutput()
-			if err == nil {
-				t.Fatalf("the helper passed a broken server:\n%s", out)
-			}
-			if ctx.Err() != nil {
-				t.Fatalf("the child did not finish: %v\n%s", ctx.Err(), out)
-			}
-			report := brokenStreams[name].report
-			if !strings.Contains(string(out), report) || !strings.Contains(string(out), "--- FAIL: TestStreamHelpers_BrokenChild") {
-				t.Fatalf("the helper failed, but not on %q:\n%s", report, out)
-			}
+			expectChildFailure(t, "TestStreamHelpers_BrokenChild", brokenStreamEnv, name, brokenStreams[name].report)
 		})
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/benitogf/pivot/ooo/storage"
 )
 
 // serveSubscribe upgrades GET /<key> to a websocket subscription (see package stream).
@@ -17,7 +19,14 @@ func (s *Server) serveSubscribe(w http.ResponseWriter, r *http.Request, k string
 		httpError(w, http.StatusBadRequest, err)
 		return
 	}
-	if err := s.Stream.Serve(w, r, k, s.readForStream); err != nil {
+	read := s.readForStream
+	if _, quiet := s.Storage.(storage.QuietReader); quiet && s.BeforeRead != nil {
+		// The hook runs here, outside the pool's lock: a slow one (pivot's pull)
+		// delays this client's join only, never the pool's broadcasts.
+		s.BeforeRead(k)
+		read = s.readForBroadcast
+	}
+	if err := s.Stream.Serve(w, r, k, read); err != nil {
 		s.logger().Debug("ooo: subscription ended with an error", "key", k, "err", err)
 	}
 }

@@ -30,12 +30,19 @@ import (
 	"flag"
 	"fmt"
 	"log"
+	"os"
+	"os/signal"
+	"syscall"
 )
 
 func main() {
 	addr := flag.String("addr", "localhost:8800", "address to listen on")
 	token := flag.String("token", "secret", "bearer token clients must send")
 	flag.Parse()
+	// Until WaitClose listens, a SIGTERM must not end the process unannounced: this
+	// plain os/signal registration (no ooo API) makes an early one a no-op, so whoever
+	// stops the program can send it again.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGTERM)
 
 	app := newLibrary(*token, &journalStorage{})
 	app.server.OnClose = func() { fmt.Println("closed") }

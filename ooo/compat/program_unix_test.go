@@ -67,10 +67,28 @@ func TestProgram_WaitClose(t *testing.T) {
 		t.Fatalf("RemoteGet from the program = %+v, %v", got, err)
 	}
 
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
+	// A SIGTERM sent before WaitClose listens is ignored by the program (see
+	// main): send it again until the program answers, a bounded number of times.
+	var line string
+	for i := 0; ; i++ {
+		if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatal("the program ended before printing that OnClose ran")
+			}
+			line = l
+		case <-time.After(100 * time.Millisecond):
+			if i < 50 {
+				continue
+			}
+			t.Fatal("the program never printed that OnClose ran")
+		}
+		break
 	}
-	if line := nextLine("that OnClose ran"); line != "closed" {
+	if line != "closed" {
 		t.Fatalf("the program printed %q after SIGTERM, want \"closed\"", line)
 	}
 	select {

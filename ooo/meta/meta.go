@@ -8,6 +8,8 @@ import (
 	"io"
 	"sort"
 	"strconv"
+
+	"github.com/benitogf/pivot/ooo/internal/jsonraw"
 )
 
 // Object is one stored entry. Created is the stamp of the first write and never changes
@@ -44,9 +46,9 @@ func New(o *Object) []byte {
 	out = append(out, `,"updated":`...)
 	out = strconv.AppendInt(out, o.Updated, 10)
 	out = append(out, `,"index":`...)
-	out = appendString(out, o.Index)
+	out = jsonraw.AppendString(out, o.Index)
 	out = append(out, `,"path":`...)
-	out = appendString(out, o.Path)
+	out = jsonraw.AppendString(out, o.Path)
 	out = append(out, `,"data":`...)
 	if len(o.Data) == 0 {
 		out = append(out, "null"...)
@@ -54,24 +56,6 @@ func New(o *Object) []byte {
 		out = append(out, o.Data...)
 	}
 	return append(out, "}\n"...)
-}
-
-// appendString appends s as a JSON string: quotes, backslashes and control characters
-// escaped, everything else as it is.
-func appendString(out []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	out = append(out, '"')
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c == '"' || c == '\\':
-			out = append(out, '\\', c)
-		case c < 0x20:
-			out = append(out, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-		default:
-			out = append(out, c)
-		}
-	}
-	return append(out, '"')
 }
 
 // Encode marshals v to JSON.

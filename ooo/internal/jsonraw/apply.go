@@ -193,7 +193,7 @@ func applyObject(doc []byte, s int, d []byte, tokens []string, op Op) ([]byte, e
 		ins = append(ins, ',')
 		pos = ms[len(ms)-1].val.end
 	}
-	ins = appendString(ins, tokens[0])
+	ins = AppendString(ins, tokens[0])
 	ins = append(ins, ':')
 	ins = append(ins, op.Value...)
 	return splice(doc, s+pos, s+pos, ins), nil

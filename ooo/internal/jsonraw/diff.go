@@ -50,7 +50,7 @@ func (p *Patch) start(op, path string) {
 	p.buf = append(p.buf, `{"op":"`...)
 	p.buf = append(p.buf, op...)
 	p.buf = append(p.buf, `","path":`...)
-	p.buf = appendString(p.buf, path)
+	p.buf = AppendString(p.buf, path)
 }
 
 // Add appends an "add" of value (one JSON value, copied verbatim) at path.
@@ -170,7 +170,7 @@ func (p *Patch) diffObject(path string, a, b []byte) (bool, error) {
 		inA[i] = j
 		if j < 0 {
 			added = true
-			if !bytes.Equal(appendString(nil, m.name), b[m.key.start:m.key.end]) {
+			if !bytes.Equal(AppendString(nil, m.name), b[m.key.start:m.key.end]) {
 				return false, nil
 			}
 			continue

@@ -220,9 +220,10 @@ func Elements(doc []byte) ([][]byte, error) {
 	return out, nil
 }
 
-// appendString appends s as a JSON string the way this package writes member names and
-// paths: quotes, backslashes and control characters escaped, everything else as it is.
-func appendString(out []byte, s string) []byte {
+// AppendString appends s as a JSON string the way ooo writes keys, member names and
+// paths (meta's objects, this package's patches): quotes, backslashes and control
+// characters escaped, everything else as it is.
+func AppendString(out []byte, s string) []byte {
 	const hex = "0123456789abcdef"
 	out = append(out, '"')
 	for i := 0; i < len(s); i++ {
