@@ -305,7 +305,7 @@ func (h *pivotRole) send(rn *remoteNode) {
 			if rn.failures > 0 {
 				h.e.log.Info("pivot: node reachable again", "addr", rn.dial, "outage", outageSince(rn.lastContact))
 			}
-			rn.failures = 0
+			rn.failures, rn.lastError = 0, ""
 			rn.nextTry = time.Time{}
 			rn.lastContact = time.Now()
 		}
@@ -379,7 +379,7 @@ func (h *pivotRole) contact(rn *remoteNode, pulledToHead bool) {
 		rn.lastPull = now
 	}
 	if rn.failures > 0 {
-		rn.failures = 0
+		rn.failures, rn.lastError = 0, ""
 		rn.nextTry = time.Time{}
 		// A retry timer may be armed for long after (a dormant node): its firing
 		// later only kicks an idle sender.

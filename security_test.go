@@ -521,6 +521,7 @@ func TestSecurity_AnUnreachableRegistrationIsDialledRarely(t *testing.T) {
 	set(t, p, "users/after", `{"a":1}`)
 	eventually(t, waitTimeout, func() bool { return state(t, node.db, []string{"users/*"}, true)["users/after"] != "" },
 		"and it is triggered again")
+	require.Empty(t, nodeStatus().LastError, "a node that answers again shows no stale error")
 }
 
 // Issue 10, item 5: with ProtectNodesKey, as the examples set it up, an anonymous

@@ -104,7 +104,8 @@ type NodeStatus struct {
 	LagText string `json:"lagText,omitempty"`
 	// ConsecutiveFailures counts failed triggers in a row.
 	ConsecutiveFailures int `json:"consecutiveFailures"`
-	// LastError is the last trigger failure.
+	// LastError is why the last trigger failed; empty once the node answers a
+	// trigger or makes a request again.
 	LastError string `json:"lastError,omitempty"`
 	// Dormant tells that the node failed 10 triggers in a row: the pivot now dials it
 	// only every 5 minutes, until it answers or makes a request of its own.
