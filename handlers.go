@@ -25,7 +25,9 @@ import (
 // the prefix, answers JSON; errors are errorBody.
 func (e *syncEngine) routes(r *mux.Router) {
 	p := e.cfg.RoutePrefix
+	e.own = map[string]bool{}
 	handle := func(route, method string, h http.HandlerFunc) {
+		e.own[route] = true
 		r.HandleFunc(p+route, e.guard(route, method, h))
 	}
 	handle(routeChanges, http.MethodGet, e.pivotOnly(e.handleChanges))

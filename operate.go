@@ -42,9 +42,10 @@ type extraRoutes struct {
 // operatorRoutes registers the operator routes on r, before the protocol's catch-all.
 func (e *syncEngine) operatorRoutes(r *mux.Router) {
 	p := e.cfg.RoutePrefix
-	r.HandleFunc(p+routeHealth, e.handleHealth)
-	r.HandleFunc(p+routeUI, e.handleUI)
-	r.HandleFunc(p+routeUIStatus, e.handleUIStatus)
+	for route, h := range map[string]http.HandlerFunc{routeHealth: e.handleHealth, routeUI: e.handleUI, routeUIStatus: e.handleUIStatus} {
+		e.own[route] = true
+		r.HandleFunc(p+route, h)
+	}
 	r.MatcherFunc(func(req *http.Request, _ *mux.RouteMatch) bool {
 		_, ok := e.extraFor(req.URL.Path)
 		return ok
@@ -78,9 +79,7 @@ func (r SetupResult) Handle(route string, h http.Handler) error {
 	if r.engine == nil {
 		return fmt.Errorf("%w: Handle: the result is not from Setup", ErrInvalidConfig)
 	}
-	switch route {
-	case routeChanges, routeApply, routeDigest, routeTrigger, routeStatus, routeTree, routeEntries, routeWriter,
-		routeHealth, routeUI, routeUIStatus:
+	if r.engine.own[route] {
 		return fmt.Errorf("%w: Handle: %q is one of pivot's own routes", ErrInvalidConfig, route)
 	}
 	if !strings.HasPrefix(route, "/") || strings.ContainsAny(route, "?#") || h == nil {
@@ -110,11 +109,9 @@ func (e *syncEngine) handleHealth(w http.ResponseWriter, r *http.Request) {
 	if reason != "" {
 		status, a = http.StatusServiceUnavailable, healthAnswer{Status: "unavailable", Reason: reason}
 	}
-	b, _ := json.Marshal(a)
-	w.Header().Set("Content-Type", "application/json")
+	b, _ := encodeBody(a)
 	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_, _ = w.Write(append(b, '\n'))
+	writeBody(w, status, append(b, '\n')) // one line, as probes print it
 }
 
 // unhealthy says why the instance is not healthy at now, or "" when it is.

@@ -285,8 +285,9 @@ type syncEngine struct {
 	client  *http.Client
 	traffic traffic
 	counts  counters
-	ops     ops         // what the metrics add to counts (observe.go)
-	extra   extraRoutes // routes added by SetupResult.Handle (operate.go)
+	ops     ops             // what the metrics add to counts (observe.go)
+	extra   extraRoutes     // routes added by SetupResult.Handle (operate.go)
+	own     map[string]bool // the routes pivot registered itself, set once by routes
 
 	conflicts conflictLog
 	// server is the server Setup wired (nil in some internal tests); a node reads its

@@ -3,9 +3,10 @@ package ooo_test
 import (
 	"encoding/json"
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"testing"
 
@@ -132,12 +133,7 @@ func TestStorageHelpers_BrokenChild(t *testing.T) {
 // TestStorageHelpers_FailBrokenStorage: each helper fails, with a message naming the
 // fault, on a storage that breaks a rule it checks.
 func TestStorageHelpers_FailBrokenStorage(t *testing.T) {
-	names := make([]string, 0, len(brokenStorages))
-	for name := range brokenStorages {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	for _, name := range names {
+	for _, name := range slices.Sorted(maps.Keys(brokenStorages)) {
 		t.Run(name, func(t *testing.T) {
 			expectChildFailure(t, "TestStorageHelpers_BrokenChild", brokenEnv, name, brokenReport(name))
 		})

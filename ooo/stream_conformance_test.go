@@ -2,9 +2,10 @@ package ooo_test
 
 import (
 	"encoding/json"
+	"maps"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"testing"
 
@@ -228,12 +229,7 @@ func TestStreamHelpers_BrokenChild(t *testing.T) {
 // TestStreamHelpers_FailBroken: each stream helper fails, with a message naming the
 // fault, on a server or storage that breaks a rule it checks.
 func TestStreamHelpers_FailBroken(t *testing.T) {
-	names := make([]string, 0, len(brokenStreams))
-	for name := range brokenStreams {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	for _, name := range names {
+	for _, name := range slices.Sorted(maps.Keys(brokenStreams)) {
 		t.Run(name, func(t *testing.T) {
 			expectChildFailure(t, "TestStreamHelpers_BrokenChild", brokenStreamEnv, name, brokenStreams[name].report)
 		})
