@@ -4,7 +4,6 @@ import (
 	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
-	"hash/maphash"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -25,7 +24,6 @@ type pivotRole struct {
 	e       *syncEngine
 	sem     chan struct{} // FanOut slots for triggers to healthy nodes
 	refresh chan struct{} // capacity 1: re-read NodesKey
-	seed    maphash.Seed  // hashes the data of pushed entries (nodeView)
 
 	mu     sync.Mutex
 	nodes  map[string]*remoteNode // by address
@@ -64,7 +62,6 @@ func newPivotRole(e *syncEngine) *pivotRole {
 		e:       e,
 		sem:     make(chan struct{}, e.cfg.FanOut),
 		refresh: make(chan struct{}, 1),
-		seed:    maphash.MakeSeed(),
 		nodes:   map[string]*remoteNode{},
 		timers:  map[*time.Timer]struct{}{},
 	}
@@ -478,7 +475,7 @@ func BearerAllows(credential string) func(*http.Request) bool {
 // The view is a lower bound, never a guess. The node's last pull that reached the head
 // of the feed, in epoch, ended at pulled. The node also holds every entry it pushed
 // since (own), so it holds the feed up to held: pulled, moved on over changes that are
-// all its own entries, exactly as pushed (same version, tombstone flag and data). A
+// all its own entries, exactly as pushed (the same hashEntry: key, stamps, tombstone flag and data). A
 // trigger is skipped only when held reaches the head of the feed. Anything else in the
 // feed, a changed epoch, a collected tombstone after held, or a node the pivot has no
 // view of, means the trigger is sent.
@@ -491,8 +488,8 @@ type nodeView struct {
 	epoch    string
 	pulled   uint64
 	held     uint64
-	own      map[string]ownEntry // by key
-	overflow bool                // more than maxOwn pushed entries since the last pull
+	own      map[string]entryHash // by key: hashEntry of what the node pushed
+	overflow bool                 // more than maxOwn pushed entries since the last pull
 	// heldHashes are the hashes (hashEntry) of the feed's changes after heldFrom up
 	// to held: the pivot offers them with a held range, and the node moves its cursor
 	// only if it pushed every one of them itself (ownPushes). The view is kept per
@@ -508,19 +505,6 @@ type nodeView struct {
 type heldChange struct {
 	seq  uint64
 	hash entryHash
-}
-
-// ownEntry is one entry a node pushed, as far as matching it against the feed needs.
-type ownEntry struct {
-	version int64
-	deleted bool
-	data    uint64 // maphash of the data, with the hub's seed
-}
-
-// ownEntry summarises e for matching against the feed, hashing its data with the
-// hub's seed.
-func (h *pivotRole) ownEntry(e storage.Entry) ownEntry {
-	return ownEntry{version: e.Version(), deleted: e.Deleted, data: maphash.Bytes(h.seed, e.Data)}
 }
 
 // recordPull notes that rn's pull of sk reached the head of the feed at next, in epoch.
@@ -560,10 +544,10 @@ func (h *pivotRole) recordPush(rn *remoteNode, sk *syncKey, entries []storage.En
 		return
 	}
 	if v.own == nil {
-		v.own = make(map[string]ownEntry, len(entries))
+		v.own = make(map[string]entryHash, len(entries))
 	}
 	for _, e := range entries {
-		v.own[e.Key] = h.ownEntry(e)
+		v.own[e.Key] = hashEntry(e)
 	}
 }
 
@@ -652,6 +636,11 @@ func (h *pivotRole) holdsNext(rn *remoteNode, sk *syncKey) (held, atHead bool) {
 		return false, false
 	}
 
+	hashes := make([]entryHash, len(changes)) // each change hashed once, outside the lock
+	for i, c := range changes {
+		hashes[i] = hashEntry(c.Entry)
+	}
+
 	rn.mu.Lock()
 	defer rn.mu.Unlock()
 	if rn.views[sk] != v || v.epoch != epoch {
@@ -659,19 +648,19 @@ func (h *pivotRole) holdsNext(rn *remoteNode, sk *syncKey) (held, atHead bool) {
 	}
 	// A pull by rn served meanwhile, or another check, may have moved held (and a pull
 	// forgets own): what it covered is held.
-	for _, c := range changes {
+	for i, c := range changes {
 		if c.Seq <= v.held {
 			continue
 		}
-		if o, ok := v.own[c.Key]; !ok || o != h.ownEntry(c.Entry) {
+		if o, ok := v.own[c.Key]; !ok || o != hashes[i] {
 			return false, false
 		}
 	}
-	for _, c := range changes {
+	for i, c := range changes {
 		if c.Seq > v.held {
-			v.heldHashes = append(v.heldHashes, heldChange{c.Seq, hashEntry(c.Entry)})
+			v.heldHashes = append(v.heldHashes, heldChange{c.Seq, hashes[i]})
 		}
-		if o, ok := v.own[c.Key]; ok && o == h.ownEntry(c.Entry) {
+		if o, ok := v.own[c.Key]; ok && o == hashes[i] {
 			delete(v.own, c.Key)
 		}
 	}
