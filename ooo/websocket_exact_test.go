@@ -227,3 +227,40 @@ func TestWebsocket_FollowingChangesUnderLoad(t *testing.T) {
 		}
 	}
 }
+
+// A value close to the largest body the server accepts (DefaultMaxBodyBytes; 1 MiB under
+// the race detector, see raceEnabled), with HTML
+// characters and non-ASCII text, reaches a list subscriber byte for byte as GET gives
+// it: added, replaced in place, then removed.
+func TestWebsocket_LargestValueIsByteEqualToGet(t *testing.T) {
+	s := start(t, nil)
+	list := subscribe(t, s, "/list/*", nil)
+	list.WaitFrames(1)
+	size := ooo.DefaultMaxBodyBytes - 1024
+	if raceEnabled {
+		size = 1 << 20 // the client's JSON work on 4 MiB under the race detector outlasts the waits
+	}
+	body := func(tail string) string {
+		return `{"v":"` + strings.Repeat("é<&>", size/5) + tail + `"}` // é is two bytes
+	}
+	res := expect(t, s, http.MethodPost, "/list/*", body("first"), http.StatusOK, "")
+	var idx struct{ Index string }
+	if err := json.Unmarshal([]byte(res.body), &idx); err != nil {
+		t.Fatal(err)
+	}
+	frames := 1
+	check := func(what string) {
+		t.Helper()
+		frames++ // one write, one frame: waiting on frames spares canonicalising 4 MiB each time
+		list.WaitFrames(frames)
+		want := expect(t, s, http.MethodGet, "/list/*", "", http.StatusOK, "").body
+		if got := replay(t, list.Frames()); string(got) != strings.TrimSuffix(want, "\n") {
+			t.Fatalf("%s: the client's %d bytes differ from GET's %d", what, len(got), len(want))
+		}
+	}
+	check("added")
+	expect(t, s, http.MethodPut, "/list/"+idx.Index, body("second"), http.StatusOK, "")
+	check("replaced")
+	expect(t, s, http.MethodDelete, "/list/"+idx.Index, "", http.StatusNoContent, "")
+	check("removed")
+}
