@@ -1,18 +1,15 @@
 package pivot_test
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
-	"net"
-	"os"
-	"sort"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/benitogf/pivot"
+	"github.com/benitogf/pivot/internal/testcluster"
 	"github.com/benitogf/pivot/ooo"
 	"github.com/benitogf/pivot/ooo/storage"
 	"github.com/stretchr/testify/require"
@@ -71,55 +68,50 @@ func testConfig() pivot.Config {
 	}
 }
 
-// instance is one running ooo server with pivot set up.
+// instance is one running ooo server with pivot set up: the shared harness's Instance
+// (internal/testcluster) with the test that owns it.
 type instance struct {
-	t       testing.TB
-	name    string
-	server  *ooo.Server
-	db      ooo.Database
-	result  pivot.SetupResult
-	addr    string
-	pivot   string
-	config  pivot.Config
-	stopped bool
-	mu      sync.Mutex
+	t      testing.TB
+	inst   *testcluster.Instance
+	name   string
+	server *ooo.Server
+	db     ooo.Database
+	result pivot.SetupResult
+	addr   string
+	pivot  string
+	config pivot.Config
 }
 
 // startInstance starts a server on addr ("" = any loopback port) with db, as the pivot
 // when pivotAddr is "" and as a node otherwise.
 func startInstance(t testing.TB, name string, db ooo.Database, addr, pivotAddr string, cfg pivot.Config) *instance {
 	t.Helper()
-	return startServer(t, name, &ooo.Server{Silence: true, Storage: db, Pivot: pivotAddr}, addr, cfg)
+	return started(t, testcluster.Spec{Name: name, Addr: addr, Pivot: pivotAddr, Storage: db, Config: cfg})
 }
 
 // startServer sets pivot up on server (whose Storage and Pivot are set) and starts it
 // on addr ("" = any loopback port).
 func startServer(t testing.TB, name string, server *ooo.Server, addr string, cfg pivot.Config) *instance {
 	t.Helper()
-	if addr == "" {
-		addr = "127.0.0.1:0"
-	}
-	db, pivotAddr := server.Storage, server.Pivot
-	result := pivot.Setup(server, cfg)
-	server.BeforeRead = result.BeforeRead
-	require.NoError(t, server.Start(addr))
-	in := &instance{t: t, name: name, server: server, db: db, result: result,
-		addr: server.Address, pivot: pivotAddr, config: cfg}
-	t.Cleanup(in.stop)
-	return in
+	return started(t, testcluster.Spec{Name: name, Addr: addr, Server: server, Config: cfg})
+}
+
+// started starts spec and stops it when the test ends.
+func started(t testing.TB, spec testcluster.Spec) *instance {
+	t.Helper()
+	inst, err := testcluster.Start(spec)
+	require.NoError(t, err)
+	t.Cleanup(inst.Close)
+	return wrap(t, inst)
+}
+
+func wrap(t testing.TB, inst *testcluster.Instance) *instance {
+	return &instance{t: t, inst: inst, name: inst.Spec.Name, server: inst.Server, db: inst.DB,
+		result: inst.Result, addr: inst.Addr, pivot: inst.Server.Pivot, config: inst.Spec.Config}
 }
 
 // stop closes the server (and with it the storage and the sync engine).
-func (in *instance) stop() {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	if in.stopped {
-		return
-	}
-	in.stopped = true
-	in.server.Close(os.Interrupt)
-	in.result.Close()
-}
+func (in *instance) stop() { in.inst.Close() }
 
 // restart starts a new server on the same address over the same data.
 func (in *instance) restart(kind storageKind) *instance {
@@ -131,9 +123,7 @@ func (in *instance) restart(kind storageKind) *instance {
 // register writes node's address under NodesKey on the pivot, as an operator would.
 func (in *instance) register(node *instance) {
 	in.t.Helper()
-	id := strings.NewReplacer(".", "-", ":", "-").Replace(node.addr)
-	_, err := in.db.Set("things/"+id, json.RawMessage(fmt.Sprintf(`{"ip":%q}`, node.addr)))
-	require.NoError(in.t, err)
+	require.NoError(in.t, in.inst.Register(node.inst))
 }
 
 // cluster is a pivot and its nodes.
@@ -146,12 +136,18 @@ type cluster struct {
 // startCluster starts a pivot and n registered nodes.
 func startCluster(t testing.TB, kind storageKind, n int, cfg pivot.Config) *cluster {
 	t.Helper()
-	c := &cluster{kind: kind}
-	c.pivot = startInstance(t, "pivot", kind.make(t), "", "", cfg)
-	for i := 0; i < n; i++ {
-		node := startInstance(t, fmt.Sprintf("node%d", i+1), kind.make(t), "", c.pivot.addr, cfg)
-		c.pivot.register(node)
-		c.nodes = append(c.nodes, node)
+	tc, err := testcluster.StartCluster(n, func(i int) testcluster.Spec {
+		name := "pivot"
+		if i > 0 {
+			name = fmt.Sprintf("node%d", i)
+		}
+		return testcluster.Spec{Name: name, Storage: kind.make(t), Config: cfg}
+	})
+	require.NoError(t, err)
+	t.Cleanup(tc.Close)
+	c := &cluster{kind: kind, pivot: wrap(t, tc.Pivot)}
+	for _, node := range tc.Nodes {
+		c.nodes = append(c.nodes, wrap(t, node))
 	}
 	return c
 }
@@ -161,59 +157,30 @@ func (c *cluster) all() []*instance {
 	return append([]*instance{c.pivot}, c.nodes...)
 }
 
-// state is the replicated state of every synced key of an instance: key → a line with
-// its version, whether it is a tombstone, and its data. Read through the change feed,
-// so tombstones count and no BeforeRead runs.
-func state(t testing.TB, db ooo.Database, paths []string, liveOnly bool) map[string]string {
-	t.Helper()
-	rep := db.(storage.Replica)
-	out := map[string]string{}
-	for _, p := range paths {
-		changes, _, err := rep.Changes(p, 0, 1<<20)
-		require.NoError(t, err)
-		for _, c := range changes {
-			if liveOnly && c.Deleted {
-				continue
-			}
-			out[c.Key] = fmt.Sprintf("v=%d deleted=%v data=%s", c.Version(), c.Deleted, c.Data)
-		}
+// feeds lists the instances as the harness's feeds.
+func feeds(insts []*instance) []testcluster.Feed {
+	out := make([]testcluster.Feed, len(insts))
+	for i, in := range insts {
+		out[i] = in.inst
 	}
 	return out
+}
+
+// state is the replicated state of every synced key of an instance: key → a line with
+// its version, whether it is a tombstone, and its data (testcluster.State).
+func state(t testing.TB, db ooo.Database, paths []string, liveOnly bool) map[string]string {
+	t.Helper()
+	s, err := testcluster.State(db.(storage.Replica), paths, liveOnly)
+	require.NoError(t, err)
+	return s
 }
 
 // converged reports whether every instance holds the same entries and tombstones.
 func converged(t testing.TB, insts []*instance, liveOnly bool) bool {
 	t.Helper()
-	first := stateDigest(t, insts[0].db, syncedPaths, liveOnly)
-	for _, in := range insts[1:] {
-		if stateDigest(t, in.db, syncedPaths, liveOnly) != first {
-			return false
-		}
-	}
-	return true
-}
-
-// stateDigest hashes what state returns, without building it: polling a cluster that
-// holds megabytes must not starve the sync it waits for.
-func stateDigest(t testing.TB, db ooo.Database, paths []string, liveOnly bool) [sha256.Size]byte {
-	t.Helper()
-	rep := db.(storage.Replica)
-	h := sha256.New()
-	for _, p := range paths {
-		changes, _, err := rep.Changes(p, 0, 1<<20)
-		require.NoError(t, err)
-		sort.Slice(changes, func(i, j int) bool { return changes[i].Key < changes[j].Key })
-		for _, c := range changes {
-			if liveOnly && c.Deleted {
-				continue
-			}
-			fmt.Fprintf(h, "%s\x00%d\x00%v\x00%d\x00", c.Key, c.Version(), c.Deleted, len(c.Data))
-			h.Write(c.Data)
-		}
-	}
-	var out [sha256.Size]byte
-	h.Sum(out[:0])
-	return out
+	ok, err := testcluster.Converged(feeds(insts), syncedPaths, liveOnly)
+	require.NoError(t, err)
+	return ok
 }
 
 // waitConverged waits until every instance holds the same state, and describes the
@@ -226,34 +193,9 @@ func waitConverged(t testing.TB, insts []*instance, liveOnly bool) {
 // waitConvergedWithin is waitConverged with another deadline.
 func waitConvergedWithin(t testing.TB, insts []*instance, liveOnly bool, timeout time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(2 * time.Millisecond)
-	defer tick.Stop()
-	for !converged(t, insts, liveOnly) {
-		if time.Now().After(deadline) {
-			var b strings.Builder
-			for _, in := range insts {
-				s := state(t, in.db, syncedPaths, liveOnly)
-				keys := make([]string, 0, len(s))
-				for k := range s {
-					keys = append(keys, k)
-				}
-				sort.Strings(keys)
-				fmt.Fprintf(&b, "%s (%s):\n", in.name, in.addr)
-				for _, k := range keys {
-					line := s[k]
-					if len(line) > 300 {
-						line = fmt.Sprintf("%s... (%d bytes)", line[:300], len(line))
-					}
-					fmt.Fprintf(&b, "  %s %s\n", k, line)
-				}
-				st, _ := json.Marshal(in.result.Status())
-				fmt.Fprintf(&b, "  status %s\n", st)
-			}
-			t.Fatalf("instances did not converge within %s:\n%s", timeout, b.String())
-		}
-		<-tick.C
-	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	require.NoError(t, testcluster.WaitConverged(ctx, feeds(insts), syncedPaths, liveOnly))
 }
 
 // get reads a key through the storage (BeforeRead included), "" when missing.
@@ -286,9 +228,15 @@ func del(t testing.TB, in *instance, k string) {
 // freeAddr returns a loopback address nothing listens on right now.
 func freeAddr(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	addr, err := testcluster.FreeAddr()
 	require.NoError(t, err)
-	addr := ln.Addr().String()
-	require.NoError(t, ln.Close())
 	return addr
+}
+
+// stateDigest hashes an instance's replicated state (testcluster.Digest).
+func stateDigest(t testing.TB, db ooo.Database, paths []string, liveOnly bool) [sha256.Size]byte {
+	t.Helper()
+	d, err := testcluster.Digest(db.(storage.Replica), paths, liveOnly)
+	require.NoError(t, err)
+	return d
 }

@@ -1,51 +1,36 @@
 package pivot_test
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
-	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/benitogf/pivot/internal/testcluster"
 	"github.com/stretchr/testify/require"
 )
 
-// Link states of a faultTransport.
-const (
-	linkUp        = iota // requests pass
-	linkCut              // requests fail at once, as when a peer refuses connections
-	linkBlackhole        // requests hang until their deadline, as in a partition
-)
+// faultLink is the fault seam of one instance: its Config.Client sends through a
+// testcluster.Network in which the link from it to every peer can be cut.
+type faultLink struct{ net *testcluster.Network }
 
-// faultTransport is the transport seam the tests use to cut a link: it wraps a real
-// transport and, depending on its state, passes, fails or swallows requests.
-type faultTransport struct {
-	state    atomic.Int32
-	inner    http.RoundTripper
-	requests atomic.Int64
+// faultFrom names the instance of a fault client in its network.
+const faultFrom = "under-test"
+
+func newFaultClient() (*http.Client, faultLink) {
+	net := testcluster.NewNetwork(1)
+	return net.Transport(faultFrom).Client(), faultLink{net: net}
 }
 
-func newFaultClient() (*http.Client, *faultTransport) {
-	ft := &faultTransport{inner: http.DefaultTransport.(*http.Transport).Clone()}
-	return &http.Client{Transport: ft}, ft
-}
-
-func (f *faultTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	f.requests.Add(1)
-	switch f.state.Load() {
-	case linkCut:
-		return nil, errors.New("fault: link cut")
-	case linkBlackhole:
-		<-req.Context().Done()
-		return nil, req.Context().Err()
-	}
-	return f.inner.RoundTrip(req)
+// set makes every request of the instance pass (LinkUp), fail at once (LinkRefused) or
+// hang until its deadline (LinkBlackhole).
+func (l faultLink) set(mode testcluster.LinkMode) {
+	l.net.SetMode(faultFrom, testcluster.AnyPeer, mode)
 }
 
 func TestFaults_PartitionedNodeStaysAvailableThenConverges(t *testing.T) {
-	for _, mode := range []int32{linkCut, linkBlackhole} {
+	for _, mode := range []testcluster.LinkMode{testcluster.LinkRefused, testcluster.LinkBlackhole} {
 		t.Run(fmt.Sprint("mode", mode), func(t *testing.T) {
 			cfg := testConfig()
 			cfg.ReadBudget = 20 * time.Millisecond
@@ -60,7 +45,7 @@ func TestFaults_PartitionedNodeStaysAvailableThenConverges(t *testing.T) {
 			set(t, a, "users/a0", `0`)
 			waitConverged(t, c.all(), false)
 
-			link.state.Store(mode)
+			link.set(mode)
 			for i := 1; i <= 20; i++ {
 				set(t, a, fmt.Sprintf("users/a%d", i), fmt.Sprint(i))
 				require.Equal(t, fmt.Sprint(i), get(t, a, fmt.Sprintf("users/a%d", i)), "reads on the cut-off node")
@@ -72,7 +57,7 @@ func TestFaults_PartitionedNodeStaysAvailableThenConverges(t *testing.T) {
 			eventually(t, waitTimeout, func() bool { return get(t, c.pivot, "users/other") == `"from node1"` },
 				"the rest of the cluster keeps syncing")
 
-			link.state.Store(linkUp)
+			link.set(testcluster.LinkUp)
 			waitConverged(t, c.all(), false)
 		})
 	}

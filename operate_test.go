@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/benitogf/pivot"
+	"github.com/benitogf/pivot/internal/testcluster"
 )
 
 // health GETs the health route of in without any header.
@@ -30,7 +31,7 @@ func health(t testing.TB, in *instance) (int, string) {
 }
 
 // cutNode starts a registered node of c whose link to the pivot can be cut.
-func cutNode(t testing.TB, c *cluster, cfg pivot.Config) (*instance, *faultTransport) {
+func cutNode(t testing.TB, c *cluster, cfg pivot.Config) (*instance, faultLink) {
 	t.Helper()
 	client, link := newFaultClient()
 	cfg.Client = client
@@ -50,7 +51,7 @@ func TestHealth_AnswersWithoutHeaders(t *testing.T) {
 	require.Equal(t, `{"status":"ok"}`+"\n", body)
 	eventually(t, waitTimeout, func() bool { code, _ := health(t, node); return code == http.StatusOK }, "node healthy")
 
-	link.state.Store(linkCut)
+	link.set(testcluster.LinkRefused)
 	set(t, node, "users/a", `1`)
 	eventually(t, waitTimeout, func() bool { code, _ := health(t, node); return code == http.StatusServiceUnavailable }, "node unhealthy")
 	_, body = health(t, node)
@@ -61,7 +62,7 @@ func TestHealth_AnswersWithoutHeaders(t *testing.T) {
 	require.NotContains(t, body, c.pivot.addr, "health reveals no address")
 	require.Equal(t, 1, strings.Count(body, "\n"), "one line")
 
-	link.state.Store(linkUp)
+	link.set(testcluster.LinkUp)
 	require.NoError(t, node.result.SyncNow(context.Background()))
 	code, _ = health(t, node)
 	require.Equal(t, http.StatusOK, code)
@@ -78,7 +79,7 @@ func TestPending_WaitAcknowledged(t *testing.T) {
 	node, link := cutNode(t, c, cfg)
 	waitConverged(t, c.all(), false)
 
-	link.state.Store(linkCut)
+	link.set(testcluster.LinkRefused)
 	before := time.Now()
 	for _, k := range []string{"users/a", "users/b", "users/c"} {
 		set(t, node, k, `"offline"`)
@@ -96,7 +97,7 @@ func TestPending_WaitAcknowledged(t *testing.T) {
 	defer cancel()
 	require.ErrorIs(t, node.result.WaitAcknowledged(ctx), context.DeadlineExceeded, "the pivot is cut off")
 
-	link.state.Store(linkUp)
+	link.set(testcluster.LinkUp)
 	ctx, cancel = context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
 	require.NoError(t, node.result.WaitAcknowledged(ctx))
@@ -138,10 +139,10 @@ func TestConflict_ReportedOnBothSides(t *testing.T) {
 	node, link := cutNode(t, c, cfgNode)
 	waitConverged(t, c.all(), false)
 
-	link.state.Store(linkCut)
+	link.set(testcluster.LinkRefused)
 	set(t, node, "settings", `"node, older"`)
 	set(t, c.pivot, "settings", `"pivot, newer"`)
-	link.state.Store(linkUp)
+	link.set(testcluster.LinkUp)
 	require.NoError(t, node.result.SyncNow(context.Background()))
 	waitConverged(t, c.all(), false)
 	require.Equal(t, `"pivot, newer"`, get(t, node, "settings"))
@@ -202,7 +203,7 @@ func TestLogs_OneLineDownOneLineUp(t *testing.T) {
 	node, link := cutNode(t, c, cfgNode)
 	waitConverged(t, c.all(), false)
 
-	link.state.Store(linkCut)
+	link.set(testcluster.LinkRefused)
 	set(t, node, "users/a", `1`)
 	eventually(t, waitTimeout, func() bool { return node.result.Metrics().FailedRounds >= 5 }, "retries while cut off")
 	require.Equal(t, 1, lines.count("pivot unreachable"), "one line for the outage, not one per retry:\n%s", lines)
@@ -211,7 +212,7 @@ func TestLogs_OneLineDownOneLineUp(t *testing.T) {
 		require.LessOrEqual(t, strings.Count(l, c.pivot.addr), 1, "the address once: %s", l)
 	}
 
-	link.state.Store(linkUp)
+	link.set(testcluster.LinkUp)
 	require.NoError(t, node.result.SyncNow(context.Background()))
 	require.Equal(t, 1, lines.count("pivot reachable again"), lines.String())
 	require.Contains(t, lines.String(), "outage=")
