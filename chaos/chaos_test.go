@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/benitogf/pivot/internal/testcluster"
 	"github.com/benitogf/pivot/ooo/storage"
 )
 
@@ -103,7 +104,7 @@ func TestChaos(t *testing.T) {
 		seeds = []uint64{*flagFirst, *flagFirst + 1, *flagFirst + 2, *flagFirst + 3}
 	}
 	figs := &figures{start: time.Now()}
-	ports := newPortPool(uint64(time.Now().UnixNano()) ^ uint64(os.Getpid()))
+	ports := testcluster.NewPorts(uint64(time.Now().UnixNano()) ^ uint64(os.Getpid()))
 	slots := make(chan struct{}, max(1, *flagParallel))
 	t.Run("seeds", func(t *testing.T) {
 		for _, seed := range seeds {
@@ -135,7 +136,7 @@ func TestChaos(t *testing.T) {
 
 // runSeed runs one seed: a cluster, the schedule, healing, convergence and the checks.
 // On a violation it fails t with the seed, the command that replays it and a trace.
-func runSeed(t *testing.T, seed uint64, opts runOptions, ports *portPool) seedResult {
+func runSeed(t *testing.T, seed uint64, opts runOptions, ports *testcluster.Ports) seedResult {
 	began := time.Now()
 	res := seedResult{seed: seed, nodes: opts.nodes, kind: opts.kind}
 	c := newClusterOf(t, seed, opts.nodes, timingsOf(seed, opts.kind), ports, opts.kind == kindProcess)
@@ -204,8 +205,8 @@ func runSeed(t *testing.T, seed uint64, opts runOptions, ports *portPool) seedRe
 		}
 	}
 	res.faults = d.tally
-	n := &c.net.count
-	res.requests = [6]int64{n.passed.Load(), n.refused.Load(), n.blackholed.Load(), n.droppedReq.Load(), n.droppedResp.Load(), n.delayed.Load()}
+	n := &c.net.Count
+	res.requests = [6]int64{n.Passed.Load(), n.Refused.Load(), n.Blackholed.Load(), n.DroppedRequests.Load(), n.DroppedAnswers.Load(), n.Delayed.Load()}
 	for _, m := range c.members {
 		res.restarts += m.starts - 1
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/benitogf/pivot/internal/testcluster"
 	"github.com/benitogf/pivot/ooo/storage"
 )
 
@@ -73,7 +74,7 @@ func TestChecker_CatchesALyingPivot(t *testing.T) {
 	c, mo := scripted(t, 1)
 	node := c.members[1]
 	mustConverge(t, c, mo, 5*time.Second)
-	c.net.update(node.name, c.pivot().name, func(l *link) { l.lie = 1000 })
+	c.net.Update(node.name, c.pivot().name, func(l *testcluster.Link) { l.Lie = 1000 })
 	d := newDriver(c, 1)
 	spec := opSpec{m: node, kind: opSet, path: pathItems, key: "items/lost", data: []byte(`{"v":1}`)}
 	rec := d.exec(spec)

@@ -21,6 +21,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/benitogf/pivot"
+	"github.com/benitogf/pivot/internal/testcluster"
 	"github.com/benitogf/pivot/ooo/storage"
 )
 
@@ -333,7 +334,7 @@ type faultProxy struct {
 	srv  *http.Server
 }
 
-func newFaultProxy(addr string, tr *faultTransport) (*faultProxy, error) {
+func newFaultProxy(addr string, tr *testcluster.Transport) (*faultProxy, error) {
 	ln, err := net.Listen("tcp4", addr)
 	if err != nil {
 		return nil, fmt.Errorf("chaos: proxy on %s: %w", addr, err)

@@ -17,6 +17,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/benitogf/pivot"
+	"github.com/benitogf/pivot/internal/testcluster"
 	"github.com/benitogf/pivot/ooo"
 	"github.com/benitogf/pivot/ooo/storage"
 )
@@ -25,11 +26,11 @@ import (
 type cluster struct {
 	tb  testing.TB
 	tm  timings
-	net *network
+	net *testcluster.Network
 	// processes: every member runs as a child process (see child_test.go) and stops
 	// by SIGKILL; otherwise every member runs in this process.
 	processes bool
-	ports     *portPool
+	ports     *testcluster.Ports
 	logs      *logRing
 	members   []*member // members[0] is the pivot
 
@@ -48,7 +49,7 @@ type member struct {
 	addr  string
 	dir   string
 	wall  skewClock
-	tr    *faultTransport
+	tr    *testcluster.Transport
 	rest  *http.Client // the workload's own client for REST calls (no faults)
 	// operReg: the pivot's operator registers this node under NodesKey (the even
 	// nodes); the others register themselves (Config.Advertise).
@@ -78,15 +79,15 @@ func (m *member) storeFile(path string) string {
 }
 
 // newCluster makes the members of a cluster of n nodes and starts them.
-func newCluster(tb testing.TB, seed uint64, n int, tm timings, ports *portPool) *cluster {
+func newCluster(tb testing.TB, seed uint64, n int, tm timings, ports *testcluster.Ports) *cluster {
 	return newClusterOf(tb, seed, n, tm, ports, false)
 }
 
 // newClusterOf is newCluster, with every member a child process when processes is set.
-func newClusterOf(tb testing.TB, seed uint64, n int, tm timings, ports *portPool, processes bool) *cluster {
+func newClusterOf(tb testing.TB, seed uint64, n int, tm timings, ports *testcluster.Ports, processes bool) *cluster {
 	tb.Helper()
 	c := &cluster{
-		tb: tb, tm: tm, net: newNetwork(seed), processes: processes, ports: ports,
+		tb: tb, tm: tm, net: testcluster.NewNetwork(seed), processes: processes, ports: ports,
 		logs: &logRing{max: 400}, idRng: rand.New(rand.NewPCG(seed, 0x1d5)),
 	}
 	tb.Cleanup(c.stopAll)
@@ -111,13 +112,13 @@ func (c *cluster) add(name, dir string, operReg bool) *member {
 		c:       c,
 		name:    name,
 		index:   len(c.members),
-		addr:    c.ports.take(c.tb),
+		addr:    take(c.tb, c.ports),
 		dir:     dir,
 		operReg: operReg,
 	}
-	m.tr = newFaultTransport(c.net, name)
+	m.tr = c.net.Transport(name)
 	m.rest = &http.Client{Timeout: 20 * time.Second, Transport: http.DefaultTransport.(*http.Transport).Clone()}
-	c.net.name(m.addr, name)
+	c.net.Name(m.addr, name)
 	c.members = append(c.members, m)
 	return m
 }
@@ -212,7 +213,7 @@ func (m *member) start() error {
 	}
 	if m.c.processes {
 		if m.proxy == nil {
-			if m.proxy, err = newFaultProxy(m.c.ports.take(m.c.tb), m.tr); err != nil {
+			if m.proxy, err = newFaultProxy(take(m.c.tb, m.c.ports), m.tr); err != nil {
 				return err
 			}
 		}
@@ -245,7 +246,7 @@ func (m *member) halt(kill bool) {
 	if err := m.inst.stop(kill); err != nil {
 		m.c.logs.Write(fmt.Appendf(nil, "chaos: stop %s: %v\n", m.name, err))
 	}
-	m.tr.inner.CloseIdleConnections()
+	m.tr.Inner.CloseIdleConnections()
 	m.rest.CloseIdleConnections()
 	m.running = false
 }

@@ -2,7 +2,6 @@ package chaos_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -312,7 +311,7 @@ func (d *driver) killDuringWrites() {
 	go func() { done <- d.execWith(spec, faults) }()
 	// Where the kill lands in the write (before, during or after it) is part of the
 	// fault; the outcome is read from the write's answer, not from this delay.
-	_ = wait(context.Background(), lag)
+	time.Sleep(lag)
 	m.kill()
 	rec := <-done
 	d.tally["kill -9 "+kindOf(m)+" during a write"]++

@@ -1,13 +1,12 @@
 package chaos_test
 
 import (
-	"fmt"
-	"math/rand/v2"
-	"net"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/benitogf/pivot/internal/testcluster"
 )
 
 // The synced paths of every chaos cluster. users/* lives on a storage of its own (an
@@ -65,40 +64,15 @@ func timingsFor(seed uint64) timings {
 	return tm
 }
 
-// portPool hands out loopback ports below the kernel's ephemeral range, so a port that
-// a stopped instance will listen on again is never taken meanwhile by the local end of
-// an outgoing connection. It is shared by the seeds of one test run.
-type portPool struct {
-	mu   sync.Mutex
-	used map[int]bool
-	rng  *rand.Rand
-}
-
-func newPortPool(seed uint64) *portPool {
-	return &portPool{used: map[int]bool{}, rng: rand.New(rand.NewPCG(seed, 0x90e7))}
-}
-
-// take returns a free "127.0.0.1:port".
-func (p *portPool) take(tb testing.TB) string {
+// take draws a port of the run's pool (see testcluster.Ports), failing the test when
+// none is free.
+func take(tb testing.TB, ports *testcluster.Ports) string {
 	tb.Helper()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for range 1000 {
-		port := 20000 + p.rng.IntN(12000)
-		if p.used[port] {
-			continue
-		}
-		addr := fmt.Sprintf("127.0.0.1:%d", port)
-		ln, err := net.Listen("tcp4", addr)
-		if err != nil {
-			continue
-		}
-		_ = ln.Close()
-		p.used[port] = true
-		return addr
+	addr, err := ports.Take()
+	if err != nil {
+		tb.Fatalf("chaos: %v", err)
 	}
-	tb.Fatal("chaos: no free loopback port found")
-	return ""
+	return addr
 }
 
 // logRing keeps the last lines written to it: the pivot engines' logs, printed when a

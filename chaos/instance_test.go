@@ -2,18 +2,16 @@ package chaos_test
 
 import (
 	"bytes"
-	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/benitogf/pivot"
+	"github.com/benitogf/pivot/internal/testcluster"
 	"github.com/benitogf/pivot/ooo"
 	"github.com/benitogf/pivot/ooo/clock"
 	"github.com/benitogf/pivot/ooo/storage"
@@ -64,11 +62,11 @@ type launchSpec struct {
 
 // local is an instance running in this process.
 type local struct {
-	server  *ooo.Server
-	main    *storage.BoltStorage // items/*, settings, things/*, posts/*
-	ext     *storage.BoltStorage // users/*
-	result  pivot.SetupResult
-	watched chan struct{} // closed when the users storage's event loop ends
+	server *ooo.Server
+	main   *storage.BoltStorage // items/*, settings, things/*, posts/*
+	ext    *storage.BoltStorage // users/*
+	result pivot.SetupResult
+	inst   *testcluster.Instance
 }
 
 var _ instance = (*local)(nil)
@@ -106,39 +104,14 @@ func launch(s launchSpec, wall func() int64, client *http.Client, logs io.Writer
 	for _, add := range routes {
 		add(l)
 	}
-	l.result = pivot.Setup(l.server, cfg)
-	l.server.BeforeRead = l.result.BeforeRead
-	if err := l.ext.Start(storage.Options{BeforeRead: l.result.BeforeRead}); err != nil {
-		l.result.Close()
-		return nil, fmt.Errorf("chaos: start users storage of %s: %w", s.Name, err)
+	inst, err := testcluster.Start(testcluster.Spec{
+		Name: s.Name, Addr: s.Addr, Server: l.server, Config: cfg, Watched: []ooo.Database{l.ext},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("chaos: %w", err)
 	}
-	l.watched = make(chan struct{})
-	go func(events storage.EventChan) {
-		defer close(l.watched)
-		for ev := range events {
-			l.result.SyncCallback(ev)
-		}
-	}(l.ext.Watch())
-	if err := listen(l.server, s.Addr); err != nil {
-		l.result.Close()
-		l.ext.Close()
-		<-l.watched
-		return nil, fmt.Errorf("chaos: start %s on %s: %w", s.Name, s.Addr, err)
-	}
+	l.inst, l.result = inst, inst.Result
 	return l, nil
-}
-
-// listen starts server on addr, retrying while the port is still held (a restart right
-// after a stop), for at most five seconds.
-func listen(server *ooo.Server, addr string) error {
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		err := server.Start(addr)
-		if err == nil || !errors.Is(err, syscall.EADDRINUSE) || time.Now().After(deadline) {
-			return err
-		}
-		_ = wait(context.Background(), 20*time.Millisecond)
-	}
 }
 
 // db returns the storage that holds path.
@@ -181,10 +154,7 @@ func (l *local) setSkew(time.Duration) error { return nil } // the wall clock is
 
 // stop closes server, storages and sync engine.
 func (l *local) stop(bool) error {
-	l.server.Close(nil)
-	l.result.Close()
-	l.ext.Close()
-	<-l.watched
+	l.inst.Close()
 	return nil
 }
 

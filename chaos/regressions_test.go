@@ -3,6 +3,8 @@ package chaos_test
 import (
 	"testing"
 	"time"
+
+	"github.com/benitogf/pivot/internal/testcluster"
 )
 
 // Reproductions of what the soak found, each scripted on the chaos harness so it fails
@@ -18,7 +20,7 @@ func scripted(t *testing.T, n int) (*cluster, *monitor) {
 // scriptedWith is scripted with other timings.
 func scriptedWith(t *testing.T, n int, tm timings) (*cluster, *monitor) {
 	t.Helper()
-	c := newCluster(t, 1, n, tm, newPortPool(uint64(time.Now().UnixNano())))
+	c := newCluster(t, 1, n, tm, testcluster.NewPorts(uint64(time.Now().UnixNano())))
 	for _, m := range c.members[1:] {
 		if m.operReg {
 			k, data := m.registration()

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/benitogf/pivot/internal/testcluster"
 	"github.com/benitogf/pivot/ooo/storage"
 )
 
@@ -52,27 +53,27 @@ func (d *driver) linkFault() {
 		dirs = [][2]string{{"pivot", node}, {node, "pivot"}}
 	}
 	var kind string
-	var change func(*link)
+	var change func(*testcluster.Link)
 	switch r := d.rng.IntN(100); {
 	case r < 15:
-		kind, change = "refused", func(l *link) { l.mode = linkRefused }
+		kind, change = "refused", func(l *testcluster.Link) { l.Mode = testcluster.LinkRefused }
 	case r < 30:
-		kind, change = "blackhole", func(l *link) { l.mode = linkBlackhole }
+		kind, change = "blackhole", func(l *testcluster.Link) { l.Mode = testcluster.LinkBlackhole }
 	case r < 45:
 		n := 1 + d.rng.IntN(5)
-		kind, change = fmt.Sprintf("drop %d requests", n), func(l *link) { l.dropReq += n }
+		kind, change = fmt.Sprintf("drop %d requests", n), func(l *testcluster.Link) { l.DropRequests += n }
 	case r < 70:
 		n := 1 + d.rng.IntN(5)
-		kind, change = fmt.Sprintf("drop %d answers", n), func(l *link) { l.dropResp += n }
+		kind, change = fmt.Sprintf("drop %d answers", n), func(l *testcluster.Link) { l.DropAnswers += n }
 	case r < 85:
 		p := 0.1 + 0.4*d.rng.Float64()
-		kind, change = fmt.Sprintf("loss %.2f", p), func(l *link) { l.loss = p }
+		kind, change = fmt.Sprintf("loss %.2f", p), func(l *testcluster.Link) { l.Loss = p }
 	default:
 		delay := time.Duration(2+d.rng.IntN(60)) * time.Millisecond
-		kind, change = fmt.Sprintf("delay %s", delay), func(l *link) { l.delay = delay }
+		kind, change = fmt.Sprintf("delay %s", delay), func(l *testcluster.Link) { l.Delay = delay }
 	}
 	for _, dir := range dirs {
-		d.c.net.update(dir[0], dir[1], change)
+		d.c.net.Update(dir[0], dir[1], change)
 		d.links[dir] = true
 	}
 	label := strings.Fields(kind)[0]
@@ -103,7 +104,7 @@ func (d *driver) healLink() {
 	}
 	sort.Slice(keys, func(i, j int) bool { return keys[i][0]+keys[i][1] < keys[j][0]+keys[j][1] })
 	k := keys[d.rng.IntN(len(keys))]
-	d.c.net.update(k[0], k[1], func(l *link) { *l = link{} })
+	d.c.net.Update(k[0], k[1], func(l *testcluster.Link) { *l = testcluster.Link{} })
 	delete(d.links, k)
 	d.h.note(d.step, "heal %s→%s", k[0], k[1])
 }
@@ -256,7 +257,7 @@ func (d *driver) unskewOne() {
 
 // healLinksAndClocks lifts every link fault and clock skew (stopped members stay down).
 func (d *driver) healLinksAndClocks() {
-	d.c.net.healAll()
+	d.c.net.HealAll()
 	d.links = map[[2]string]bool{}
 	for _, m := range d.c.members {
 		if m.wall.offset.Load() != 0 {

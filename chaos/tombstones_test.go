@@ -3,6 +3,8 @@ package chaos_test
 import (
 	"testing"
 	"time"
+
+	"github.com/benitogf/pivot/internal/testcluster"
 )
 
 // Scripted scenarios around tombstone collection, which the random soak leaves out
@@ -24,8 +26,8 @@ func TestTombstones_StaleNodeDropsWhatWasDeletedAndCollected(t *testing.T) {
 	}
 	mustConverge(t, c, mo, 5*time.Second)
 
-	c.net.update(away.name, p.name, func(l *link) { l.mode = linkRefused })
-	c.net.update(p.name, away.name, func(l *link) { l.mode = linkRefused })
+	c.net.Update(away.name, p.name, func(l *testcluster.Link) { l.Mode = testcluster.LinkRefused })
+	c.net.Update(p.name, away.name, func(l *testcluster.Link) { l.Mode = testcluster.LinkRefused })
 	if _, err := away.main.Set("items/offline", []byte(`{"v":2}`)); err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +52,7 @@ func TestTombstones_StaleNodeDropsWhatWasDeletedAndCollected(t *testing.T) {
 	if p.main.Horizon() == 0 {
 		t.Fatal("the pivot's horizon did not move")
 	}
-	c.net.healAll()
+	c.net.HealAll()
 
 	if _, err := awaitState(c, mo, time.Now().Add(5*time.Second), func() bool { return liveConverged(c, mo) }); err != nil {
 		t.Fatalf("live entries: %v:\n%s", err, mo.diff(c))

@@ -2,7 +2,6 @@ package chaos_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -181,7 +180,7 @@ func (d *driver) burst() {
 func (d *driver) pause() {
 	dur := time.Duration(1+d.rng.IntN(40)) * time.Millisecond
 	d.h.note(d.step, "pause %s", dur)
-	_ = wait(context.Background(), dur)
+	time.Sleep(dur)
 }
 
 // opSpec is an operation chosen by the schedule, before it runs.
