@@ -6,10 +6,16 @@
 //
 //	go run ./examples/cluster          # the scenario, then exit
 //	go run ./examples/cluster -keep    # then keep the cluster running; prints URLs
+//
+// It starts its instances and waits for convergence with the repository's test
+// harness (internal/testcluster), as the tests and the benchmark do, so that the
+// example's "converged" is the tests' own. examples/pivot and examples/node show the
+// wiring of one instance in a program of one's own.
 package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -25,6 +31,7 @@ import (
 	"time"
 
 	"github.com/benitogf/pivot"
+	"github.com/benitogf/pivot/internal/testcluster"
 	"github.com/benitogf/pivot/ooo"
 	"github.com/benitogf/pivot/ooo/storage"
 )
@@ -39,6 +46,7 @@ type instance struct {
 	server *ooo.Server
 	db     *ooo.BoltStorage
 	result pivot.SetupResult
+	run    *testcluster.Instance
 	events chan string // keys written on this instance's storage, for latency samples
 }
 
@@ -195,16 +203,15 @@ func (c *cluster) start(name, dir, addr, pivotAddr string) (*instance, error) {
 	}
 	// Nodes are registered by this program (through the storage), never over REST.
 	pivot.ProtectNodesKey(in.server, c.cfg.NodesKey, nil)
-	in.result = pivot.Setup(in.server, c.cfg)
-	if err := in.server.Start(addr); err != nil {
-		return nil, fmt.Errorf("start %s: %w", name, err)
+	run, err := testcluster.Start(testcluster.Spec{Name: name, Addr: addr, Server: in.server, Config: c.cfg})
+	if err != nil {
+		return nil, err
 	}
+	in.run, in.result = run, run.Result
 	return in, nil
 }
 
-func (in *instance) close() {
-	in.server.Close(nil)
-}
+func (in *instance) close() { in.run.Close() }
 
 func (c *cluster) all() []*instance {
 	return append([]*instance{c.pivot}, c.nodes...)
@@ -255,25 +262,15 @@ func entryLine(ch storage.Change) string {
 	return fmt.Sprintf("%s at %d", ch.Data, ch.Version())
 }
 
-// waitConverged polls until every instance holds the same entries and tombstones.
+// waitConverged waits until every instance holds the same entries and tombstones.
 func (c *cluster) waitConverged(timeout time.Duration) bool {
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(time.Millisecond)
-	defer tick.Stop()
-	for ; time.Now().Before(deadline); <-tick.C {
-		first := fmt.Sprint(state(c.pivot.db, false))
-		same := true
-		for _, n := range c.nodes {
-			if fmt.Sprint(state(n.db, false)) != first {
-				same = false
-				break
-			}
-		}
-		if same {
-			return true
-		}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	feeds := make([]testcluster.Feed, 0, len(c.nodes)+1)
+	for _, in := range c.all() {
+		feeds = append(feeds, in.run)
 	}
-	return false
+	return testcluster.WaitConverged(ctx, feeds, paths, false) == nil
 }
 
 // latency writes on node1 and times until node2's storage reports the write.
