@@ -8,11 +8,11 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/benitogf/pivot"
+	"github.com/benitogf/pivot/internal/testcluster"
 	"github.com/benitogf/pivot/ooo"
 	"github.com/benitogf/pivot/ooo/storage"
 )
@@ -62,9 +62,10 @@ type instance struct {
 	addr      string
 	pivotAddr string
 	arrived   *arrivals
-	pulled    atomic.Uint64     // the cursor of the node's latest pull of the synced collection
-	sync      pivot.SetupResult // delta mode
-	naive     *naiveSync        // naive mode
+	pulled    atomic.Uint64         // the cursor of the node's latest pull of the synced collection
+	sync      pivot.SetupResult     // delta mode
+	harness   *testcluster.Instance // delta mode: the running instance
+	naive     *naiveSync            // naive mode
 	stopped   bool
 }
 
@@ -171,27 +172,26 @@ func (c *cluster) launch(in *instance, addr string) error {
 	server := &ooo.Server{Silence: true, Storage: in.db, Pivot: in.pivotAddr, Client: client}
 	server.OnStorageEvent = in.arrived.event
 	server.Stream.FullRead = c.fullRead
-	in.sync, in.naive = pivot.SetupResult{}, nil
-	switch c.mode {
-	case modeDelta:
-		in.sync = pivot.Setup(server, c.config(client))
-		server.BeforeRead = in.sync.BeforeRead
-	case modeNaive:
+	in.sync, in.naive, in.harness = pivot.SetupResult{}, nil, nil
+	if c.mode == modeDelta {
+		h, err := testcluster.Start(testcluster.Spec{Name: in.name, Addr: addr, Server: server, Config: c.config(client)})
+		if err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
+		in.harness, in.sync = h, h.Result
+	} else {
 		base := ""
 		if in.pivotAddr != "" {
 			base = "http://" + in.pivotAddr
 		}
 		in.naive = newNaiveSync(syncedPath, base, in.db, client, &c.busy)
 		in.naive.setup(server)
-	}
-	if err := server.Start(addr); err != nil {
-		in.sync.Close()
-		return fmt.Errorf("bench: start %s: %w", in.name, err)
-	}
-	in.server, in.addr, in.stopped = server, server.Address, false
-	if in.naive != nil {
+		if err := server.Start(addr); err != nil {
+			return fmt.Errorf("bench: start %s: %w", in.name, err)
+		}
 		in.naive.start()
 	}
+	in.server, in.addr, in.stopped = server, server.Address, false
 	return nil
 }
 
@@ -201,11 +201,12 @@ func (in *instance) stop() {
 		return
 	}
 	in.stopped = true
-	in.server.Close(os.Interrupt)
-	in.sync.Close()
-	if in.naive != nil {
-		in.naive.close()
+	if in.harness != nil {
+		in.harness.Close()
+		return
 	}
+	in.server.Close(os.Interrupt)
+	in.naive.close()
 }
 
 // restart stops the instance and starts it again on the same address over the same
@@ -227,10 +228,8 @@ func (c *cluster) register(node *instance) error {
 		c.pivot.naive.addNode(node.addr)
 		return nil
 	}
-	id := strings.NewReplacer(".", "-", ":", "-").Replace(node.addr)
-	_, err := c.pivot.db.Set("things/"+id, json.RawMessage(fmt.Sprintf(`{"ip":%q}`, node.addr)))
-	if err != nil {
-		return fmt.Errorf("bench: register %s: %w", node.name, err)
+	if err := c.pivot.harness.Register(node.harness); err != nil {
+		return fmt.Errorf("bench: %w", err)
 	}
 	return nil
 }
