@@ -17,7 +17,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"reflect"
 	"sort"
 	"strings"
@@ -30,6 +29,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/benitogf/pivot"
+	"github.com/benitogf/pivot/internal/testcluster"
 	"github.com/benitogf/pivot/ooo"
 )
 
@@ -73,6 +73,7 @@ type condition struct {
 type clusterNode struct {
 	server *ooo.Server
 	sync   pivot.SetupResult
+	inst   *testcluster.Instance
 	users  atomic.Int64 // users/* entries written into it
 	filled chan struct{}
 }
@@ -92,8 +93,7 @@ func TestBrowser_ClusterList(t *testing.T) {
 	a := startClusterNode(t, p.server.Address, nil)
 	b := startClusterNode(t, p.server.Address, func(r *mux.Router) { registerClusterPage(r, testdata, expects, events) })
 	for _, n := range []*clusterNode{a, b} {
-		id := strings.NewReplacer(".", "-", ":", "-").Replace(n.server.Address)
-		if _, err := p.server.Storage.Set("things/"+id, json.RawMessage(fmt.Sprintf(`{"ip":%q}`, n.server.Address))); err != nil {
+		if err := p.inst.Register(n.inst); err != nil {
 			t.Fatalf("register a node: %v", err)
 		}
 	}
@@ -247,17 +247,17 @@ func startClusterNode(t *testing.T, pivotAddr string, routes func(*mux.Router)) 
 			close(n.filled)
 		}
 	}
-	n.sync = pivot.Setup(s, pivot.Config{
+	inst, err := testcluster.Start(testcluster.Spec{Name: "browser-test", Server: s, Config: pivot.Config{
 		Keys:      []pivot.Key{{Path: "users/*"}},
 		NodesKey:  "things/*",
 		Token:     "browser-test-cluster-token",
 		ClusterID: "browser-test",
-	})
-	if err := s.Start("127.0.0.1:0"); err != nil {
+	}})
+	if err != nil {
 		t.Fatalf("start: %v", err)
 	}
-	n.server = s
-	t.Cleanup(func() { s.Close(os.Interrupt) })
+	n.server, n.sync, n.inst = s, inst.Result, inst
+	t.Cleanup(inst.Close)
 	return n
 }
 
