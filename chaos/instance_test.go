@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/benitogf/pivot"
@@ -169,3 +170,11 @@ func statusLine(name string, st pivot.Status) string {
 	}
 	return b.String()
 }
+
+// skewClock is an instance's wall clock: the real one plus an offset the schedule sets.
+// It is handed to the instance's storage clocks (clock.Options.Wall).
+type skewClock struct {
+	offset atomic.Int64 // nanoseconds
+}
+
+func (c *skewClock) now() int64 { return time.Now().UnixNano() + c.offset.Load() }
