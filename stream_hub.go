@@ -253,28 +253,44 @@ func (h *streamHub) cast(sk *syncKey) {
 		groups[p.seq] = append(groups[p.seq], s)
 	}
 	for from, group := range groups {
-		page, err := readFeed(sk, from, streamInlineChanges, streamInlineBytes, nil)
-		if err != nil || page.more || sk.rep.Epoch() != epoch {
-			for _, s := range group {
-				s.poke(sk)
-			}
-			continue
+		h.castGroup(sk, epoch, horizon, from, group)
+	}
+}
+
+// castGroup queues, for a group of streams at one position of sk, the changes after
+// it: read and encoded once for the group, in frames of at most streamInlineChanges
+// changes and streamInlineBytes bytes of entries, at most streamFramesPerCast of them.
+// A group further behind than that, or a feed that cannot be read, gets a poke.
+func (h *streamHub) castGroup(sk *syncKey, epoch string, horizon, from uint64, group []*streamSession) {
+	at := from
+	for range streamFramesPerCast {
+		page, err := readFeed(sk, at, streamInlineChanges, streamInlineBytes, nil)
+		if err != nil || sk.rep.Epoch() != epoch {
+			break
 		}
 		if len(page.changes) == 0 {
-			continue
+			return
 		}
-		body, err := encodeBody(streamFrame{Type: frameChanges, Key: sk.path, Epoch: epoch, Horizon: horizon,
-			From: from, Next: page.next, Head: page.head, Changes: page.changes})
+		f := streamFrame{Type: frameChanges, Key: sk.path, Epoch: epoch, Horizon: horizon,
+			From: at, Next: page.next, Head: page.head, Changes: page.changes}
+		if page.more {
+			f.Head = 0
+		}
+		body, err := encodeBody(f)
 		if err != nil {
-			for _, s := range group {
-				s.poke(sk)
-			}
-			continue
+			break
 		}
 		h.e.counts.served.Add(int64(len(page.changes) * len(group)))
 		for _, s := range group {
-			s.send(sk, streamPos{epoch, from}, page.next, body)
+			s.send(sk, streamPos{epoch, at}, page.next, body)
 		}
+		if !page.more {
+			return
+		}
+		at = page.next
+	}
+	for _, s := range group {
+		s.poke(sk)
 	}
 }
 

@@ -119,10 +119,12 @@ const (
 	// page is compressed and bounded by the node's own budget, and one large value
 	// must not hold up the frames of the other keys on the connection.
 	streamInlineBytes = 64 << 10
-	// streamInlineChanges is the most changes one frame carries: more means the node
-	// is behind (it was away, or a burst outran it), and a pull catches it up faster,
-	// in pages of BatchSize.
+	// streamInlineChanges is the most changes one frame carries, as the most bytes of
+	// a frame keep one frame from holding up the others on the connection.
 	streamInlineChanges = 256
+	// streamFramesPerCast is the most frames one change sends a node (a burst that
+	// outgrew one frame): a node further behind pulls instead.
+	streamFramesPerCast = 16
 	// streamQueueBytes bounds the frames queued for one node and not yet written to
 	// its connection. A node that reads slower than the pivot writes reaches it; its
 	// queue is then dropped and replaced by one poke per key (it pulls what it
