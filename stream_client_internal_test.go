@@ -59,7 +59,6 @@ type streamClient struct {
 	conn    *websocket.Conn
 	out, in frameSigner
 
-	hold chan struct{} // closed: reading; replaced by an open channel to stop reading
 	mu   sync.Mutex
 	held chan struct{}
 

@@ -38,6 +38,7 @@ type streamHub struct {
 	sessions map[*streamSession]struct{}
 	byAddr   map[string]int // node addresses with a stream open (how many)
 	dirty    map[*syncKey]struct{}
+	casting  map[*syncKey]*sync.Mutex // one cast of a key at a time, in feed order
 
 	upgrader websocket.Upgrader
 }
@@ -50,6 +51,7 @@ func newStreamHub(e *syncEngine) *streamHub {
 		sessions: map[*streamSession]struct{}{},
 		byAddr:   map[string]int{},
 		dirty:    map[*syncKey]struct{}{},
+		casting:  map[*syncKey]*sync.Mutex{},
 		upgrader: websocket.Upgrader{
 			HandshakeTimeout: e.cfg.RequestTimeout,
 			// Acks are small; frames are written through a shared pool, so an idle
@@ -202,11 +204,20 @@ func (h *streamHub) list() []*streamSession {
 	return out
 }
 
-// changed is called for every change of sk on the pivot. It never blocks.
+// changed is called for every change of sk on the pivot, on the storage's event
+// goroutine: it queues the change for every open stream at once (reading the feed and
+// taking short locks, never waiting for a node), so a frame leaves one goroutine hop
+// after the write. It never blocks on the network.
 func (h *streamHub) changed(sk *syncKey) {
-	if h == nil || h.open.Load() == 0 {
+	if h == nil || h.open.Load() == 0 || !sk.db.Active() {
 		return
 	}
+	h.cast(sk)
+}
+
+// recheck asks run to look at sk again (after an ack: a change may have come between
+// the node's read and its ack). It never blocks.
+func (h *streamHub) recheck(sk *syncKey) {
 	h.mu.Lock()
 	h.dirty[sk] = struct{}{}
 	h.mu.Unlock()
@@ -216,8 +227,7 @@ func (h *streamHub) changed(sk *syncKey) {
 	}
 }
 
-// run sends the changes of every key that changed, until the engine stops. One
-// goroutine does it, so a key's frames are read and queued in feed order.
+// run casts the keys recheck asked for, until the engine stops.
 func (h *streamHub) run() {
 	for {
 		select {
@@ -237,9 +247,26 @@ func (h *streamHub) run() {
 	}
 }
 
+// castLock returns the lock that keeps casts of sk one at a time: a stream's position
+// moves with each frame queued, so two casts at once would queue the same changes
+// twice (harmless to the node, which skips them, but wasted).
+func (h *streamHub) castLock(sk *syncKey) *sync.Mutex {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	m := h.casting[sk]
+	if m == nil {
+		m = &sync.Mutex{}
+		h.casting[sk] = m
+	}
+	return m
+}
+
 // cast queues, for every open stream, the changes of sk after the node's position,
 // or a poke.
 func (h *streamHub) cast(sk *syncKey) {
+	lock := h.castLock(sk)
+	lock.Lock()
+	defer lock.Unlock()
 	epoch, horizon := sk.rep.Epoch(), sk.rep.Horizon()
 	groups := map[uint64][]*streamSession{}
 	for _, s := range h.list() {
@@ -456,7 +483,7 @@ func (s *streamSession) ack(sk *syncKey, at streamPos) {
 	// A change may have reached the feed after the node read it and before this ack:
 	// look again, so it is sent now rather than at the next change.
 	if head, ok := feedHead(sk); ok && head > at.seq {
-		s.hub.changed(sk)
+		s.hub.recheck(sk)
 	}
 }
 
