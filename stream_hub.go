@@ -496,6 +496,27 @@ func feedHead(sk *syncKey) (uint64, bool) {
 	return next, err == nil
 }
 
+// upToDate reports whether every change of every synced key in the pivot's feed was
+// sent to the node (or the node acknowledged holding it), as far as the pivot knows.
+func (s *streamSession) upToDate() bool {
+	for _, sk := range s.hub.e.keys {
+		if !sk.db.Active() {
+			return false
+		}
+		s.mu.Lock()
+		p, known := s.pos[sk]
+		s.mu.Unlock()
+		if !known || p.epoch != sk.rep.Epoch() {
+			return false
+		}
+		changes, _, err := sk.rep.Changes(sk.path, p.seq, 1)
+		if err != nil || len(changes) > 0 {
+			return false
+		}
+	}
+	return true
+}
+
 // status adds the open streams to the nodes of nodeStatus: a node known from NodesKey
 // is marked as connected by stream, and a node with a stream but no NodesKey entry is
 // listed by the name it sent.
@@ -523,6 +544,9 @@ func (h *streamHub) status(nodes []NodeStatus) []NodeStatus {
 		}
 		if contact.After(ns.LastContact) {
 			ns.LastContact = contact
+		}
+		if s.upToDate() {
+			ns.UpToDate, ns.Lag, ns.LagText = true, 0, ""
 		}
 		ns.StreamFrames += s.frames.Load()
 		ns.StreamPokes += s.pokesSent.Load()

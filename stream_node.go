@@ -206,6 +206,12 @@ func (s *nodeStream) session() (opened bool, err error) {
 	s.since.Store(time.Now().UnixNano())
 	s.up.Store(true)
 	s.n.contact()
+	e.log.Info("pivot: live stream open", "pivot", s.n.addr)
+	defer func() {
+		if e.ctx.Err() == nil {
+			e.log.Info("pivot: live stream ended, reconnecting", "pivot", s.n.addr, "err", err)
+		}
+	}()
 	if !e.spawn(func() { s.write(conn, &out, done) }) {
 		return true, ErrClosed
 	}

@@ -80,6 +80,7 @@ func TestStream_NodeThePivotCannotDial(t *testing.T) {
 			require.True(t, ns.LastTrigger.IsZero(), "a node with a stream gets no trigger: %+v", ns)
 			require.False(t, ns.LastContact.IsZero())
 			require.Positive(t, ns.StreamFrames)
+			require.True(t, ns.UpToDate, "%+v", ns)
 		}
 	}
 	st := a.result.Status()
