@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -89,4 +90,48 @@ func TestStream_NodeTrustsNoUnverifiedFrame(t *testing.T) {
 			require.Error(t, err, "nothing applied from an unverified frame")
 		})
 	}
+}
+
+// TestStream_CloseLeavesNoGoroutine: closing the servers ends every goroutine of the
+// stream on both sides (the pivot's reader, writer and hub, the node's session and
+// writer), whichever closes first.
+func TestStream_CloseLeavesNoGoroutine(t *testing.T) {
+	for _, first := range []string{"pivot", "node"} {
+		t.Run(first+" first", func(t *testing.T) {
+			cfg := streamTestConfig()
+			pivotServer, pivotResult := startStreamPivot(t, cfg)
+			node := &ooo.Server{Silence: true, Storage: &ooo.MemoryStorage{}, Pivot: pivotServer.Address}
+			nodeResult := Setup(node, cfg)
+			require.NoError(t, node.Start("127.0.0.1:0"))
+			streamEventually(t, func() bool { return acked(pivotResult, 1) && nodeResult.Status().Stream }, "the stream open")
+			_, err := pivotServer.Storage.Set("users/x", []byte(`{"x":1}`))
+			require.NoError(t, err)
+			streamEventually(t, func() bool { _, err := node.Storage.Get("users/x"); return err == nil }, "the write on the node")
+			if first == "pivot" {
+				pivotServer.Close(os.Interrupt)
+				node.Close(os.Interrupt)
+			} else {
+				node.Close(os.Interrupt)
+				pivotServer.Close(os.Interrupt)
+			}
+			streamEventually(t, func() bool { return !streamGoroutines() }, "no stream goroutine left:\n%s", allStacks())
+		})
+	}
+}
+
+// streamGoroutines reports whether a goroutine runs code of the stream.
+func streamGoroutines() bool {
+	s := allStacks()
+	for _, fn := range []string{"pivot.(*streamSession)", "pivot.(*streamHub)", "pivot.(*nodeStream)"} {
+		if strings.Contains(s, fn) {
+			return true
+		}
+	}
+	return false
+}
+
+// allStacks returns the stacks of every goroutine.
+func allStacks() string {
+	buf := make([]byte, 1<<20)
+	return string(buf[:runtime.Stack(buf, true)])
 }
