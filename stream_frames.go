@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -37,9 +36,6 @@ const (
 	toNode  = "to node"
 	toPivot = "to pivot"
 )
-
-// errFrame is why a received frame was refused; the stream is then closed.
-var errFrame = errors.New("bad stream frame")
 
 // streamMAC returns the HMAC under secret of the n-th frame (from 1) sent in
 // direction dir on the stream opened by the request whose proof is upgradeSig.

@@ -410,6 +410,7 @@ func (s *streamSession) write() {
 				return
 			}
 			s.frames.Add(1)
+			s.hub.e.traffic.sent.Add(int64(len(body)))
 		}
 		var keys []string
 		if all {
@@ -426,6 +427,7 @@ func (s *streamSession) write() {
 				return
 			}
 			s.pokesSent.Add(1)
+			s.hub.e.traffic.sent.Add(int64(len(body)))
 		}
 	}
 }
@@ -449,6 +451,7 @@ func (s *streamSession) read() {
 		if err != nil {
 			return
 		}
+		s.hub.e.traffic.received.Add(int64(len(msg)))
 		var f streamFrame
 		if kind != websocket.TextMessage {
 			s.hub.e.log.Warn("pivot: stream closed: binary message", "node", s.name)

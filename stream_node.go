@@ -28,10 +28,6 @@ import (
 // needStream is the work bit of a round that applies the frames the stream received.
 const needStream uint8 = 1 << 7
 
-// errStreamOff: the pivot does not serve the stream (404: an older pivot, or one with
-// Config.DisableStream). The node asks again only every streamOffRetry.
-var errStreamOff = errors.New("pivot: the pivot serves no live stream")
-
 // nodeStream is a node's live stream to the pivot. Safe for concurrent use.
 type nodeStream struct {
 	n *nodeRole
@@ -233,8 +229,9 @@ func (s *nodeStream) session() (opened bool, err error) {
 		if err != nil {
 			return true, fmt.Errorf("pivot: stream %s: %w", s.n.pivot.base, err)
 		}
+		e.traffic.received.Add(int64(len(msg)))
 		if kind != websocket.TextMessage {
-			return true, fmt.Errorf("pivot: stream: %w: binary message", errFrame)
+			return true, fmt.Errorf("%w: binary message", errFrame)
 		}
 		var f streamFrame
 		if err := in.check(msg, &f); err != nil {
@@ -263,27 +260,27 @@ func (s *nodeStream) receive(f streamFrame, size int) error {
 		}
 		sk := e.keyByPath(f.Key)
 		if sk == nil {
-			return fmt.Errorf("pivot: stream: %w: poke of key %q, not synced here", errFrame, f.Key)
+			return fmt.Errorf("%w: poke of key %q, not synced here", errFrame, f.Key)
 		}
 		s.n.request(sk, needPull)
 		return nil
 	case frameChanges:
 	default:
-		return fmt.Errorf("pivot: stream: %w: unexpected frame type %q", errFrame, f.Type)
+		return fmt.Errorf("%w: unexpected frame type %q", errFrame, f.Type)
 	}
 	sk := e.keyByPath(f.Key)
 	if sk == nil {
-		return fmt.Errorf("pivot: stream: %w: changes of key %q, not synced here", errFrame, f.Key)
+		return fmt.Errorf("%w: changes of key %q, not synced here", errFrame, f.Key)
 	}
 	if f.Epoch == "" || f.Next < f.From || len(f.Changes) == 0 {
-		return fmt.Errorf("pivot: stream: %w: changes of %s without epoch or range", errFrame, f.Key)
+		return fmt.Errorf("%w: changes of %s without epoch or range", errFrame, f.Key)
 	}
 	for i, c := range f.Changes {
 		if err := validEntry(sk.path, c.Entry); err != nil {
-			return fmt.Errorf("pivot: stream: %w: changes[%d]: %v", errFrame, i, err)
+			return fmt.Errorf("%w: changes[%d]: %v", errFrame, i, err)
 		}
 		if c.Seq <= f.From || c.Seq > f.Next {
-			return fmt.Errorf("pivot: stream: %w: changes[%d] at %d outside %d..%d", errFrame, i, c.Seq, f.From, f.Next)
+			return fmt.Errorf("%w: changes[%d] at %d outside %d..%d", errFrame, i, c.Seq, f.From, f.Next)
 		}
 	}
 	s.mu.Lock()
@@ -372,6 +369,7 @@ func (s *nodeStream) write(conn *websocket.Conn, out *frameSigner, done <-chan s
 				_ = conn.Close()
 				return
 			}
+			e.traffic.sent.Add(int64(len(body)))
 		}
 	}
 }
