@@ -1,6 +1,7 @@
 package pivot
 
 import (
+	"crypto/hmac"
 	"encoding/hex"
 	"net"
 	"net/http"
@@ -395,11 +396,14 @@ func (s *streamSession) write() {
 		case <-s.done:
 			return
 		case <-ping.C:
-			if s.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(streamWriteTimeout)) != nil {
+			if !s.current() || s.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(streamWriteTimeout)) != nil {
 				return
 			}
 			continue
 		case <-s.wake:
+		}
+		if !s.current() {
+			return
 		}
 		s.mu.Lock()
 		queue, pokes, all := s.queue, s.pokes, s.pokeAll
@@ -430,6 +434,22 @@ func (s *streamSession) write() {
 			s.hub.e.traffic.sent.Add(int64(len(body)))
 		}
 	}
+}
+
+// current reports whether the secret the stream was opened with is still accepted: a
+// stream opened before a rotation ends with the overlap (the node opens another with
+// the new secret and pulls), so a retired secret grants nothing for long.
+func (s *streamSession) current() bool {
+	if s.out.secret == nil {
+		return true
+	}
+	for _, k := range s.hub.e.secrets.secrets(time.Now()) {
+		if hmac.Equal(k, s.out.secret) {
+			return true
+		}
+	}
+	s.hub.e.log.Info("pivot: stream closed: its secret was retired", "node", s.name)
+	return false
 }
 
 // read is the stream's reader: it takes the node's acks until the stream ends. A

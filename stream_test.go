@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/benitogf/pivot"
+	"github.com/benitogf/pivot/internal/testcert"
 	"github.com/benitogf/pivot/ooo"
 	"github.com/benitogf/pivot/ooo/storage"
 	"github.com/stretchr/testify/require"
@@ -246,4 +247,26 @@ func TestStream_CutMidBurstLosesNothing(t *testing.T) {
 		require.Equal(t, 1, stored[k], "%s stored once on the node", k)
 	}
 	waitStreams(t, p, 1)
+}
+
+// TestStream_OverMutualTLS: under mutual TLS a node the pivot cannot dial gets the
+// pivot's writes on its stream (wss, with the node's certificate checked as on every
+// request).
+func TestStream_OverMutualTLS(t *testing.T) {
+	ca, err := testcert.NewCA()
+	require.NoError(t, err)
+	pcert, err := ca.Leaf("127.0.0.1")
+	require.NoError(t, err)
+	ncert, err := ca.Leaf("127.0.0.1")
+	require.NoError(t, err)
+	pcfg := streamConfig()
+	pcfg.TLS = mutualTLS(ca, pcert)
+	p := startInstance(t, "pivot", &ooo.MemoryStorage{}, "", "", pcfg)
+	ncfg := streamConfig()
+	ncfg.TLS = mutualTLS(ca, ncert)
+	node := startInstance(t, "node", &ooo.MemoryStorage{}, "", p.addr, ncfg)
+	waitStreams(t, p, 1)
+	set(t, p, "users/over-wss", `{"from":"pivot"}`)
+	eventually(t, waitTimeout, func() bool { return streamHolds(t, node.db, "users/over-wss", `{"from":"pivot"}`) }, "the write on the node, by its stream")
+	require.True(t, node.result.Status().Stream)
 }
