@@ -378,7 +378,25 @@ func (s *streamSession) close() {
 		_ = s.conn.Close()
 		s.hub.remove(s)
 		s.hub.e.log.Debug("pivot: stream closed", "node", s.name)
+		s.hub.fallBack(s.addr)
 	})
+}
+
+// fallBack, once the last stream of the node at addr closed, triggers it if NodesKey
+// names it: from now on it is dialled as before, starting with the changes the
+// stream may not have delivered (the node also pulls when it reconnects). A node
+// that is down shows so at once, as the trigger fails.
+func (h *streamHub) fallBack(addr string) {
+	if h.e.ctx.Err() != nil || h.connected(addr) {
+		return
+	}
+	p := h.e.pivotRole
+	p.mu.Lock()
+	rn := p.nodes[addr]
+	p.mu.Unlock()
+	if rn != nil {
+		p.trigger(rn, nil)
+	}
 }
 
 // write is the stream's writer: it writes the queued frames, then the pokes, and pings
