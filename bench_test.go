@@ -40,13 +40,16 @@ func BenchmarkConvergence_Auth(b *testing.B) {
 		b.Run(name, func(b *testing.B) {
 			cfg := testConfig()
 			cfg.Token = token
+			cfg.DisableStream = true
 			benchConvergenceWith(b, memoryKind, 0, cfg)
 		})
 	}
 }
 
 func benchConvergence(b *testing.B, kind storageKind, size int) {
-	benchConvergenceWith(b, kind, size, testConfig())
+	cfg := testConfig()
+	cfg.DisableStream = true // the trigger path; BenchmarkConvergence_Stream has the stream
+	benchConvergenceWith(b, kind, size, cfg)
 }
 
 func benchConvergenceWith(b *testing.B, kind storageKind, size int, cfg pivot.Config) {

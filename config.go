@@ -141,6 +141,14 @@ type Config struct {
 	// Token). Empty: the page's data route answers 404. Printable ASCII without
 	// spaces, different from Token.
 	ReadToken string
+	// DisableStream turns the live stream off (stream_node.go). By default a node
+	// keeps one websocket open to the pivot, on which the pivot sends it every change
+	// as it happens (or tells it to pull), so a node the pivot cannot dial (behind NAT
+	// or a firewall) still gets every change at once, and while it is open the pivot
+	// sends that node no triggers. On a node, true means it opens no stream and relies
+	// on triggers, SyncInterval and reads; on the pivot, true refuses streams (404),
+	// and nodes then fall back to the same.
+	DisableStream bool
 }
 
 // withDefaults returns c with every zero field replaced by its default.

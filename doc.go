@@ -15,9 +15,12 @@
 // A node pushes its own writes since its push cursor and pulls the pivot's changes
 // since its pull cursor; both cursors live beside the data, so a BoltStorage node
 // resumes where it stopped. The pivot tells the nodes listed under Config.NodesKey to
-// pull after every change, except a node that already holds it (its own push). Nodes
-// also sync on start, every Config.SyncInterval, with backoff while the pivot is
-// unreachable, and before reads (bounded by Config.ReadBudget). Every batch and page
+// pull after every change, except a node that already holds it (its own push) and a
+// node with its live stream open: a node keeps a signed websocket to the pivot, which
+// sends it every change as it happens, so a node the pivot cannot dial stays current
+// too (Config.DisableStream turns it off). Nodes also sync on start, every
+// Config.SyncInterval, with backoff while the pivot is unreachable, and before reads
+// (bounded by Config.ReadBudget). Every batch and page
 // is bounded by Config.BatchSize entries and by Config.MaxBodyBytes, and entry data
 // travels byte for byte. Every Config.RepairInterval a node also compares its data
 // with the pivot's by digest trees and repairs what differs (anti-entropy over data,
@@ -38,6 +41,9 @@
 //   - handlers.go: the protocol routes both roles serve, behind one guard (version,
 //     cluster, body, proof).
 //   - sync.go: the node: rounds, push, pull, cursors, its own pushes, sync-on-read.
+//   - stream_hub.go, stream_node.go, stream_frames.go: the live stream, the pivot's
+//     side (a websocket per node, changes sent as they happen, pokes), the node's
+//     (reconnect, apply through the pull's path, acks) and the signed frames.
 //   - reconcile.go: the node's repairs: full reconciliation (merge, prune, adopt) and
 //     anti-entropy by digest trees.
 //   - protocol.go: the wire format; peer.go: the protocol's client; compression.go:

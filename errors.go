@@ -76,3 +76,15 @@ func kindOf(status int, code string) error {
 		return ErrBadRequest
 	}
 }
+
+// Errors of the live stream (stream_node.go, stream_frames.go). They stay inside the
+// engine: a frame refused for its signature also wraps ErrUnauthorized, which is what
+// Status.LastErr is tested against.
+var (
+	// errFrame: a received stream frame failed its check or is not what that side
+	// sends; the stream is closed (and the node pulls).
+	errFrame = errors.New("pivot: bad stream frame")
+	// errStreamOff: the pivot does not serve the stream (404: an older pivot, or one
+	// with Config.DisableStream). The node asks again only every streamOffRetry.
+	errStreamOff = errors.New("pivot: the pivot serves no live stream")
+)

@@ -36,6 +36,7 @@ func (e *syncEngine) routes(r *mux.Router) {
 	handle(routeTree, http.MethodGet, e.pivotOnly(e.handleTree))
 	handle(routeEntries, http.MethodPost, e.pivotOnly(e.handleEntries))
 	handle(routeWriter, http.MethodPost, e.pivotOnly(e.handleWriter))
+	handle(routeStream, http.MethodGet, e.pivotOnly(e.handleStream))
 	handle(routeTrigger, http.MethodPost, e.handleTrigger)
 	handle(routeStatus, http.MethodGet, e.handleStatus)
 	e.operatorRoutes(r)

@@ -33,6 +33,7 @@ type pivotRole struct {
 	lastChange atomic.Int64 // unix ns of the last change of a synced key
 
 	writers writerRegistry // which storage holds which writer id (writers.go)
+	streams *streamHub     // the nodes' live streams (stream_hub.go)
 }
 
 // remoteNode is one node as the pivot sees it.
@@ -64,6 +65,7 @@ func newPivotRole(e *syncEngine) *pivotRole {
 		refresh: make(chan struct{}, 1),
 		nodes:   map[string]*remoteNode{},
 		timers:  map[*time.Timer]struct{}{},
+		streams: newStreamHub(e),
 	}
 }
 
@@ -115,6 +117,7 @@ func (h *pivotRole) changed(sk *syncKey) {
 		default:
 		}
 	}
+	h.streams.changed(sk)
 	h.triggerAll([]string{sk.path})
 }
 
@@ -189,6 +192,9 @@ func (h *pivotRole) reload() {
 // trigger queues paths for rn and starts sending unless a send is running (then that
 // send picks them up: coalesced, never dropped) or rn is backing off after a failure.
 func (h *pivotRole) trigger(rn *remoteNode, paths []string) {
+	if h.streams.connected(rn.addr) {
+		return // it gets every change on its stream
+	}
 	rn.mu.Lock()
 	defer rn.mu.Unlock()
 	if rn.removed {

@@ -10,6 +10,7 @@ func TestNodes_NodeRegistersItselfAndReceivesTriggers(t *testing.T) {
 	addr := freeAddr(t)
 	nodeCfg := cfg
 	nodeCfg.Advertise = addr
+	nodeCfg.DisableStream = true // this test proves triggers: with its stream open, a node gets none
 	node := startInstance(t, "node", memoryKind.make(t), addr, p.addr, nodeCfg)
 
 	eventually(t, waitTimeout, func() bool {

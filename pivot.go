@@ -366,6 +366,9 @@ func (e *syncEngine) start() {
 		e.spawn(e.pivotRole.run)
 	} else {
 		e.spawn(e.node.run)
+		if e.node.stream != nil {
+			e.spawn(e.node.stream.run)
+		}
 	}
 }
 

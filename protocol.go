@@ -33,6 +33,7 @@ const (
 	routeStatus  = "/status"  // GET: Status
 	routeTree    = "/tree"    // GET: a node of the digest tree of one key path (anti-entropy)
 	routeEntries = "/entries" // POST: whole entries of given keys (anti-entropy repair)
+	routeStream  = "/stream"  // GET, upgraded to a websocket: the node's live stream (stream_hub.go)
 )
 
 // Error codes in errorBody.Code.
@@ -202,4 +203,37 @@ type entriesResponse struct {
 	Epoch   string          `json:"epoch"`
 	Entries []storage.Entry `json:"entries"`
 	Next    int             `json:"next"`
+}
+
+// The live stream (stream_hub.go, stream_node.go). A node opens GET stream as a
+// websocket, signed like every request; the pivot's 101 answer is signed like every
+// answer. Each message is then one frame: the hex HMAC of the frame (empty without a
+// Token), a newline, and the frame's JSON (streamFrame). The HMAC (streamMAC) covers
+// the upgrade request's proof, the direction, the frame's number on the connection in
+// that direction (from 1) and the JSON, so a frame cannot be forged, altered,
+// replayed, reordered, dropped unnoticed or moved to another connection.
+const (
+	// frameChanges (pivot → node) carries the changes of Key after From up to Next,
+	// in the pivot's Epoch: each key once at its latest state, as a pull page does.
+	frameChanges = "changes"
+	// framePoke (pivot → node) tells the node to pull Key ("" for every key): a change
+	// too big to inline, a node behind or of unknown position, or a slow node.
+	framePoke = "poke"
+	// frameAck (node → pivot) tells where the node's pull cursor of Key stands (Epoch,
+	// Next): the pivot sends the changes after it.
+	frameAck = "ack"
+)
+
+// streamFrame is one frame of the live stream.
+type streamFrame struct {
+	Type    string `json:"type"`
+	Key     string `json:"key,omitempty"`
+	Epoch   string `json:"epoch,omitempty"`
+	Horizon uint64 `json:"horizon,omitempty"`
+	From    uint64 `json:"from,omitempty"`
+	Next    uint64 `json:"next,omitempty"`
+	// Head is the head of the pivot's feed when the frame was read (Next, for a
+	// frame that reaches it).
+	Head    uint64           `json:"head,omitempty"`
+	Changes []storage.Change `json:"changes,omitempty"`
 }

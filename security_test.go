@@ -538,7 +538,8 @@ func TestSecurity_ProtectNodesKeyRefusesAnonymousRegistrations(t *testing.T) {
 	nodeServer := &ooo.Server{Silence: true, Storage: memoryKind.make(t), Pivot: p.addr}
 	pivot.ProtectNodesKey(nodeServer, cfg.NodesKey, nil)
 	node := startServer(t, "node", nodeServer, naddr, ncfg)
-	eventually(t, waitTimeout, func() bool { return len(p.result.Status().Nodes) == 1 }, "the node registered itself")
+	// Wait for the entry itself: a node with its stream open is in Status before it.
+	eventually(t, waitTimeout, func() bool { return len(state(t, p.db, []string{"things/*"}, true)) == 1 }, "the node registered itself")
 	waitConverged(t, []*instance{p, node}, false)
 	before := digests(t, []*instance{p, node})
 

@@ -73,6 +73,10 @@ type Status struct {
 	// Unreachable is, on a node while the pivot is unreachable, for how long, as
 	// text ("12.5s").
 	Unreachable string `json:"unreachable,omitempty"`
+	// Stream is, on a node, whether its live stream to the pivot is open (see
+	// Config.DisableStream), and StreamSince since when.
+	Stream      bool      `json:"stream,omitempty"`
+	StreamSince time.Time `json:"streamSince,omitzero"`
 }
 
 // NodeStatus is one node as the pivot sees it.
@@ -113,6 +117,19 @@ type NodeStatus struct {
 	// NextTrigger is, after a failure, the earliest time the pivot dials the node
 	// again.
 	NextTrigger time.Time `json:"nextTrigger,omitzero"`
+	// Stream tells that the node has its live stream open to the pivot (see
+	// Config.DisableStream): it gets every change on it and no triggers. A node with a
+	// stream is listed whether or not it has a NodesKey entry (without one, Address is
+	// the name it sends in HeaderNode), and LastContact counts its stream messages.
+	Stream bool `json:"stream,omitempty"`
+	// StreamSince is when the open stream was opened.
+	StreamSince time.Time `json:"streamSince,omitzero"`
+	// StreamFrames counts the frames of changes sent on the open stream, StreamPokes
+	// the pokes (the node pulled instead), and StreamDegraded the times the node read
+	// too slowly and its queued frames became pokes.
+	StreamFrames   int64 `json:"streamFrames,omitempty"`
+	StreamPokes    int64 `json:"streamPokes,omitempty"`
+	StreamDegraded int64 `json:"streamDegraded,omitempty"`
 }
 
 // KeyStatus is one synced path.
@@ -213,10 +230,11 @@ func (e *syncEngine) status() Status {
 			s.Unreachable = readable(time.Since(time.Unix(0, since)))
 		}
 		s.Checks, s.Repairs = e.counts.checks.Load(), e.counts.repaired.Load()
+		s.Stream, s.StreamSince = n.streamStatus()
 	}
 	if h := e.pivotRole; h != nil {
 		s.PulledEntries = e.counts.served.Load()
-		s.Nodes = h.nodeStatus()
+		s.Nodes = h.streams.status(h.nodeStatus())
 	}
 	return s
 }

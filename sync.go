@@ -59,11 +59,13 @@ type nodeRole struct {
 	// storages (writers.go), and cleared when the pivot was unreachable or a check
 	// comes due, so they are confirmed again.
 	writersConfirmed bool
+
+	stream *nodeStream // the live stream to the pivot (stream_node.go); nil when off
 }
 
 // newNodeRole makes the node side of e, syncing with the pivot at pivotAddr.
 func newNodeRole(e *syncEngine, pivotAddr string) *nodeRole {
-	return &nodeRole{
+	n := &nodeRole{
 		e:       e,
 		pivot:   e.peer(pivotAddr, e.nodeID),
 		addr:    pivotAddr,
@@ -78,6 +80,8 @@ func newNodeRole(e *syncEngine, pivotAddr string) *nodeRole {
 
 		lostPushes: map[*syncKey]map[string]storage.Entry{},
 	}
+	n.stream = newNodeStream(n)
+	return n
 }
 
 // request asks for work on sk (every key when sk is nil) and returns a channel closed
@@ -355,10 +359,16 @@ func (n *nodeRole) syncKey(ctx context.Context, sk *syncKey, bits uint8) error {
 			return pushErr
 		}
 	}
+	if bits&needStream != 0 {
+		if err := n.applyStream(sk, cur); err != nil {
+			return errors.Join(pushErr, err)
+		}
+	}
 	if bits&needPull != 0 {
 		if err := n.pull(ctx, sk, cur); err != nil {
 			return errors.Join(pushErr, err)
 		}
+		n.stream.ack(sk, cur)
 	}
 	if pushErr != nil {
 		return pushErr

@@ -111,3 +111,38 @@ const nodesPage = 1000
 // the pivot: long enough for a round on a live link, short enough not to hold up a
 // shutdown (a write still unsent is pushed at the next start, never lost).
 const closeDrain = 2 * time.Second
+
+// The live stream (stream_hub.go, stream_node.go).
+const (
+	// streamInlineBytes is the most bytes of entries (entrySize) one stream frame
+	// carries. A change set bigger than that is a poke, and the node pulls it: a pull
+	// page is compressed and bounded by the node's own budget, and one large value
+	// must not hold up the frames of the other keys on the connection.
+	streamInlineBytes = 64 << 10
+	// streamInlineChanges is the most changes one frame carries, as the most bytes of
+	// a frame keep one frame from holding up the others on the connection.
+	streamInlineChanges = 256
+	// streamFramesPerCast is the most frames one change sends a node (a burst that
+	// outgrew one frame): a node further behind pulls instead.
+	streamFramesPerCast = 16
+	// streamQueueBytes bounds the frames queued for one node and not yet written to
+	// its connection. A node that reads slower than the pivot writes reaches it; its
+	// queue is then dropped and replaced by one poke per key (it pulls what it
+	// missed), so a slow node costs the pivot at most this much memory, and never
+	// slows the writes or the other nodes.
+	streamQueueBytes = 1 << 20
+	// streamWriteTimeout bounds one frame's write to a node's connection: a node
+	// that stops reading altogether has its stream closed, and reconnects.
+	streamWriteTimeout = 10 * time.Second
+	// streamPing is how often each side of an idle stream shows it is alive; a side
+	// that hears nothing for streamIdle closes the stream (the node then
+	// reconnects). A NAT drops idle mappings after tens of seconds or minutes: the
+	// pings keep the node's mapping open too.
+	streamPing = 15 * time.Second
+	streamIdle = 3 * streamPing
+	// streamAckLimit bounds one message from a node (an ack is about 200 bytes).
+	streamAckLimit = 16 << 10
+	// streamOffRetry is how long a node waits before asking again for a stream the
+	// pivot refused as unknown (404: an older pivot, or one with DisableStream).
+	streamOffRetry = time.Minute
+)

@@ -65,6 +65,8 @@ type options struct {
 	wsSamples       int           // websocket samples, pools following changes
 	wsRereadSamples int           // websocket samples, pools re-reading (FullRead)
 	wsBudget        time.Duration // time budget of one websocket figure
+
+	streamFanOut []int // node counts of the stream fan-out figures
 }
 
 func defaults(quick bool) options {
@@ -76,6 +78,7 @@ func defaults(quick bool) options {
 			catchUpSize: 100_000, catchUpRounds: 1,
 			fanOut: []int{1, 10, 50}, fanOutSamples: 30,
 			wsSizes: []int{0, 1_000, 10_000}, wsSamples: 60, wsRereadSamples: 15, wsBudget: 2 * time.Second,
+			streamFanOut: []int{10, 100, 1000},
 		}
 	}
 	return options{
@@ -85,6 +88,7 @@ func defaults(quick bool) options {
 		catchUpSize: 100_000, catchUpRounds: 3,
 		fanOut: []int{1, 10, 50}, fanOutSamples: 200,
 		wsSizes: []int{0, 1_000, 10_000, 100_000}, wsSamples: 200, wsRereadSamples: 40, wsBudget: 20 * time.Second,
+		streamFanOut: []int{10, 100, 1000},
 	}
 }
 
@@ -114,7 +118,7 @@ func (o options) wsCount(mode string) (int, time.Duration) {
 }
 
 // Scenario names for -only.
-var scenarios = []string{"convergence", "throughput", "catchup", "fanout", "websocket"}
+var scenarios = []string{"convergence", "throughput", "catchup", "fanout", "websocket", "stream"}
 
 func run(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("pivot-bench", flag.ContinueOnError)
@@ -229,6 +233,20 @@ func run(args []string, stdout, stderr io.Writer) error {
 			return runWebsocket(r, o, wsModes, o.wsSizes)
 		}); err != nil {
 			return err
+		}
+	}
+	if selected["stream"] {
+		if err := step("stream, node A → node B, triggers/stream", func() error {
+			return runStreamConvergence(r, o)
+		}); err != nil {
+			return err
+		}
+		for _, n := range o.streamFanOut {
+			if err := step(fmt.Sprintf("stream, fan-out, %s", nodesLabel(n)), func() error {
+				return runStreamFanOut(r, o, n)
+			}); err != nil {
+				return err
+			}
 		}
 	}
 

@@ -61,6 +61,22 @@ func printTargets(w io.Writer, r *results, o options) {
 	v, ok = med(figFanOut, nodesLabel(50))
 	line("fan-out to 50 nodes ≤ 50 ms", format(v, unitMs), v <= 50, ok)
 
+	ts := r.find(figStreamNode, "1k", modeTrigger)
+	ss := r.find(figStreamNode, "1k", modeStream)
+	known := ts != nil && ss != nil && len(ts.samples) > 0 && len(ss.samples) > 0
+	sv, tv := math.NaN(), math.NaN()
+	if known {
+		sv, tv = ss.median(), ts.median()
+	}
+	line("stream: write on A → readable on B ≤ 0.25 ms", format(sv, unitMs), sv <= 0.25, known)
+	line("stream: at least 1.5× better than triggers", fmt.Sprintf("%s vs %s, ×%.2f", format(sv, unitMs), format(tv, unitMs), tv/sv), tv/sv >= 1.5, known)
+	fan := r.find(figStreamFan, nodesLabel(1000), modeStream)
+	fv := math.NaN()
+	if fan != nil && len(fan.samples) > 0 {
+		fv = fan.median()
+	}
+	line("stream: one write on the pivot on the last of 1,000 nodes ≤ 100 ms", format(fv, unitMs), fv <= 100, fan != nil && len(fan.samples) > 0)
+
 	small, large = sizeLabel(o.wsSizes[0]), sizeLabel(o.wsSizes[len(o.wsSizes)-1])
 	worst, all := 0.0, true
 	var measured []string

@@ -2,6 +2,9 @@
 // serving reads and writes while the pivot is away, and catches up when it returns.
 //
 //	go run ./examples/node -addr 127.0.0.1:8801 -pivot 127.0.0.1:8800 -data /tmp/node1 -token secret
+//
+// A node the pivot cannot dial (behind NAT or a firewall) runs with -advertise none: it
+// registers no address and gets every change over its live stream to the pivot.
 package main
 
 import (
@@ -21,7 +24,8 @@ import (
 func main() {
 	addr := flag.String("addr", "127.0.0.1:8801", "address to listen on")
 	pivotAddr := flag.String("pivot", "127.0.0.1:8800", "the pivot's host:port")
-	advertise := flag.String("advertise", "", "host:port the pivot reaches this node at (default: -addr, or with no host in -addr the local address that routes to -pivot)")
+	advertise := flag.String("advertise", "", "host:port the pivot reaches this node at (default: -addr, or with no host in -addr the local address that routes to -pivot); \"none\": the pivot cannot reach this node, which registers no address and gets every change over its live stream")
+	stream := flag.Bool("stream", true, "keep a live stream open to the pivot (false: rely on the pivot's triggers, the periodic sync and reads)")
 	data := flag.String("data", "node-data", "folder of the BoltStorage file")
 	token := flag.String("token", "", "cluster token (the same on every instance)")
 	cluster := flag.String("cluster", "example", "cluster id (the same on every instance)")
@@ -35,7 +39,14 @@ func main() {
 		fmt.Fprintln(os.Stderr, "-pivot is required")
 		os.Exit(2)
 	}
-	if *advertise == "" {
+	switch *advertise {
+	case "none":
+		if !*stream {
+			fmt.Fprintln(os.Stderr, "-advertise none needs the live stream (-stream): nothing else brings the pivot's changes at once")
+			os.Exit(2)
+		}
+		*advertise = ""
+	case "":
 		a, err := advertised(*addr, *pivotAddr)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
@@ -59,6 +70,8 @@ func main() {
 		Advertise: *advertise,
 		Logger:    logger,
 		ReadToken: *read,
+
+		DisableStream: !*stream,
 	}
 	if *cert != "" {
 		tc, err := pivot.LoadMutualTLS(*cert, *keyFile, *ca)
