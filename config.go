@@ -147,7 +147,9 @@ type Config struct {
 	// or a firewall) still gets every change at once, and while it is open the pivot
 	// sends that node no triggers. On a node, true means it opens no stream and relies
 	// on triggers, SyncInterval and reads; on the pivot, true refuses streams (404),
-	// and nodes then fall back to the same.
+	// and nodes then fall back to the same. The stream dials with Client's
+	// *http.Transport, or through its Transport's DialStream (StreamDialer); a node
+	// whose Client has any other Transport opens no stream.
 	DisableStream bool
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -189,9 +190,14 @@ func outageSince(last time.Time) string {
 	return readable(time.Since(last))
 }
 
-// transportError is the message of a request that got no answer, without the URL the
-// http client puts in front of it: RemoteError names the peer already.
+// transportError is the message of a request (or stream) that got no answer, without
+// the URL the http client puts in front of it nor the addresses a connection error
+// names: RemoteError and the log lines name the peer already.
 func transportError(err error) string {
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Err != nil {
+		return oe.Op + ": " + oe.Err.Error()
+	}
 	var ue *url.Error
 	if errors.As(err, &ue) {
 		return ue.Err.Error()

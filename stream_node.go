@@ -1,9 +1,12 @@
 package pivot
 
 import (
+	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -45,9 +48,9 @@ type nodeStream struct {
 }
 
 // newNodeStream makes the stream of node n, or nil when the config turns it off or
-// gives a Client the stream cannot honour: one whose Transport is not an
-// *http.Transport (a test's fault-injecting transport, a custom proxy), since the
-// stream dials on its own and would bypass it.
+// gives a Client the stream cannot honour: one whose Transport is neither an
+// *http.Transport nor a StreamDialer (a custom proxy, say), since the stream dials
+// on its own and would bypass it.
 func newNodeStream(n *nodeRole) *nodeStream {
 	if n.e.cfg.DisableStream || streamTransport(n.e.client) == nil {
 		return nil
@@ -61,17 +64,43 @@ func newNodeStream(n *nodeRole) *nodeStream {
 	}
 }
 
-// streamTransport returns the *http.Transport of client, whose dialer, proxy and TLS
-// settings the stream uses, or nil.
-func streamTransport(client *http.Client) *http.Transport {
+// StreamDialer is implemented by a Config.Client Transport that is not an
+// *http.Transport but can open the live stream's connections: a fault-injecting test
+// transport, or a program's own transport over its own dialer. The stream dials
+// through DialStream (TLS on top of it from Config.TLS), so it breaks where the
+// transport's links break, as requests do. A Transport that is neither gets no
+// stream.
+type StreamDialer interface {
+	// DialStream opens a connection to addr ("host:port") for the stream, as
+	// net.Dialer.DialContext does.
+	DialStream(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+// streamDial is how the stream reaches the pivot: the dialer, proxy and TLS settings
+// of the Client's Transport.
+type streamDial struct {
+	dial    func(ctx context.Context, network, addr string) (net.Conn, error)
+	dialTLS func(ctx context.Context, network, addr string) (net.Conn, error)
+	proxy   func(*http.Request) (*url.URL, error)
+	tls     *tls.Config
+}
+
+// streamTransport returns how the stream dials with client's Transport, or nil when
+// it cannot (see StreamDialer).
+func streamTransport(client *http.Client) *streamDial {
 	if client == nil {
 		return nil
 	}
-	if client.Transport == nil {
-		return http.DefaultTransport.(*http.Transport)
+	switch t := client.Transport.(type) {
+	case nil:
+		d := http.DefaultTransport.(*http.Transport)
+		return &streamDial{dial: d.DialContext, proxy: d.Proxy}
+	case *http.Transport:
+		return &streamDial{dial: t.DialContext, dialTLS: t.DialTLSContext, proxy: t.Proxy, tls: t.TLSClientConfig}
+	case StreamDialer:
+		return &streamDial{dial: t.DialStream}
 	}
-	t, _ := client.Transport.(*http.Transport)
-	return t
+	return nil
 }
 
 // run keeps the stream open until the engine stops: it connects, serves the stream
@@ -128,10 +157,10 @@ func (s *nodeStream) dial() (*websocket.Conn, frameSigner, frameSigner, error) {
 	t := streamTransport(e.client)
 	dialer := websocket.Dialer{
 		HandshakeTimeout:  e.cfg.RequestTimeout,
-		NetDialContext:    t.DialContext,
-		NetDialTLSContext: t.DialTLSContext,
-		Proxy:             t.Proxy,
-		TLSClientConfig:   t.TLSClientConfig,
+		NetDialContext:    t.dial,
+		NetDialTLSContext: t.dialTLS,
+		Proxy:             t.proxy,
+		TLSClientConfig:   t.tls,
 		ReadBufferSize:    4096,
 		WriteBufferPool:   &sync.Pool{},
 	}
@@ -205,7 +234,7 @@ func (s *nodeStream) session() (opened bool, err error) {
 	e.log.Info("pivot: live stream open", "pivot", s.n.addr)
 	defer func() {
 		if e.ctx.Err() == nil {
-			e.log.Info("pivot: live stream ended, reconnecting", "pivot", s.n.addr, "err", err)
+			e.log.Info("pivot: live stream ended, reconnecting", "pivot", s.n.addr, "err", transportError(err))
 		}
 	}()
 	if !e.spawn(func() { s.write(conn, &out, done) }) {
@@ -227,7 +256,7 @@ func (s *nodeStream) session() (opened bool, err error) {
 	for {
 		kind, msg, err := conn.ReadMessage()
 		if err != nil {
-			return true, fmt.Errorf("pivot: stream %s: %w", s.n.pivot.base, err)
+			return true, fmt.Errorf("pivot: stream: %w", err)
 		}
 		e.traffic.received.Add(int64(len(msg)))
 		if kind != websocket.TextMessage {

@@ -62,9 +62,10 @@ type Counts struct {
 // concurrent use.
 type Network struct {
 	mu    sync.Mutex
-	names map[string]string  // "host:port" → instance name
-	links map[[2]string]Link // {from, to} → state; absent means up
-	rng   *rand.Rand         // for Loss; guarded by mu
+	names map[string]string        // "host:port" → instance name
+	links map[[2]string]Link       // {from, to} → state; absent means up
+	rng   *rand.Rand               // for Loss; guarded by mu
+	conns map[*streamConn]struct{} // open stream connections (stream_faults.go)
 	// Count is what the network did so far.
 	Count Counts
 }
@@ -85,17 +86,22 @@ func (n *Network) Name(addr, name string) {
 	n.names[addr] = name
 }
 
-// Update changes the link from → to with fn (to may be AnyPeer).
+// Update changes the link from → to with fn (to may be AnyPeer). Stream connections
+// the change cuts are closed before it returns.
 func (n *Network) Update(from, to string, fn func(*Link)) {
 	n.mu.Lock()
-	defer n.mu.Unlock()
 	l := n.links[[2]string{from, to}]
 	fn(&l)
 	if l.isUp() {
 		delete(n.links, [2]string{from, to})
-		return
+	} else {
+		n.links[[2]string{from, to}] = l
 	}
-	n.links[[2]string{from, to}] = l
+	broken := n.breakLocked()
+	n.mu.Unlock()
+	for _, c := range broken {
+		_ = c.Close()
+	}
 }
 
 // SetMode sets the mode of the link from → to, keeping its counters.

@@ -110,3 +110,48 @@ func TestNetwork_OwnLinkBeforeAnyPeerAndCountersRunOut(t *testing.T) {
 	require.EqualValues(t, 2, net.Count.Refused.Load())
 	require.EqualValues(t, 1, net.Count.Delayed.Load())
 }
+
+// until polls cond every 2 ms until it holds or ctx ends.
+func until(t *testing.T, ctx context.Context, what string, cond func() bool) {
+	t.Helper()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("not reached: %s", what)
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+}
+
+// The live stream dials through the network (pivot.StreamDialer): a cut breaks the
+// open stream, the node cannot reopen it while cut, and after the heal it streams
+// again and converges.
+func TestNetwork_CutBreaksTheLiveStream(t *testing.T) {
+	net := testcluster.NewNetwork(2)
+	c, err := testcluster.StartCluster(1, func(i int) testcluster.Spec {
+		s := spec(i)
+		s.Name = []string{"pivot", "streamer"}[i]
+		s.Config.Client = net.Transport(s.Name).Client()
+		return s
+	})
+	require.NoError(t, err)
+	t.Cleanup(c.Close)
+	net.Name(c.Pivot.Addr, "pivot")
+	node := c.Nodes[0]
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	until(t, ctx, "the node's stream opens", func() bool { return node.Status().Stream })
+
+	net.SetMode("streamer", "pivot", testcluster.LinkRefused)
+	until(t, ctx, "the cut closes the stream", func() bool { return !node.Status().Stream })
+	_, err = c.Pivot.DB.Set("users/while-cut", []byte(`"<p>ü</p>"`))
+	require.NoError(t, err)
+	_, err = node.DB.Set("users/on-the-node", []byte(`2`))
+	require.NoError(t, err)
+	until(t, ctx, "the node fails to reach the pivot", func() bool { return net.Count.Refused.Load() > 0 })
+	require.False(t, node.Status().Stream, "no stream opens through a refused link")
+
+	net.HealAll()
+	require.NoError(t, c.WaitConverged(ctx, paths, false))
+	until(t, ctx, "the stream opens again", func() bool { return node.Status().Stream })
+}
