@@ -33,6 +33,7 @@ type pivotRole struct {
 	lastChange atomic.Int64 // unix ns of the last change of a synced key
 
 	writers writerRegistry // which storage holds which writer id (writers.go)
+	owners  ownership      // which nodes this process triggers (ownership.go)
 }
 
 // remoteNode is one node as the pivot sees it.
@@ -52,6 +53,7 @@ type remoteNode struct {
 	lastContact time.Time // last successful exchange, in either direction
 	lastPull    time.Time // last pull to the head of the feed, or skip (it held everything)
 	removed     bool
+	owned       bool                   // this pivot process triggers the node (ownership.go)
 	skipped     int64                  // triggers not sent: the node held every change
 	views       map[*syncKey]*nodeView // what the node holds, per key; nil until it pulls
 }
@@ -85,6 +87,9 @@ func (h *pivotRole) run() {
 		}
 	}
 	h.reload()
+	if h.e.cfg.Membership != nil {
+		h.e.spawn(h.runMembership)
+	}
 	h.triggerAll(nil)
 	for {
 		select {
@@ -118,7 +123,8 @@ func (h *pivotRole) changed(sk *syncKey) {
 	h.triggerAll([]string{sk.path})
 }
 
-// triggerAll asks every known node to sync paths (every key when nil).
+// triggerAll asks every known node this process owns to sync paths (every key when
+// nil).
 func (h *pivotRole) triggerAll(paths []string) {
 	for _, rn := range h.nodeList() {
 		h.trigger(rn, paths)
@@ -168,7 +174,7 @@ func (h *pivotRole) reload() {
 	}
 	for addr, dial := range found {
 		if _, ok := h.nodes[addr]; !ok {
-			rn := &remoteNode{addr: addr, dial: dial, peer: h.e.peer(dial, nil), pending: map[string]struct{}{}}
+			rn := &remoteNode{addr: addr, dial: dial, peer: h.e.peer(dial, nil), pending: map[string]struct{}{}, owned: h.owns(addr)}
 			h.nodes[addr] = rn
 			added = append(added, rn)
 		}
@@ -188,10 +194,11 @@ func (h *pivotRole) reload() {
 
 // trigger queues paths for rn and starts sending unless a send is running (then that
 // send picks them up: coalesced, never dropped) or rn is backing off after a failure.
+// A node another pivot process owns is left to it (ownership.go).
 func (h *pivotRole) trigger(rn *remoteNode, paths []string) {
 	rn.mu.Lock()
 	defer rn.mu.Unlock()
-	if rn.removed {
+	if rn.removed || !rn.owned {
 		return
 	}
 	rn.queueLocked(paths)

@@ -148,6 +148,9 @@ func Setup(server *ooo.Server, config Config) SetupResult {
 		client = &http.Client{Transport: server.Client.Transport}
 	}
 	e := newEngine(cfg, server.Pivot, keys, client)
+	if e.node != nil && cfg.Membership != nil {
+		panic(fmt.Errorf("%w: Membership: set on a node (server.Pivot or Pivots is set); it is for pivot processes", ErrInvalidConfig))
+	}
 	e.server = server
 	e.routes(server.Router)
 
@@ -333,7 +336,7 @@ func newEngine(cfg Config, pivotAddr string, keys []*syncKey, client *http.Clien
 	e.verify.keys, e.verify.since = e.secrets, now
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 	e.ready = make(chan struct{})
-	if pivotAddr == "" {
+	if pivotAddr == "" && len(cfg.Pivots) == 0 {
 		e.role = RolePivot
 		e.pivotRole = newPivotRole(e)
 	} else {
@@ -395,6 +398,12 @@ func (e *syncEngine) close() {
 	e.mu.Unlock()
 	if e.node != nil {
 		e.node.drain(closeDrain)
+	}
+	if e.pivotRole != nil && e.cfg.Membership != nil {
+		// Leave first: the other processes take this one's nodes over at once.
+		if err := e.cfg.Membership.Close(); err != nil {
+			e.fail("pivot: leave the pivot processes", err)
+		}
 	}
 	e.cancel()
 	if e.pivotRole != nil {
