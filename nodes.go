@@ -53,7 +53,7 @@ type remoteNode struct {
 	lastContact time.Time // last successful exchange, in either direction
 	lastPull    time.Time // last pull to the head of the feed, or skip (it held everything)
 	removed     bool
-	owned       bool                   // this pivot process triggers the node (ownership.go)
+	elsewhere   bool                   // another pivot process triggers the node (ownership.go)
 	skipped     int64                  // triggers not sent: the node held every change
 	views       map[*syncKey]*nodeView // what the node holds, per key; nil until it pulls
 }
@@ -174,7 +174,7 @@ func (h *pivotRole) reload() {
 	}
 	for addr, dial := range found {
 		if _, ok := h.nodes[addr]; !ok {
-			rn := &remoteNode{addr: addr, dial: dial, peer: h.e.peer(dial, nil), pending: map[string]struct{}{}, owned: h.owns(addr)}
+			rn := &remoteNode{addr: addr, dial: dial, peer: h.e.peer(dial, nil), pending: map[string]struct{}{}, elsewhere: !h.owns(addr)}
 			h.nodes[addr] = rn
 			added = append(added, rn)
 		}
@@ -198,7 +198,7 @@ func (h *pivotRole) reload() {
 func (h *pivotRole) trigger(rn *remoteNode, paths []string) {
 	rn.mu.Lock()
 	defer rn.mu.Unlock()
-	if rn.removed || !rn.owned {
+	if rn.removed || rn.elsewhere {
 		return
 	}
 	rn.queueLocked(paths)

@@ -112,7 +112,7 @@ func (h *pivotRole) setOwned(rn *remoteNode) bool {
 	owned := h.owns(rn.addr)
 	rn.mu.Lock()
 	defer rn.mu.Unlock()
-	moved := owned && !rn.owned
-	rn.owned = owned
+	moved := owned && rn.elsewhere
+	rn.elsewhere = !owned
 	return moved
 }

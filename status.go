@@ -265,7 +265,7 @@ func (h *pivotRole) nodeStatus() []NodeStatus {
 			LastError:           rn.lastError,
 			Dormant:             rn.failures >= dormantAfter,
 			NextTrigger:         rn.nextTry,
-			Owned:               rn.owned,
+			Owned:               !rn.elsewhere,
 		}
 		if lastChange != 0 && rn.lastPull.UnixNano() < lastChange {
 			ns.Lag = now.Sub(time.Unix(0, lastChange))
