@@ -2,6 +2,7 @@ package pivot
 
 import (
 	"math/rand/v2"
+	"net"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -57,6 +58,12 @@ func (h *pivotRole) memberName() string {
 func (h *pivotRole) runMembership() {
 	m, ctx := h.e.cfg.Membership, h.e.ctx
 	self := h.memberName()
+	if host, _, err := net.SplitHostPort(self); err == nil {
+		if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+			// Two machines listening on ":8800" would join under one name.
+			h.e.log.Warn("pivot: joining the pivot processes under an unspecified address; set Advertise to the address the nodes list in Pivots", "self", self)
+		}
+	}
 	for attempt := 1; ; attempt++ {
 		err := m.Join(ctx, self)
 		if err == nil {
