@@ -318,3 +318,19 @@ func TestConfig_SeveralPivotsNeedAClusterID(t *testing.T) {
 		pivot.Setup(&ooo.Server{Pivot: "127.0.0.1:1"}, onNode)
 	})
 }
+
+// A node whose addresses include one where nothing listens syncs through the other,
+// whichever order rendezvous hashing put them in.
+func TestSeveralPivots_AnAddressWhereNothingListensIsSkipped(t *testing.T) {
+	cfg := testConfig()
+	p := startInstance(t, "pivot", &ooo.MemoryStorage{}, "", "", cfg)
+	c := cfg
+	c.Pivots = []string{freeAddr(t), p.addr}
+	node := startInstance(t, "node", &ooo.MemoryStorage{}, "", "", c)
+	p.register(node)
+	set(t, node, "users/a", `1`)
+	waitConverged(t, []*instance{p, node}, false)
+	st := node.result.Status()
+	require.Equal(t, p.addr, st.Pivot)
+	require.ElementsMatch(t, c.Pivots, st.Pivots)
+}
