@@ -42,7 +42,8 @@ func hostPort(addr string) string {
 // orderPivots puts the pivot addresses in the order of rendezvous hashing of this
 // node's name (rendezvousOrder): first the process that owns the node, the one that
 // triggers it, then the one that would own it if the first were gone, and so on.
-// Called by the run goroutine once the server listens (the node's name is known).
+// Called once, when the server is started (the node's name is known), before the
+// run goroutine starts its rounds.
 func (n *nodeRole) orderPivots() {
 	if len(n.pivots) < 2 {
 		return

@@ -347,9 +347,16 @@ func newEngine(cfg Config, pivotAddr string, keys []*syncKey, client *http.Clien
 }
 
 // markReady tells the engine's goroutines that the server is started (its storage
-// too, and its Address known). Safe to call more than once.
+// too, and its Address known). A node first orders its pivot addresses, which needs
+// its name (the Address): so Status shows the address in use from the moment the
+// server's Start returns. Safe to call more than once.
 func (e *syncEngine) markReady() {
-	e.readyOnce.Do(func() { close(e.ready) })
+	e.readyOnce.Do(func() {
+		if e.node != nil {
+			e.node.orderPivots()
+		}
+		close(e.ready)
+	})
 }
 
 // waitReady waits until the server is started; false when the engine stops first.

@@ -197,7 +197,6 @@ func (n *nodeRole) run() {
 	if !n.e.waitReady() {
 		return
 	}
-	n.orderPivots()
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()

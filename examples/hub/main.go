@@ -3,8 +3,9 @@
 // processes sharing one natshub bucket, and two nodes on BoltStorage, all on loopback
 // with their data in a temporary folder. It writes on every instance, measures a write
 // on one node reaching the other through two different pivot processes, stops the
-// pivot process the first node syncs with while both nodes keep writing, and prints
-// what happened and how long convergence took. It exits 0 when every instance ends
+// NATS server that leads the bucket's stream while both nodes keep writing, then the
+// pivot process the first node syncs with while they keep writing, and prints what
+// happened and how long convergence took. It exits 0 when every instance ends
 // with the same data and every write is present everywhere, 1 otherwise.
 //
 //	go run ./examples/hub
@@ -109,10 +110,20 @@ func run(samples, writes int) int {
 	}
 	addrs := []string{hubs[0].server.Address, hubs[1].server.Address}
 	var nodes []*instance
+	// Each node syncs first with the pivot process that owns its name (rendezvous
+	// hashing of its address): node2 is started again on another port until it lands
+	// on the other process than node1, so that its writes cross two processes.
 	for _, name := range []string{"node1", "node2"} {
-		n, err := startNode(name, filepath.Join(dir, name), addrs, cfg)
-		if err != nil {
-			return fail(err)
+		var n *instance
+		for try := 0; ; try++ {
+			n, err = startNode(name, filepath.Join(dir, fmt.Sprintf("%s-%d", name, try)), addrs, cfg)
+			if err != nil {
+				return fail(err)
+			}
+			if len(nodes) == 0 || try == 9 || n.result.Status().Pivot != nodes[0].result.Status().Pivot {
+				break
+			}
+			n.close()
 		}
 		nodes = append(nodes, n)
 		all = append(all, n)
@@ -147,6 +158,27 @@ func run(samples, writes int) int {
 	step(fmt.Sprintf("write on node1 → visible on node2 (%d samples)", samples), lat[len(lat)/2],
 		fmt.Sprintf("median; p99 %s; %s", formatDuration(lat[len(lat)*99/100]), via))
 
+	// Stop the JetStream server leading the bucket's stream while both nodes write:
+	// the hub's writes pause until a new leader is elected, the nodes keep serving.
+	leader := js.StreamLeader("KV_example")
+	start = time.Now()
+	written, err := writeDuring(nodes, "leader", writes, func() {
+		if leader >= 0 {
+			js.Stop(leader)
+		}
+	})
+	if err != nil {
+		return fail(err)
+	}
+	step(fmt.Sprintf("stop the stream leader (NATS server n%d) while both nodes write %d entries each", leader+1, writes),
+		time.Since(start), "every local write succeeded")
+	start = time.Now()
+	if !waitConverged(all, 60*time.Second) {
+		return fail(fmt.Errorf("no convergence after the stream leader stopped:\n%s", describe(all)))
+	}
+	step("wait until every instance holds the same data", time.Since(start),
+		fmt.Sprintf("converged; new stream leader n%d", js.StreamLeader("KV_example")+1))
+
 	// Stop node1's pivot process while both nodes write.
 	victim := hubs[0]
 	if on(nodes[0]) == hubs[1].server.Address {
@@ -156,40 +188,12 @@ func run(samples, writes int) int {
 	if survivor == victim {
 		survivor = hubs[1]
 	}
-	var written []string
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	errs := make(chan error, len(nodes))
-	halfway := make(chan struct{}, len(nodes))
 	start = time.Now()
-	for _, n := range nodes {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range writes {
-				if i == writes/4 {
-					halfway <- struct{}{}
-				}
-				k := fmt.Sprintf("users/%s-w%03d", n.name, i)
-				if err := write(n, k, map[string]int{"i": i}); err != nil {
-					errs <- err
-					return
-				}
-				mu.Lock()
-				written = append(written, k)
-				mu.Unlock()
-			}
-		}()
+	more, err := writeDuring(nodes, "pivot", writes, victim.close)
+	if err != nil {
+		return fail(err)
 	}
-	for range nodes {
-		<-halfway
-	}
-	victim.close()
-	wg.Wait()
-	close(errs)
-	if err := <-errs; err != nil {
-		return fail(fmt.Errorf("a write on a node failed: %w", err))
-	}
+	written = append(written, more...)
 	step(fmt.Sprintf("stop %s (node1's) while both nodes write %d entries each", victim.name, writes), time.Since(start),
 		"every local write succeeded")
 
@@ -218,6 +222,45 @@ func run(samples, writes int) int {
 		return 1
 	}
 	return 0
+}
+
+// writeDuring has every node write n entries (under users/<node>-<tag>-<i>) and calls
+// fault once each node has written a quarter of them. It returns the keys written.
+func writeDuring(nodes []*instance, tag string, n int, fault func()) ([]string, error) {
+	var written []string
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	errs := make(chan error, len(nodes))
+	quarter := make(chan struct{}, len(nodes))
+	for _, node := range nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range n {
+				if i == n/4 {
+					quarter <- struct{}{}
+				}
+				k := fmt.Sprintf("users/%s-%s-%03d", node.name, tag, i)
+				if err := write(node, k, map[string]int{"i": i}); err != nil {
+					errs <- err
+					return
+				}
+				mu.Lock()
+				written = append(written, k)
+				mu.Unlock()
+			}
+		}()
+	}
+	for range nodes {
+		<-quarter
+	}
+	fault()
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return nil, fmt.Errorf("a write on a node failed: %w", err)
+	}
+	return written, nil
 }
 
 // startPivot starts one pivot process: its own NATS connection, a natshub Storage on

@@ -17,7 +17,7 @@ import (
 )
 
 // readyTimeout bounds how long Start waits for each server to accept clients and for
-// the cluster to elect a JetStream meta leader.
+// the cluster to elect a JetStream meta leader that sees every server.
 const readyTimeout = 20 * time.Second
 
 // Cluster is n JetStream servers started by Start. Safe for concurrent use.
@@ -28,7 +28,7 @@ type Cluster struct {
 }
 
 // Start starts n servers (1 to 5) named "n1".."nn" in cluster "local", with their data
-// under dir, and waits until they accept clients and JetStream has a meta leader.
+// under dir, and waits until they accept clients and JetStream's meta leader sees them all.
 func Start(dir string, n int) (*Cluster, error) {
 	if n < 1 || n > 5 {
 		return nil, fmt.Errorf("localcluster: %d servers: want 1 to 5", n)
@@ -70,10 +70,10 @@ func Start(dir string, n int) (*Cluster, error) {
 		}
 	}
 	deadline := time.Now().Add(readyTimeout)
-	for !c.hasMetaLeader() {
+	for !c.ready() {
 		if time.Now().After(deadline) {
 			c.Close()
-			return nil, errors.New("localcluster: no JetStream meta leader elected")
+			return nil, errors.New("localcluster: no JetStream meta leader that sees every server")
 		}
 		time.Sleep(10 * time.Millisecond) // polling the servers' state, bounded by the deadline
 	}
@@ -105,8 +105,10 @@ func (c *Cluster) start(i int) error {
 	return nil
 }
 
-// hasMetaLeader reports whether a running server is the JetStream meta leader.
-func (c *Cluster) hasMetaLeader() bool {
+// ready reports whether a running server is the JetStream meta leader and sees every
+// server as a JetStream peer: before that, creating a stream replicated on all of them
+// fails ("no suitable peers for placement").
+func (c *Cluster) ready() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.servers) == 1 {
@@ -114,7 +116,7 @@ func (c *Cluster) hasMetaLeader() bool {
 	}
 	for _, s := range c.servers {
 		if s != nil && s.JetStreamIsLeader() {
-			return true
+			return len(s.JetStreamClusterPeers()) == len(c.opts)
 		}
 	}
 	return false
