@@ -62,9 +62,10 @@ type running struct {
 
 func (r *running) stop() { r.server.Close(os.Interrupt) }
 
-// startPivotProcess starts a pivot process over the JetStream cluster at urls: its own
-// NATS connection, a Storage on the shared bucket, and a member of group.
-func startPivotProcess(t testing.TB, name, urls string, group *pivot.MemoryGroup) *running {
+// startPivotProcess starts a pivot process over the JetStream cluster at urls, on addr
+// ("" for any loopback port): its own NATS connection, a Storage on the shared bucket,
+// and a member of group.
+func startPivotProcess(t testing.TB, name, urls, addr string, group *pivot.MemoryGroup) *running {
 	t.Helper()
 	nc, err := nats.Connect(urls, nats.MaxReconnects(-1), nats.ReconnectWait(20*time.Millisecond))
 	must(t, err)
@@ -77,23 +78,35 @@ func startPivotProcess(t testing.TB, name, urls string, group *pivot.MemoryGroup
 	cfg.Membership = group.Member()
 	server := &ooo.Server{Silence: true, Storage: st}
 	result := pivot.Setup(server, cfg)
-	must(t, server.Start("127.0.0.1:0"))
+	must(t, server.Start(orLoopback(addr)))
 	r := &running{name: name, server: server, db: st, result: result}
 	t.Cleanup(r.stop)
 	return r
 }
 
-// startNode starts a node on MemoryStorage with every pivot address.
-func startNode(t testing.TB, name string, pivots []string) *running {
+// startNode starts a node on db (a new MemoryStorage when nil) and addr ("" for any
+// loopback port), with every pivot address.
+func startNode(t testing.TB, name string, pivots []string, db ooo.Database, addr string) *running {
 	t.Helper()
 	cfg := hubConfig()
 	cfg.Pivots = pivots
-	server := &ooo.Server{Silence: true, Storage: &ooo.MemoryStorage{}}
+	if db == nil {
+		db = &ooo.MemoryStorage{}
+	}
+	server := &ooo.Server{Silence: true, Storage: db}
 	result := pivot.Setup(server, cfg)
-	must(t, server.Start("127.0.0.1:0"))
+	must(t, server.Start(orLoopback(addr)))
 	r := &running{name: name, server: server, db: server.Storage, result: result}
 	t.Cleanup(r.stop)
 	return r
+}
+
+// orLoopback is addr, or any loopback port when addr is "".
+func orLoopback(addr string) string {
+	if addr == "" {
+		return "127.0.0.1:0"
+	}
+	return addr
 }
 
 // must fails t when err is not nil.
@@ -154,8 +167,8 @@ func TestSeveralPivotsOverJetStream_StopOneProcess(t *testing.T) {
 	must(t, err)
 	t.Cleanup(cluster.Close)
 	group := &pivot.MemoryGroup{}
-	p1 := startPivotProcess(t, "p1", cluster.URLs(), group)
-	p2 := startPivotProcess(t, "p2", cluster.URLs(), group)
+	p1 := startPivotProcess(t, "p1", cluster.URLs(), "", group)
+	p2 := startPivotProcess(t, "p2", cluster.URLs(), "", group)
 	eventually(t, func() bool {
 		return len(p1.result.Status().Members) == 2 && len(p2.result.Status().Members) == 2
 	}, "both pivot processes joined")
@@ -163,7 +176,7 @@ func TestSeveralPivotsOverJetStream_StopOneProcess(t *testing.T) {
 
 	var nodes []*running
 	for i := range 3 {
-		n := startNode(t, fmt.Sprintf("node%d", i+1), addrs)
+		n := startNode(t, fmt.Sprintf("node%d", i+1), addrs, nil, "")
 		id := strings.NewReplacer(".", "-", ":", "-").Replace(n.server.Address)
 		_, err := p1.db.Set("things/"+id, json.RawMessage(fmt.Sprintf(`{"ip":%q}`, n.server.Address)))
 		must(t, err)
@@ -226,6 +239,85 @@ func TestSeveralPivotsOverJetStream_StopOneProcess(t *testing.T) {
 		}
 		if m := n.result.Metrics().Reconciliations; m["merge"] != merges[n.name] || m["prune"]+m["adopt"] != 0 {
 			t.Fatalf("%s reconciled when it failed over: %v", n.name, m)
+		}
+	}
+}
+
+// Over NATS: the JetStream server that leads the bucket's stream dies while the nodes
+// write (the hub's writes pause until a new leader is elected; the nodes keep serving
+// and retry), then everything is stopped and started again on the same addresses and
+// data: it converges with no further writes, and every write is everywhere.
+func TestSeveralPivotsOverJetStream_StreamLeaderDiesThenEverythingRestarts(t *testing.T) {
+	cluster, err := localcluster.Start(t.TempDir(), 3)
+	must(t, err)
+	t.Cleanup(cluster.Close)
+	group := &pivot.MemoryGroup{}
+	pivots := []*running{
+		startPivotProcess(t, "p1", cluster.URLs(), "", group),
+		startPivotProcess(t, "p2", cluster.URLs(), "", group),
+	}
+	addrs := []string{pivots[0].server.Address, pivots[1].server.Address}
+	var nodes []*running
+	for i := range 3 {
+		n := startNode(t, fmt.Sprintf("node%d", i+1), addrs, nil, "")
+		id := strings.NewReplacer(".", "-", ":", "-").Replace(n.server.Address)
+		_, err := pivots[0].db.Set("things/"+id, json.RawMessage(fmt.Sprintf(`{"ip":%q}`, n.server.Address)))
+		must(t, err)
+		nodes = append(nodes, n)
+	}
+	all := append(slices.Clone(nodes), pivots...)
+	eventually(t, func() bool { return converged(t, all) }, "converged at start")
+
+	leader := cluster.StreamLeader("KV_hub")
+	if leader < 0 {
+		t.Fatal("no leader of the bucket's stream")
+	}
+	var written []string
+	for i := range 60 {
+		if i == 20 {
+			cluster.Stop(leader)
+		}
+		for _, n := range nodes {
+			k := fmt.Sprintf("users/%s-%02d", n.name, i)
+			_, err := n.db.Set(k, json.RawMessage(fmt.Sprintf(`{"i":%d}`, i)))
+			must(t, err, "write %s on %s while the stream leader is gone", k, n.name)
+			written = append(written, k)
+		}
+	}
+	eventually(t, func() bool { return converged(t, all) }, "converged after the stream leader died")
+	must(t, cluster.Restart(leader))
+
+	// Stop everything, then start it again on the same addresses and data.
+	nodeAddrs := make([]string, len(nodes))
+	for i, n := range nodes {
+		nodeAddrs[i] = n.server.Address
+		n.stop()
+	}
+	for _, p := range pivots {
+		p.stop()
+	}
+	cluster.Close()
+	for i := range cluster.Len() {
+		must(t, cluster.Restart(i))
+	}
+	must(t, cluster.WaitReady(waitTimeout))
+	must(t, cluster.WaitStreamLeader("KV_hub", waitTimeout))
+	must(t, cluster.WaitStreamLeader("KV_hub_meta", waitTimeout))
+	group = &pivot.MemoryGroup{}
+	for i, p := range pivots {
+		pivots[i] = startPivotProcess(t, p.name, cluster.URLs(), addrs[i], group)
+	}
+	for i, n := range nodes {
+		nodes[i] = startNode(t, n.name, addrs, n.db, nodeAddrs[i])
+	}
+	all = append(slices.Clone(nodes), pivots...)
+	eventually(t, func() bool { return converged(t, all) }, "converged after the restart, with no writes")
+	for _, r := range all {
+		s := entries(t, r.db)
+		for _, k := range written {
+			if _, ok := s[k]; !ok {
+				t.Fatalf("%s lacks %s after the restart", r.name, k)
+			}
 		}
 	}
 }

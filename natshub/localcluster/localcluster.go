@@ -69,15 +69,36 @@ func Start(dir string, n int) (*Cluster, error) {
 			return nil, err
 		}
 	}
-	deadline := time.Now().Add(readyTimeout)
-	for !c.ready() {
-		if time.Now().After(deadline) {
-			c.Close()
-			return nil, errors.New("localcluster: no JetStream meta leader that sees every server")
-		}
-		time.Sleep(10 * time.Millisecond) // polling the servers' state, bounded by the deadline
+	if err := c.WaitReady(readyTimeout); err != nil {
+		c.Close()
+		return nil, err
 	}
 	return c, nil
+}
+
+// WaitReady waits, at most timeout, until a JetStream meta leader sees every server
+// (after Restart of servers, for example).
+func (c *Cluster) WaitReady(timeout time.Duration) error {
+	return poll(timeout, c.ready, "no JetStream meta leader that sees every server")
+}
+
+// WaitStreamLeader waits, at most timeout, until a running server leads stream.
+func (c *Cluster) WaitStreamLeader(stream string, timeout time.Duration) error {
+	return poll(timeout, func() bool { return c.StreamLeader(stream) >= 0 }, "no leader of stream "+stream)
+}
+
+// poll checks cond every 10ms until it holds, or fails with what after timeout.
+func poll(timeout time.Duration, cond func() bool, what string) error {
+	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			return errors.New("localcluster: " + what)
+		}
+		<-tick.C
+	}
+	return nil
 }
 
 // start starts server i (again, after Stop: on the same ports and data).
