@@ -143,7 +143,8 @@ type Config struct {
 	// or a base URL, as server.Pivot. A program that sets Pivots may leave
 	// server.Pivot empty; when both are set, server.Pivot is one more address. The
 	// node syncs with one address at a time and stays on it while it answers; when a
-	// round cannot reach it, the next round (after the usual backoff) goes to the
+	// round cannot reach it, or it answers 5xx or refuses the node (proof, cluster
+	// id, protocol version), the next round (after the usual backoff) goes to the
 	// next one. The first is the one that owns this node by rendezvous hashing of its
 	// name (Owner; list the names the pivot processes joined under, so the process a
 	// node syncs with is the one that triggers it), then the others in the order

@@ -1,6 +1,9 @@
 package pivot
 
-import "strings"
+import (
+	"errors"
+	"strings"
+)
 
 // A node given several pivot addresses (Config.Pivots) syncs with one at a time and
 // moves to the next when a round cannot reach the one in use. The pivot processes
@@ -73,6 +76,20 @@ func (n *nodeRole) orderPivots() {
 	n.pivots, n.at, n.pivot = pivots, 0, pivots[0]
 	n.using.Store(&order[0])
 	n.order.Store(&order)
+}
+
+// cannotServe reports whether a round's error says the pivot address in use cannot
+// serve this node at all, so another address may: it answered 5xx (its storage is
+// unavailable), or refused the node's proof, cluster id or protocol version (a process
+// set up apart from the others, or a token rotation that has not reached it yet).
+// A refusal of some entries, or a local storage error, is not the address's fault.
+func cannotServe(err error) bool {
+	for _, kind := range []error{ErrUnavailable, ErrUnauthorized, ErrClusterMismatch, ErrVersionMismatch} {
+		if errors.Is(err, kind) {
+			return true
+		}
+	}
+	return false
 }
 
 // failover moves the node to its next pivot address after a round that could not

@@ -334,3 +334,20 @@ func TestSeveralPivots_AnAddressWhereNothingListensIsSkipped(t *testing.T) {
 	require.Equal(t, p.addr, st.Pivot)
 	require.ElementsMatch(t, c.Pivots, st.Pivots)
 }
+
+// A node moves on from an address that answers but refuses it (a process set up with
+// another Token) to one that serves it.
+func TestSeveralPivots_AnAddressThatRefusesTheNodeIsLeft(t *testing.T) {
+	cfg := testConfig()
+	wrong := cfg
+	wrong.Token = "another-token-for-another-cluster"
+	refusing := startInstance(t, "refusing", &ooo.MemoryStorage{}, "", "", wrong)
+	p := startInstance(t, "pivot", &ooo.MemoryStorage{}, "", "", cfg)
+	c := cfg
+	c.Pivots = []string{refusing.addr, p.addr}
+	node := startInstance(t, "node", &ooo.MemoryStorage{}, "", "", c)
+	p.register(node)
+	set(t, node, "users/a", `1`)
+	waitConverged(t, []*instance{p, node}, false)
+	require.Equal(t, p.addr, node.result.Status().Pivot)
+}

@@ -286,8 +286,8 @@ func (n *nodeRole) run() {
 			// Refused by the pivot (token, cluster, skew...) or a local storage
 			// problem: retry later, without treating the pivot as down.
 			n.putBack(left)
-			if errors.Is(err, ErrUnavailable) {
-				n.failover(err) // a pivot process that answers 503 cannot serve: try another
+			if cannotServe(err) {
+				n.failover(err)
 			}
 			f := n.failures.Add(1)
 			n.failedRound(err)
