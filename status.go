@@ -110,7 +110,9 @@ type NodeStatus struct {
 	// Lag is how long the node may have been behind: when the pivot's latest change of
 	// a synced key came after the node's last pull to the head of the feed (or the
 	// last trigger skipped because the node held every change), the time since that
-	// change; 0 otherwise.
+	// change; 0 otherwise, and for a node another pivot process owns (Owned false):
+	// this process neither triggers it nor necessarily serves it, its owner reports
+	// its lag.
 	Lag time.Duration `json:"lag"`
 	// LagText is Lag as text ("1.5s"); "" for none.
 	LagText string `json:"lagText,omitempty"`
@@ -267,7 +269,7 @@ func (h *pivotRole) nodeStatus() []NodeStatus {
 			NextTrigger:         rn.nextTry,
 			Owned:               !rn.elsewhere,
 		}
-		if lastChange != 0 && rn.lastPull.UnixNano() < lastChange {
+		if lastChange != 0 && rn.lastPull.UnixNano() < lastChange && !rn.elsewhere {
 			ns.Lag = now.Sub(time.Unix(0, lastChange))
 			ns.LagText = readable(ns.Lag)
 		}
