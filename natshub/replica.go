@@ -82,7 +82,13 @@ func (s *Storage) Changes(pattern string, since uint64, limit int) ([]storage.Ch
 			return err
 		}
 		if rev == 0 {
-			return errors.New("the data set has no state: cleared or re-created meanwhile")
+			// The bucket was deleted and re-created (its sequences restarted at 1),
+			// or a Clear is between its purge and its new state: a new epoch, so that
+			// every cursor taken before is known stale.
+			st = state{Epoch: newEpoch()}
+			if err := s.writeState(ctx, st, 0); err != nil {
+				return err // a conflict: another process wrote it; read it
+			}
 		}
 		s.cacheState(st)
 		return nil

@@ -259,3 +259,34 @@ func TestStorage_PartialGlob(t *testing.T) {
 		t.Fatalf("* matches one-segment keys only (and no reserved key): %+v", c)
 	}
 }
+
+// TestStorage_BucketRecreated: a bucket deleted and re-created restarts its sequences
+// at 1; the storage then reports a new epoch, so cursors taken before are stale.
+func TestStorage_BucketRecreated(t *testing.T) {
+	ns := startServer(t)
+	_, js := connect(t, ns.ClientURL())
+	s := started(t, newStorage(t, js, Config{Bucket: "again"}))
+	for i := range 5 {
+		if _, err := s.Set(fmt.Sprintf("k/%d", i), json.RawMessage(`1`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ep := s.Epoch()
+	if err := js.DeleteStream(t.Context(), "KV_again"); err != nil {
+		t.Fatal(err)
+	}
+	newStorage(t, js, Config{Bucket: "again"}) // re-creates the bucket, empty
+	if _, err := s.Set("k/new", json.RawMessage(`2`)); err != nil {
+		t.Fatal(err)
+	}
+	c, next, err := s.Changes("", 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Epoch() == ep || s.Epoch() == "" {
+		t.Fatalf("epoch %q kept across a re-created bucket", ep)
+	}
+	if len(c) != 1 || c[0].Key != "k/new" || next > 3 {
+		t.Fatalf("feed of the new bucket: %+v next %d", c, next)
+	}
+}
