@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,7 +13,8 @@ import (
 	"github.com/benitogf/pivot/ooo/storage/storagetest"
 )
 
-// Benchmarks of the storage on one in-process server (sync on every write) beside
+// Benchmarks of the storage on one in-process server (sync on every write), and on a
+// 3-server in-process cluster with R3 buckets ("nats-r3"), beside
 // MemoryStorage and BoltStorage in the same run:
 //
 //	go test -run XXX -bench . -count 5 ./natshub/
@@ -37,6 +39,21 @@ func benchStorages(b *testing.B) map[string]storagetest.Storage {
 	return map[string]storagetest.Storage{"nats": nats, "memory": mem, "bolt": bolt}
 }
 
+// benchStorage returns a started storage of kind: "nats-r3" is a Storage with R3
+// buckets on a 3-server in-process cluster, the others come from benchStorages.
+func benchStorage(b *testing.B, kind string) storagetest.Storage {
+	if kind != "nats-r3" {
+		return benchStorages(b)[kind]
+	}
+	servers := startCluster(b, 3)
+	urls := make([]string, len(servers))
+	for i, ns := range servers {
+		urls[i] = ns.ClientURL()
+	}
+	_, js := connect(b, strings.Join(urls, ","))
+	return started(b, newStorage(b, js, Config{Bucket: "bench", Replicas: 3}))
+}
+
 // fill applies n new keys under prefix in batches of 100.
 func fill(b *testing.B, s storagetest.Storage, prefix string, n int) {
 	for i := 0; i < n; i += 100 {
@@ -51,9 +68,9 @@ func fill(b *testing.B, s storagetest.Storage, prefix string, n int) {
 }
 
 func BenchmarkChanges100At10k(b *testing.B) {
-	for _, kind := range []string{"nats", "bolt", "memory"} {
+	for _, kind := range []string{"nats", "nats-r3", "bolt", "memory"} {
 		b.Run(kind, func(b *testing.B) {
-			s := benchStorages(b)[kind]
+			s := benchStorage(b, kind)
 			fill(b, s, "old", 10000)
 			_, since, err := s.Changes("", 0, 1<<20)
 			if err != nil {
@@ -73,9 +90,9 @@ func BenchmarkChanges100At10k(b *testing.B) {
 }
 
 func BenchmarkApply100(b *testing.B) {
-	for _, kind := range []string{"nats", "bolt", "memory"} {
+	for _, kind := range []string{"nats", "nats-r3", "bolt", "memory"} {
 		b.Run(kind, func(b *testing.B) {
-			s := benchStorages(b)[kind]
+			s := benchStorage(b, kind)
 			n := 0
 			b.ResetTimer()
 			for b.Loop() {

@@ -69,7 +69,7 @@ func (s *Storage) Changes(pattern string, since uint64, limit int) ([]storage.Ch
 		filter = ">"
 	}
 	var out []storage.Change
-	err := s.scanFiltered(pattern, filter, since, false, func(r record) bool {
+	err := s.scanFiltered(pattern, filter, since, false, limit, func(r record) bool {
 		out = append(out, r.Change)
 		return len(out) < limit
 	})

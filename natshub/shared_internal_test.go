@@ -290,3 +290,60 @@ func TestStorage_BucketRecreated(t *testing.T) {
 		t.Fatalf("feed of the new bucket: %+v next %d", c, next)
 	}
 }
+
+// TestStorage_ChangesReusedConsumers: Changes from many goroutines at once, from any
+// sequence and with any limit, gives what the whole feed says, although consumers are
+// reused (moved between sequences) across calls.
+func TestStorage_ChangesReusedConsumers(t *testing.T) {
+	ns := startServer(t)
+	_, js := connect(t, ns.ClientURL())
+	s := started(t, newStorage(t, js, Config{Bucket: "reuse"}))
+	batch := make([]storage.Entry, 0, 300)
+	for i := range 300 {
+		batch = append(batch, storage.Entry{Key: fmt.Sprintf("r/%03d", i), Created: s.Clock().Now(), Data: json.RawMessage(`1`)})
+	}
+	if _, err := s.Apply(batch, pivot.Wins); err != nil {
+		t.Fatal(err)
+	}
+	all, head, err := s.Changes("", 0, 1000)
+	if err != nil || len(all) != 300 {
+		t.Fatalf("%d changes %v", len(all), err)
+	}
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 30 {
+				since := all[(g*37+i*11)%len(all)].Seq - 1
+				limit := 1 + (g*7+i*13)%150
+				got, next, err := s.Changes("", since, limit)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				var want []storage.Change
+				for _, c := range all {
+					if c.Seq > since && len(want) < limit {
+						want = append(want, c)
+					}
+				}
+				if len(got) != len(want) {
+					t.Errorf("since %d limit %d: %d changes, want %d", since, limit, len(got), len(want))
+					return
+				}
+				for j := range got {
+					if got[j].Seq != want[j].Seq || got[j].Key != want[j].Key {
+						t.Errorf("since %d limit %d: change %d is %s@%d, want %s@%d", since, limit, j, got[j].Key, got[j].Seq, want[j].Key, want[j].Seq)
+						return
+					}
+				}
+				if len(got) == limit && next != got[limit-1].Seq || len(got) < limit && next != head {
+					t.Errorf("since %d limit %d: next %d", since, limit, next)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
