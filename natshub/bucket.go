@@ -19,7 +19,14 @@ type bucket struct {
 	stream jetstream.Stream
 	name   string // the bucket name
 	prefix string // "$KV.<name>."
+	// idle holds unfiltered consumers between scans. Making a consumer is a request
+	// to the meta leader (on a cluster a Raft round, about 25 ms); moving an existing
+	// one to another sequence is a request to the consumer alone.
+	idle chan jetstream.Consumer
 }
+
+// idleConsumers is how many unfiltered consumers a bucket keeps between scans.
+const idleConsumers = 8
 
 // openBucket binds the KV bucket name, creating it when missing. An existing bucket
 // must keep one revision per key; direct gets are switched off on it, since a direct
@@ -66,7 +73,7 @@ func openBucket(ctx context.Context, js jetstream.JetStream, name string, replic
 			return nil, fmt.Errorf("%w: switch off direct gets on bucket %q: %w", ErrBucket, name, err)
 		}
 	}
-	return &bucket{js: js, stream: s, name: name, prefix: "$KV." + name + "."}, nil
+	return &bucket{js: js, stream: s, name: name, prefix: "$KV." + name + ".", idle: make(chan jetstream.Consumer, idleConsumers)}, nil
 }
 
 // get returns the last message of the KV key k from the stream leader, nil when the
@@ -104,9 +111,12 @@ func (b *bucket) head(ctx context.Context) (uint64, error) {
 // sequence is above since, in sequence order, as the stream holds them when the scan
 // starts (each key once, at its last revision), until fn returns false. headersOnly
 // leaves the data out. The cost is one consumer and the messages read.
-func (b *bucket) scan(ctx context.Context, filter string, since uint64, headersOnly bool, fn func(m jetstream.Msg) bool) error {
+//
+// want, when above zero, is about how many more messages fn will take: the consumer
+// is asked for batches of about that size, since a batch cut short by fn is read to
+// its end (so the reused consumer has no request in flight when it is moved).
+func (b *bucket) scan(ctx context.Context, filter string, since uint64, headersOnly bool, want int, fn func(m jetstream.Msg) bool) error {
 	cc := jetstream.ConsumerConfig{
-		FilterSubject:     b.prefix + filter,
 		AckPolicy:         jetstream.AckNonePolicy,
 		HeadersOnly:       headersOnly,
 		MemoryStorage:     true,
@@ -117,35 +127,54 @@ func (b *bucket) scan(ctx context.Context, filter string, since uint64, headersO
 	if since > 0 {
 		cc.DeliverPolicy, cc.OptStartSeq = jetstream.DeliverByStartSequencePolicy, since+1
 	}
-	cons, err := b.stream.CreateConsumer(ctx, cc)
-	if err != nil {
-		return fmt.Errorf("create consumer: %w", err)
+	if filter != ">" {
+		// A filter costs the server a walk of the matching subjects to count what is
+		// pending (10 ms at 10k keys); the whole stream needs none.
+		cc.FilterSubject = b.prefix + filter
 	}
-	info := cons.CachedInfo()
-	defer func() {
-		// Deleting costs a round trip; the consumer also goes away by itself after
-		// InactiveThreshold when this fails.
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		_ = b.stream.DeleteConsumer(dctx, info.Name)
-	}()
-	pending := info.NumPending
+	var (
+		cons    jetstream.Consumer
+		pending uint64
+	)
+	if filter == ">" && !headersOnly {
+		c, n, err := b.reuse(ctx, since)
+		if err != nil {
+			return err
+		}
+		cons, pending = c, n
+		defer b.release(ctx, c)
+	} else {
+		c, err := b.stream.CreateConsumer(ctx, cc)
+		if err != nil {
+			return fmt.Errorf("create consumer: %w", err)
+		}
+		cons, pending = c, c.CachedInfo().NumPending
+		defer b.drop(ctx, c)
+	}
 	for pending > 0 {
-		batch, err := cons.FetchNoWait(int(min(pending, 1024)))
+		n := min(pending, 1024)
+		if want > 0 {
+			n = min(n, uint64(max(want, 32)))
+		}
+		batch, err := cons.FetchNoWait(int(n))
 		if err != nil {
 			return fmt.Errorf("fetch: %w", err)
 		}
-		got := 0
+		got, stop := 0, false
 		for m := range batch.Messages() {
 			got++
+			if stop {
+				continue // the rest of a batch cut short
+			}
 			md, err := m.Metadata()
 			if err != nil {
 				return fmt.Errorf("message metadata: %w", err)
 			}
 			pending = md.NumPending
-			if !fn(m) {
-				return nil
-			}
+			stop = !fn(m)
+		}
+		if stop {
+			return nil
 		}
 		if err := batch.Error(); err != nil {
 			return fmt.Errorf("fetch: %w", err)
@@ -155,6 +184,68 @@ func (b *bucket) scan(ctx context.Context, filter string, since uint64, headersO
 		}
 	}
 	return nil
+}
+
+// reuse returns an unfiltered consumer of the whole stream positioned after since, and
+// the number of messages it has pending: an idle one moved there, or a new one.
+func (b *bucket) reuse(ctx context.Context, since uint64) (jetstream.Consumer, uint64, error) {
+	for {
+		var c jetstream.Consumer
+		select {
+		case c = <-b.idle:
+		default:
+		}
+		if c == nil {
+			var err error
+			c, err = b.stream.CreateConsumer(ctx, jetstream.ConsumerConfig{
+				AckPolicy:         jetstream.AckNonePolicy,
+				MemoryStorage:     true,
+				Replicas:          1,
+				InactiveThreshold: 5 * time.Minute,
+				DeliverPolicy:     jetstream.DeliverAllPolicy,
+			})
+			if err != nil {
+				return nil, 0, fmt.Errorf("create consumer: %w", err)
+			}
+		}
+		resp, err := b.stream.ResetConsumerToSequence(ctx, c.CachedInfo().Name, since+1)
+		if err == nil {
+			return c, resp.NumPending, nil
+		}
+		b.drop(ctx, c) // expired while idle, or lost with a server: take another
+		if ctx.Err() != nil || !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			return nil, 0, fmt.Errorf("reset consumer: %w", err)
+		}
+	}
+}
+
+// release puts a consumer back among the idle ones, or drops it when they are enough.
+func (b *bucket) release(ctx context.Context, c jetstream.Consumer) {
+	select {
+	case b.idle <- c:
+	default:
+		b.drop(ctx, c)
+	}
+}
+
+// drop deletes a consumer. Deleting costs a round trip; a consumer also goes away by
+// itself after its InactiveThreshold when this fails.
+func (b *bucket) drop(ctx context.Context, c jetstream.Consumer) {
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	_ = b.stream.DeleteConsumer(dctx, c.CachedInfo().Name)
+}
+
+// close deletes the idle consumers.
+func (b *bucket) close(ctx context.Context) {
+	for {
+		select {
+		case c := <-b.idle:
+			b.drop(ctx, c)
+		default:
+			return
+		}
+	}
 }
 
 // isConflict reports whether err is a compare-and-set refused because the key's last

@@ -36,11 +36,16 @@ func (s *Storage) readRecord(k string) (r record, ok bool, err error) {
 // pattern ("" for every key) and whose revision is above since, in revision order,
 // until fn returns false. A scan that fails is retried from where it stopped.
 func (s *Storage) scanRecords(pattern string, since uint64, headersOnly bool, fn func(r record) bool) error {
-	filter := filterKey(pattern)
+	return s.scanFiltered(pattern, filterKey(pattern), since, headersOnly, 0, fn)
+}
+
+// scanFiltered is scanRecords with the servers selecting the subjects of filter (">"
+// for all: the records are matched with pattern here either way).
+func (s *Storage) scanFiltered(pattern, filter string, since uint64, headersOnly bool, want int, fn func(r record) bool) error {
 	done := false
 	return s.try.do(func(ctx context.Context) error {
 		var failed error
-		err := s.data.scan(ctx, filter, since, headersOnly, func(m jetstream.Msg) bool {
+		err := s.data.scan(ctx, filter, since, headersOnly, want, func(m jetstream.Msg) bool {
 			r, ok, err := s.data.decodeMsg(m)
 			if err != nil {
 				failed = err

@@ -37,8 +37,10 @@ func (s *Storage) Horizon() uint64 {
 // latest revision), at most limit of them, and the cursor to pass next time: the
 // sequence of the last change returned when the limit was reached, else the stream's
 // head (never below since). Sequences are the stream's: strictly increasing, with gaps
-// (superseded revisions, the state key, glob markers). The cost is one consumer over
-// the subjects of pattern from since+1, and the messages read: O(changes). The state
+// (superseded revisions, the state key, glob markers). The cost is one consumer from
+// since+1 and the messages read: O(changes). When many messages were written since,
+// the consumer is filtered to the pattern's subjects, which costs the servers a walk
+// of the keys it matches when it is made. The state
 // (epoch, horizon) is read after the changes, so a tombstone missing from them because
 // it was collected is covered by the horizon reported next.
 func (s *Storage) Changes(pattern string, since uint64, limit int) ([]storage.Change, uint64, error) {
@@ -59,8 +61,15 @@ func (s *Storage) Changes(pattern string, since uint64, limit int) ([]storage.Ch
 	}); err != nil {
 		return nil, since, fmt.Errorf("natshub: changes: head: %w", err)
 	}
+	// A filtered consumer costs the servers a walk of every key the filter matches when
+	// it is made (about 6 ms for 10k keys); reading the few messages after since and
+	// matching them here costs less when few were written since.
+	filter := filterKey(pattern)
+	if head-min(since, head) <= unfilteredChanges {
+		filter = ">"
+	}
 	var out []storage.Change
-	err := s.scanRecords(pattern, since, false, func(r record) bool {
+	err := s.scanFiltered(pattern, filter, since, false, limit, func(r record) bool {
 		out = append(out, r.Change)
 		return len(out) < limit
 	})
@@ -73,7 +82,13 @@ func (s *Storage) Changes(pattern string, since uint64, limit int) ([]storage.Ch
 			return err
 		}
 		if rev == 0 {
-			return errors.New("the data set has no state: cleared or re-created meanwhile")
+			// The bucket was deleted and re-created (its sequences restarted at 1),
+			// or a Clear is between its purge and its new state: a new epoch, so that
+			// every cursor taken before is known stale.
+			st = state{Epoch: newEpoch()}
+			if err := s.writeState(ctx, st, 0); err != nil {
+				return err // a conflict: another process wrote it; read it
+			}
 		}
 		s.cacheState(st)
 		return nil
@@ -89,6 +104,10 @@ func (s *Storage) Changes(pattern string, since uint64, limit int) ([]storage.Ch
 	}
 	return out, next, nil
 }
+
+// unfilteredChanges is the most messages after since for which Changes reads them all
+// and matches the pattern itself rather than have the servers filter.
+const unfilteredChanges = 2048
 
 // Apply stores each remote entry that wins against the key's current state (see
 // ApplyEach), and returns those it stored; refused entries are reported in err.

@@ -246,6 +246,7 @@ func (s *Storage) Close() {
 	s.active = false
 	s.watcher.Stop()
 	s.queue.close()
+	s.data.close(s.ctx)
 }
 
 // Active reports whether the storage was started and not closed.
