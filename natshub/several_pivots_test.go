@@ -58,14 +58,23 @@ type running struct {
 	server *ooo.Server
 	db     ooo.Database
 	result pivot.SetupResult
+	nc     *nats.Conn // a pivot process's
 }
 
 func (r *running) stop() { r.server.Close(os.Interrupt) }
 
+// kill stops a pivot process as a crash would, as far as the others can tell: its NATS
+// connection goes first, so it can neither leave the membership nor write again, and
+// the others learn it is gone when its lease expires.
+func (r *running) kill() {
+	r.nc.Close()
+	r.server.Close(os.Interrupt)
+}
+
 // startPivotProcess starts a pivot process over the JetStream cluster at urls, on addr
 // ("" for any loopback port): its own NATS connection, a Storage on the shared bucket,
-// and a member of group.
-func startPivotProcess(t testing.TB, name, urls, addr string, group *pivot.MemoryGroup) *running {
+// and a Membership on the shared members bucket (a lease of one second).
+func startPivotProcess(t testing.TB, name, urls, addr string) *running {
 	t.Helper()
 	nc, err := nats.Connect(urls, nats.MaxReconnects(-1), nats.ReconnectWait(20*time.Millisecond))
 	must(t, err)
@@ -74,12 +83,14 @@ func startPivotProcess(t testing.TB, name, urls, addr string, group *pivot.Memor
 	must(t, err)
 	st, err := natshub.New(context.Background(), js, natshub.Config{Bucket: "hub", Replicas: 3, Process: name})
 	must(t, err)
+	members, err := natshub.NewMembership(context.Background(), js, natshub.MembershipConfig{Bucket: "hub_members", Replicas: 3, Memory: true, Lease: time.Second})
+	must(t, err)
 	cfg := hubConfig()
-	cfg.Membership = group.Member()
+	cfg.Membership = members
 	server := &ooo.Server{Silence: true, Storage: st}
 	result := pivot.Setup(server, cfg)
 	must(t, server.Start(orLoopback(addr)))
-	r := &running{name: name, server: server, db: st, result: result}
+	r := &running{name: name, server: server, db: st, result: result, nc: nc}
 	t.Cleanup(r.stop)
 	return r
 }
@@ -162,13 +173,25 @@ func mapsEqual(a, b map[string]string) bool {
 // JetStream cluster, three nodes. Stopping one pivot process moves its nodes to the
 // other (they fail over with their cursors), and every write made before, during and
 // after reaches every node and the bucket.
+//
+// Stopped, the process leaves the membership at once; killed (its NATS connection cut
+// first, so it cannot leave), the others take its nodes over when its lease expires.
 func TestSeveralPivotsOverJetStream_StopOneProcess(t *testing.T) {
+	for _, kill := range []bool{false, true} {
+		name := "stop"
+		if kill {
+			name = "kill"
+		}
+		t.Run(name, func(t *testing.T) { stopOneProcess(t, kill) })
+	}
+}
+
+func stopOneProcess(t *testing.T, kill bool) {
 	cluster, err := localcluster.Start(t.TempDir(), 3)
 	must(t, err)
 	t.Cleanup(cluster.Close)
-	group := &pivot.MemoryGroup{}
-	p1 := startPivotProcess(t, "p1", cluster.URLs(), "", group)
-	p2 := startPivotProcess(t, "p2", cluster.URLs(), "", group)
+	p1 := startPivotProcess(t, "p1", cluster.URLs(), "")
+	p2 := startPivotProcess(t, "p2", cluster.URLs(), "")
 	eventually(t, func() bool {
 		return len(p1.result.Status().Members) == 2 && len(p2.result.Status().Members) == 2
 	}, "both pivot processes joined")
@@ -213,7 +236,11 @@ func TestSeveralPivotsOverJetStream_StopOneProcess(t *testing.T) {
 			moved = append(moved, n)
 		}
 	}
-	victim.stop()
+	if kill {
+		victim.kill()
+	} else {
+		victim.stop()
+	}
 	for _, n := range nodes {
 		write(n, "users/"+n.name+"-during")
 	}
@@ -251,10 +278,9 @@ func TestSeveralPivotsOverJetStream_StreamLeaderDiesThenEverythingRestarts(t *te
 	cluster, err := localcluster.Start(t.TempDir(), 3)
 	must(t, err)
 	t.Cleanup(cluster.Close)
-	group := &pivot.MemoryGroup{}
 	pivots := []*running{
-		startPivotProcess(t, "p1", cluster.URLs(), "", group),
-		startPivotProcess(t, "p2", cluster.URLs(), "", group),
+		startPivotProcess(t, "p1", cluster.URLs(), ""),
+		startPivotProcess(t, "p2", cluster.URLs(), ""),
 	}
 	addrs := []string{pivots[0].server.Address, pivots[1].server.Address}
 	var nodes []*running
@@ -303,9 +329,8 @@ func TestSeveralPivotsOverJetStream_StreamLeaderDiesThenEverythingRestarts(t *te
 	must(t, cluster.WaitReady(waitTimeout))
 	must(t, cluster.WaitStreamLeader("KV_hub", waitTimeout))
 	must(t, cluster.WaitStreamLeader("KV_hub_meta", waitTimeout))
-	group = &pivot.MemoryGroup{}
 	for i, p := range pivots {
-		pivots[i] = startPivotProcess(t, p.name, cluster.URLs(), addrs[i], group)
+		pivots[i] = startPivotProcess(t, p.name, cluster.URLs(), addrs[i])
 	}
 	for i, n := range nodes {
 		nodes[i] = startNode(t, n.name, addrs, n.db, nodeAddrs[i])
