@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -234,12 +235,19 @@ func (s *Storage) applyRun(entries []storage.Entry, idx []int, wins storage.Wins
 }
 
 // await waits for an asynchronous publish's acknowledgement.
+// An acknowledgement that does not come within the request timeout (its server died
+// with the publish in hand) is an error: the entry is then applied again from a fresh
+// read, which finds it if it landed.
 func (s *Storage) await(f jetstream.PubAckFuture) (*jetstream.PubAck, error) {
+	t := time.NewTimer(s.cfg.RequestTimeout)
+	defer t.Stop()
 	select {
 	case ack := <-f.Ok():
 		return ack, nil
 	case err := <-f.Err():
 		return nil, err
+	case <-t.C:
+		return nil, jetstream.ErrAsyncPublishTimeout
 	case <-s.ctx.Done():
 		return nil, s.ctx.Err()
 	}
