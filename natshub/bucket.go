@@ -236,12 +236,15 @@ func (b *bucket) drop(ctx context.Context, c jetstream.Consumer) {
 	_ = b.stream.DeleteConsumer(dctx, c.CachedInfo().Name)
 }
 
-// close deletes the idle consumers.
-func (b *bucket) close(ctx context.Context) {
+// close deletes the idle consumers, within one request timeout in all (with the
+// servers gone they expire by themselves).
+func (b *bucket) close(ctx context.Context, timeout time.Duration) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	defer cancel()
 	for {
 		select {
 		case c := <-b.idle:
-			b.drop(ctx, c)
+			_ = b.stream.DeleteConsumer(ctx, c.CachedInfo().Name)
 		default:
 			return
 		}
