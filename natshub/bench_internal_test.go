@@ -23,35 +23,33 @@ import (
 // batches of 100 new keys. Watch: time from the start of a Set to its event, beside the
 // Set's own time (for nats also from a write of one process to the event of another).
 
-// benchStorages returns a started storage of each kind, closed when b ends.
-func benchStorages(b *testing.B) map[string]storagetest.Storage {
-	ns := startServer(b)
-	_, js := connect(b, ns.ClientURL())
-	nats := started(b, newStorage(b, js, Config{Bucket: fmt.Sprintf("bench%d", time.Now().UnixNano())}))
-	mem := &storage.MemoryStorage{}
-	bolt := &storage.BoltStorage{Path: filepath.Join(b.TempDir(), "db")}
-	for _, s := range []storage.Database{mem, bolt} {
-		if err := s.Start(storage.Options{}); err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(s.Close)
-	}
-	return map[string]storagetest.Storage{"nats": nats, "memory": mem, "bolt": bolt}
-}
-
-// benchStorage returns a started storage of kind: "nats-r3" is a Storage with R3
-// buckets on a 3-server in-process cluster, the others come from benchStorages.
+// benchStorage returns a started storage of kind, closed when b ends: "nats" on one
+// in-process server, "nats-r3" with R3 buckets on a 3-server in-process cluster,
+// "memory" or "bolt".
 func benchStorage(b *testing.B, kind string) storagetest.Storage {
-	if kind != "nats-r3" {
-		return benchStorages(b)[kind]
+	switch kind {
+	case "nats":
+		ns := startServer(b)
+		_, js := connect(b, ns.ClientURL())
+		return started(b, newStorage(b, js, Config{Bucket: "bench"}))
+	case "nats-r3":
+		servers := startCluster(b, 3)
+		urls := make([]string, len(servers))
+		for i, ns := range servers {
+			urls[i] = ns.ClientURL()
+		}
+		_, js := connect(b, strings.Join(urls, ","))
+		return started(b, newStorage(b, js, Config{Bucket: "bench", Replicas: 3}))
 	}
-	servers := startCluster(b, 3)
-	urls := make([]string, len(servers))
-	for i, ns := range servers {
-		urls[i] = ns.ClientURL()
+	var s storagetest.Storage = &storage.MemoryStorage{}
+	if kind == "bolt" {
+		s = &storage.BoltStorage{Path: filepath.Join(b.TempDir(), "db")}
 	}
-	_, js := connect(b, strings.Join(urls, ","))
-	return started(b, newStorage(b, js, Config{Bucket: "bench", Replicas: 3}))
+	if err := s.Start(storage.Options{}); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(s.Close)
+	return s
 }
 
 // fill applies n new keys under prefix in batches of 100.
@@ -113,9 +111,10 @@ func BenchmarkApply100(b *testing.B) {
 func BenchmarkWatchLatency(b *testing.B) {
 	for _, kind := range []string{"nats", "nats-other-process", "bolt", "memory"} {
 		b.Run(kind, func(b *testing.B) {
-			all := benchStorages(b)
-			writer := all[kind]
-			var ch storage.EventChan
+			var (
+				writer storagetest.Storage
+				ch     storage.EventChan
+			)
 			if kind == "nats-other-process" {
 				ns := startServer(b)
 				_, js1 := connect(b, ns.ClientURL())
@@ -124,6 +123,7 @@ func BenchmarkWatchLatency(b *testing.B) {
 				r := started(b, newStorage(b, js2, Config{Bucket: "lat", Process: "r"}))
 				writer, ch = w, r.Watch()
 			} else {
+				writer = benchStorage(b, kind)
 				ch = writer.Watch()
 			}
 			var total, writes time.Duration

@@ -104,6 +104,18 @@ func TestStorage_LeaderKilled(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := started(t, newStorage(t, js, Config{Bucket: "fail", Replicas: 3, RetryFor: 60 * time.Second}))
+	// Another process, on its own connection, watches: its watcher must survive the
+	// leader change and deliver the writes made after it.
+	nc2, err := nats.Connect(strings.Join(urls, ","), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc2.Close)
+	js2, err := jetstream.New(nc2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reader := started(t, newStorage(t, js2, Config{Bucket: "fail", Replicas: 3, Process: "reader", RetryFor: 60 * time.Second}))
 	leader := func() *server.Server {
 		for _, ns := range servers {
 			if ns.Running() && ns.JetStreamIsStreamLeader("$G", "KV_fail") {
@@ -116,6 +128,7 @@ func TestStorage_LeaderKilled(t *testing.T) {
 	const before, after, most = 50, 50, 2000
 	acked := map[string]string{}
 	var (
+		lastKey  string
 		killed   *server.Server
 		killedAt time.Time
 		last     time.Time
@@ -136,6 +149,7 @@ func TestStorage_LeaderKilled(t *testing.T) {
 			continue
 		}
 		acked[k] = v
+		lastKey = k
 		if killed != nil {
 			nAfter++
 			pause = max(pause, time.Since(last))
@@ -159,6 +173,9 @@ func TestStorage_LeaderKilled(t *testing.T) {
 		if err != nil || string(o.Data) != v {
 			t.Fatalf("acknowledged write %s reads %s, wrote %s (%v)", k, o.Data, v, err)
 		}
+	}
+	if ev := waitEvent(t, reader.Watch(), lastKey, "set"); ev.Object == nil || string(ev.Object.Data) != acked[lastKey] {
+		t.Fatalf("the other process's event of the last write: %+v", ev)
 	}
 	c, _, err := s.Changes("w/*", 0, 1<<20)
 	if err != nil || len(c) != len(acked) {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/benitogf/pivot/ooo/key"
@@ -136,9 +137,10 @@ const applyReaders = 16
 // compare-and-set on the revision of the current state it was compared with, so a
 // concurrent write (of this process or another) is never overwritten unseen: when one
 // lands in between, the entry is compared again with the new state. Entries are
-// published in the order given (pipelined: the batch costs about one round trip per
-// distinct-key run plus the parallel reads), keep their stamps and data as given and
-// are marked Remote. err reports a failure of the whole batch (servers unavailable
+// published in the order given, as atomic batches of a run of distinct keys (all of a
+// run are stored or none; a refused run is applied entry by entry), and cost the
+// parallel reads and one round trip per run. They keep their stamps and data as given
+// and are marked Remote. err reports a failure of the whole batch (servers unavailable
 // past the retry budget); unlike the ooo storages, entries published before that
 // failure stay applied.
 func (s *Storage) ApplyEach(entries []storage.Entry, wins storage.Wins) ([]storage.Result, error) {
@@ -196,53 +198,49 @@ func (s *Storage) applyRun(entries []storage.Entry, idx []int, wins storage.Wins
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	futures := make([]jetstream.PubAckFuture, len(idx))
+	// Decide every entry on the state read, then publish the winners as atomic
+	// batches; an entry whose batch was refused (a concurrent write of one of its keys:
+	// compare again), lost or timed out is applied alone, from a fresh read.
+	var pub []int // positions in idx to publish
 	for j, i := range idx {
-		en := entries[i]
-		out, publish := s.decide(en, curs[j], found[j], wins)
+		out, publish := s.decide(entries[i], curs[j], found[j], wins)
 		if !publish {
 			results[i] = out
 			continue
 		}
-		m := s.data.message(storage.Change{Entry: en, Remote: true}, "", s.writer)
-		f, err := s.data.js.PublishMsgAsync(m, jetstream.WithExpectLastSequencePerSubject(curs[j].Seq), jetstream.WithMsgID(newID()))
-		if err == nil {
-			futures[j] = f
-		}
-		// An entry whose publish could not start goes the slow way below.
+		pub = append(pub, j)
 	}
-	for j, i := range idx {
-		if results[i].Outcome != 0 {
-			continue
+	for start := 0; start < len(pub); start += maxAtomicBatch {
+		part := pub[start:min(start+maxAtomicBatch, len(pub))]
+		msgs := make([]*nats.Msg, len(part))
+		revs := make([]uint64, len(part))
+		for n, j := range part {
+			msgs[n] = s.data.message(storage.Change{Entry: entries[idx[j]], Remote: true}, "", s.writer)
+			revs[n] = curs[j].Seq
 		}
-		if f := futures[j]; f != nil {
-			if ack, err := s.await(f); err == nil {
-				s.queue.acked(ack.Sequence, s.recordEvent(storage.Change{Entry: entries[i], Remote: true}, ""))
+		var first uint64
+		err := func() error {
+			ctx, cancel := context.WithTimeout(s.ctx, s.cfg.RequestTimeout)
+			defer cancel()
+			var err error
+			first, err = s.data.publishBatch(ctx, msgs, revs)
+			return err
+		}()
+		for n, j := range part {
+			i := idx[j]
+			if err == nil {
+				s.queue.acked(first+uint64(n), s.recordEvent(storage.Change{Entry: entries[i], Remote: true}, ""))
 				results[i] = storage.Result{Outcome: storage.Applied}
 				continue
 			}
+			r, err := s.applyOne(entries[i], wins)
+			if err != nil {
+				return err
+			}
+			results[i] = r
 		}
-		// Refused (a concurrent write: compare again), lost or timed out: one entry at
-		// a time, from a fresh read, with retries.
-		r, err := s.applyOne(entries[i], wins)
-		if err != nil {
-			return err
-		}
-		results[i] = r
 	}
 	return nil
-}
-
-// await waits for an asynchronous publish's acknowledgement.
-func (s *Storage) await(f jetstream.PubAckFuture) (*jetstream.PubAck, error) {
-	select {
-	case ack := <-f.Ok():
-		return ack, nil
-	case err := <-f.Err():
-		return nil, err
-	case <-s.ctx.Done():
-		return nil, s.ctx.Err()
-	}
 }
 
 // decide compares en with the current state: the result when nothing is to be

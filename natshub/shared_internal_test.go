@@ -347,3 +347,36 @@ func TestStorage_ChangesReusedConsumers(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestStorage_ServersGone: with no server to answer, a write retries for RetryFor and
+// then fails with an error wrapping ErrUnavailable; nothing hangs, and Close returns.
+func TestStorage_ServersGone(t *testing.T) {
+	ns := startServer(t)
+	_, js := connect(t, ns.ClientURL())
+	s := started(t, newStorage(t, js, Config{Bucket: "gone", RetryFor: time.Second, RequestTimeout: 300 * time.Millisecond}))
+	if _, err := s.Set("a", json.RawMessage(`1`)); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Changes("", 0, 10); err != nil { // leaves an idle consumer
+		t.Fatal(err)
+	}
+	ns.Shutdown()
+	ns.WaitForShutdown()
+	start := time.Now()
+	_, err := s.Set("a", json.RawMessage(`2`))
+	if !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("write with the servers gone: %v", err)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("the write gave up after %s, RetryFor is 1s", took)
+	}
+	res, err := s.ApplyEach([]storage.Entry{{Key: "b", Created: 5, Data: json.RawMessage(`1`)}}, pivot.Wins)
+	if !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("apply with the servers gone: %+v %v", res, err)
+	}
+	start = time.Now()
+	s.Close()
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("Close took %s with the servers gone", took)
+	}
+}

@@ -246,7 +246,7 @@ func (s *Storage) Close() {
 	s.active = false
 	s.watcher.Stop()
 	s.queue.close()
-	s.data.close(s.ctx)
+	s.data.close(s.ctx, s.cfg.RequestTimeout)
 }
 
 // Active reports whether the storage was started and not closed.
