@@ -44,6 +44,7 @@ type remoteNode struct {
 
 	mu          sync.Mutex
 	pending     map[string]struct{} // key paths to trigger
+	forced      map[string]struct{} // pending paths to send without the skip check (ownership.go)
 	running     bool                // a goroutine is sending triggers
 	retryArmed  bool                // a timer will restart sending after backoff
 	failures    int
@@ -112,13 +113,17 @@ func (h *pivotRole) active() bool {
 }
 
 // changed is called for every event of a synced key. It never blocks.
-func (h *pivotRole) changed(sk *syncKey) {
+func (h *pivotRole) changed(sk *syncKey, ev ooo.StorageEvent) {
 	h.lastChange.Store(time.Now().UnixNano())
 	if sk.path == h.e.cfg.NodesKey {
 		select {
 		case h.refresh <- struct{}{}:
 		default:
 		}
+	}
+	if h.e.cfg.Membership != nil {
+		h.triggerShared(sk, ev)
+		return
 	}
 	h.triggerAll([]string{sk.path})
 }
@@ -255,10 +260,12 @@ func (h *pivotRole) send(rn *remoteNode) {
 			sort.Strings(paths)
 		}
 		rn.pending = map[string]struct{}{}
+		forced := rn.forced
+		rn.forced = nil
 		rn.mu.Unlock()
 
 		if paths != nil {
-			paths = h.needed(rn, paths)
+			paths = h.needed(rn, paths, forced)
 			if len(paths) == 0 {
 				continue
 			}
@@ -297,6 +304,9 @@ func (h *pivotRole) send(rn *remoteNode) {
 				}
 				rn.nextTry = time.Now().Add(wait)
 				rn.queueLocked(paths)
+				for p := range forced {
+					rn.forceLocked(p)
+				}
 				switch rn.failures {
 				case 1:
 					h.e.log.Warn("pivot: node unreachable", "addr", rn.dial, "err", err)
@@ -318,12 +328,13 @@ func (h *pivotRole) send(rn *remoteNode) {
 }
 
 // needed returns the paths rn does not already hold every change of, counting the
-// others as skipped triggers.
-func (h *pivotRole) needed(rn *remoteNode, paths []string) []string {
+// others as skipped triggers. A forced path is kept without looking.
+func (h *pivotRole) needed(rn *remoteNode, paths []string, forced map[string]struct{}) []string {
 	kept := paths[:0]
 	skipped := 0
 	for _, p := range paths {
-		if sk := h.e.keyByPath(p); sk != nil && h.holdsAll(rn, sk) {
+		_, force := forced[p]
+		if sk := h.e.keyByPath(p); sk != nil && !force && h.holdsAll(rn, sk) {
 			skipped++
 			continue
 		}

@@ -6,6 +6,10 @@ import (
 	"slices"
 	"sync/atomic"
 	"time"
+
+	"github.com/benitogf/pivot/ooo"
+	"github.com/benitogf/pivot/ooo/key"
+	"github.com/benitogf/pivot/ooo/storage"
 )
 
 // Several pivot processes over one shared data set (Config.Membership): every process
@@ -111,6 +115,44 @@ func (h *pivotRole) rebalance() {
 		h.owners.moved.Add(int64(moved))
 	}
 	h.e.log.Debug("pivot: pivot processes changed", "members", members, "movedHere", moved)
+}
+
+// triggerShared triggers the owned nodes for an event of sk when the data set is
+// shared by several pivot processes. Such a storage's feed, as this process reads it,
+// may lag behind the events it delivers (a replica that does not hold the change yet
+// answers the read), so the feed cannot tell that a node already holds the change: the
+// check that skips a node's trigger (holdsAll) runs only for an event of an entry the
+// node itself pushed, as it pushed it (the same hashEntry); the trigger for any other
+// change is sent without reading the feed.
+func (h *pivotRole) triggerShared(sk *syncKey, ev ooo.StorageEvent) {
+	var hash *entryHash
+	if ev.Operation == storage.OpSet && ev.Object != nil && !key.IsGlob(ev.Key) {
+		x := hashEntry(storage.Entry{Key: ev.Key, Created: ev.Object.Created, Updated: ev.Object.Updated, Data: ev.Object.Data})
+		hash = &x
+	}
+	paths := []string{sk.path}
+	for _, rn := range h.nodeList() {
+		rn.mu.Lock()
+		if rn.removed || rn.elsewhere {
+			rn.mu.Unlock()
+			continue
+		}
+		rn.queueLocked(paths)
+		if v := rn.views[sk]; hash == nil || v == nil || v.overflow || v.own[ev.Key] != *hash {
+			rn.forceLocked(sk.path)
+		}
+		h.kickLocked(rn)
+		rn.mu.Unlock()
+	}
+}
+
+// forceLocked marks path, pending for rn, to be sent without the skip check. rn.mu is
+// held.
+func (rn *remoteNode) forceLocked(path string) {
+	if rn.forced == nil {
+		rn.forced = map[string]struct{}{}
+	}
+	rn.forced[path] = struct{}{}
 }
 
 // setOwned records whether this process owns rn now, and reports whether rn just

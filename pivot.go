@@ -474,7 +474,7 @@ func (e *syncEngine) onEvent(ev ooo.StorageEvent) {
 		return
 	}
 	if e.pivotRole != nil {
-		e.pivotRole.changed(sk)
+		e.pivotRole.changed(sk, ev)
 		return
 	}
 	e.node.request(sk, needPush)
