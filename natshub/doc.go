@@ -44,7 +44,9 @@
 //
 // Reads. Get and the feed read from the stream leader (the storage switches direct
 // gets off on its buckets, since a direct get may be answered by a replica that lags),
-// so a read after an acknowledged write sees it, from any process.
+// so a read after an acknowledged write sees it, from any process. New also allows
+// atomic batch publishing on the buckets (Apply uses it); both settings are applied
+// to a bucket that exists without them.
 //
 // Changes. Changes(pattern, since, limit) reads a consumer over the pattern's
 // subjects from since+1: O(changes), not O(data). Sequences are the stream's:
