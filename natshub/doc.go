@@ -97,6 +97,10 @@
 //
 // Clear purges the bucket for every process; writes racing it may survive it.
 //
+// A bucket deleted and re-created under running processes gets a new epoch at the next
+// Changes, but their watchers keep their old position (past the new sequences) and
+// miss events until the processes restart: restart them after re-creating a bucket.
+//
 // # Membership
 //
 // Membership keeps the set of live pivot processes in a KV bucket whose keys expire a
