@@ -44,7 +44,9 @@
 //
 // Reads. Get and the feed read from the stream leader (the storage switches direct
 // gets off on its buckets, since a direct get may be answered by a replica that lags),
-// so a read after an acknowledged write sees it, from any process.
+// so a read after an acknowledged write sees it, from any process. New also allows
+// atomic batch publishing on the buckets (Apply uses it); both settings are applied
+// to a bucket that exists without them.
 //
 // Changes. Changes(pattern, since, limit) reads a consumer over the pattern's
 // subjects from since+1: O(changes), not O(data). Sequences are the stream's:
@@ -94,6 +96,10 @@
 // Locks. GetAndLock locks a key within this process only.
 //
 // Clear purges the bucket for every process; writes racing it may survive it.
+//
+// A bucket deleted and re-created under running processes gets a new epoch at the next
+// Changes, but their watchers keep their old position (past the new sequences) and
+// miss events until the processes restart: restart them after re-creating a bucket.
 //
 // # Membership
 //
