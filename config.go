@@ -81,6 +81,9 @@ type Config struct {
 	// with another id drops the old cluster's data instead of leaking it. "" is a valid
 	// id, but then two clusters cannot be told apart.
 	ClusterID string
+	// Advertise, on a pivot with Membership, is the name the process joins under
+	// (nodes list the same strings in Pivots); "" means its listen address.
+	//
 	// Advertise, on a node, is the "host:port" (or "https://host:port", see TLS) the
 	// pivot can reach this node at. When
 	// set (and NodesKey is set) the node registers itself by writing {"ip": Advertise}
@@ -135,6 +138,30 @@ type Config struct {
 	// be quick: while it runs, up to 1024 more conflicts wait, and beyond that they are
 	// dropped (Status still counts them and shows the last few).
 	OnConflict func(Conflict)
+	// Pivots, on a node, are the addresses of the pivot processes of a cluster served
+	// by several of them over one shared data set (see Membership), each "host:port"
+	// or a base URL, as server.Pivot. A program that sets Pivots may leave
+	// server.Pivot empty; when both are set, server.Pivot is one more address. The
+	// node syncs with one address at a time and stays on it while it answers; when a
+	// round cannot reach it, or it answers 5xx or refuses the node (proof, cluster
+	// id, protocol version), the next round (after the usual backoff) goes to the
+	// next one. The first is the one that owns this node by rendezvous hashing of its
+	// name (Owner; list the names the pivot processes joined under, so the process a
+	// node syncs with is the one that triggers it), then the others in the order
+	// Owner would pick them. Cursors stay valid on every address: the processes share
+	// one data set, so one epoch and one sequence. Setting Pivots requires ClusterID.
+	// Empty: the node syncs with server.Pivot only.
+	Pivots []string
+	// Membership, on a pivot, makes this process one of several serving one cluster
+	// over a shared data set: it joins the membership once its server listens, under
+	// Advertise (or its listen address), and triggers only the nodes it owns by
+	// rendezvous hashing over the live members; when members come or go, the nodes
+	// that moved to it are triggered at once. While this process is not among the
+	// live members (not joined yet, or its lease lapsed), it triggers every node: a
+	// trigger too many costs a round, one too few delays a node until its
+	// SyncInterval. One value per Setup; the engine closes it when it stops. Setting
+	// Membership requires ClusterID. nil: this pivot triggers every node.
+	Membership Membership
 	// ReadToken is a read-only credential for operators: with it in an
 	// "Authorization: Bearer" header, GET <RoutePrefix>/ui/status answers Status for
 	// the status page (<RoutePrefix>/ui). It grants nothing else (the protocol takes
@@ -239,6 +266,27 @@ func (c Config) Validate() error {
 	}
 	if len(c.ClusterID) > maxClusterID || !headerSafe(c.ClusterID) {
 		return bad("ClusterID", "must be at most %d printable ASCII characters without spaces", maxClusterID)
+	}
+	if len(c.Pivots) > 0 || c.Membership != nil {
+		field := "Pivots"
+		if len(c.Pivots) == 0 {
+			field = "Membership"
+		}
+		if c.ClusterID == "" {
+			return bad("ClusterID", "required with %s: with several pivot processes a node's cursors must name the cluster, not one pivot's address (or failing over would look like moving to another cluster)", field)
+		}
+	}
+	seen := map[string]int{}
+	for i, p := range c.Pivots {
+		field := fmt.Sprintf("Pivots[%d]", i)
+		_, hp, err := splitAddress(p)
+		if err != nil {
+			return bad(field, "%v", err)
+		}
+		if j, dup := seen[hp]; dup {
+			return bad(field, "%q names the same pivot as Pivots[%d]", p, j)
+		}
+		seen[hp] = i
 	}
 	if c.Advertise != "" {
 		if c.NodesKey == "" {

@@ -40,7 +40,11 @@
 //     ProtectNodesKey.
 //   - handlers.go: the protocol routes both roles serve, behind one guard (version,
 //     cluster, body, proof).
-//   - sync.go: the node: rounds, push, pull, cursors, its own pushes, sync-on-read.
+//   - sync.go: the node: rounds, push, pull, cursors, its own pushes, sync-on-read;
+//     failover.go: a node's several pivot addresses (Config.Pivots) and its failover.
+//   - membership.go: Membership, the live pivot processes of one shared data set, and
+//     rendezvous hashing (Owner); memory_membership.go: MemoryGroup, one in memory;
+//     ownership.go: which nodes a pivot process triggers.
 //   - stream_hub.go, stream_node.go, stream_frames.go: the live stream, the pivot's
 //     side (a websocket per node, changes sent as they happen, pokes), the node's
 //     (reconnect, apply through the pull's path, acks) and the signed frames.
@@ -62,6 +66,10 @@
 //   - Conflicts are settled per entry by the version stamps of a hybrid logical clock:
 //     the later write wins, whole. Entries stamped further in the future than the
 //     storage's max skew are refused and retried, never adopted.
+//   - Several pivot processes can serve one cluster over one shared data set
+//     (Config.Membership on each, Config.Pivots on the nodes, a ClusterID on all):
+//     each triggers the nodes it owns, and nodes fail over between them keeping their
+//     cursors.
 //   - After the pivot's data is reset (new epoch), nodes restore it from their copies;
 //     a node moved to another cluster (ClusterID) adopts the new cluster's data.
 //   - Set Config.Token outside a trusted network: requests and answers then carry

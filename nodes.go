@@ -34,6 +34,7 @@ type pivotRole struct {
 
 	writers writerRegistry // which storage holds which writer id (writers.go)
 	streams *streamHub     // the nodes' live streams (stream_hub.go)
+	owners  ownership      // which nodes this process triggers (ownership.go)
 }
 
 // remoteNode is one node as the pivot sees it.
@@ -44,6 +45,7 @@ type remoteNode struct {
 
 	mu          sync.Mutex
 	pending     map[string]struct{} // key paths to trigger
+	forced      map[string]struct{} // pending paths to send without the skip check (ownership.go)
 	running     bool                // a goroutine is sending triggers
 	retryArmed  bool                // a timer will restart sending after backoff
 	failures    int
@@ -53,6 +55,7 @@ type remoteNode struct {
 	lastContact time.Time // last successful exchange, in either direction
 	lastPull    time.Time // last pull to the head of the feed, or skip (it held everything)
 	removed     bool
+	elsewhere   bool                   // another pivot process triggers the node (ownership.go)
 	skipped     int64                  // triggers not sent: the node held every change
 	views       map[*syncKey]*nodeView // what the node holds, per key; nil until it pulls
 }
@@ -87,6 +90,9 @@ func (h *pivotRole) run() {
 		}
 	}
 	h.reload()
+	if h.e.cfg.Membership != nil {
+		h.e.spawn(h.runMembership)
+	}
 	h.triggerAll(nil)
 	for {
 		select {
@@ -109,7 +115,7 @@ func (h *pivotRole) active() bool {
 }
 
 // changed is called for every event of a synced key. It never blocks.
-func (h *pivotRole) changed(sk *syncKey) {
+func (h *pivotRole) changed(sk *syncKey, ev ooo.StorageEvent) {
 	h.lastChange.Store(time.Now().UnixNano())
 	if sk.path == h.e.cfg.NodesKey {
 		select {
@@ -118,10 +124,15 @@ func (h *pivotRole) changed(sk *syncKey) {
 		}
 	}
 	h.streams.changed(sk)
+	if h.e.cfg.Membership != nil {
+		h.triggerShared(sk, ev)
+		return
+	}
 	h.triggerAll([]string{sk.path})
 }
 
-// triggerAll asks every known node to sync paths (every key when nil).
+// triggerAll asks every known node this process owns to sync paths (every key when
+// nil).
 func (h *pivotRole) triggerAll(paths []string) {
 	for _, rn := range h.nodeList() {
 		h.trigger(rn, paths)
@@ -171,7 +182,7 @@ func (h *pivotRole) reload() {
 	}
 	for addr, dial := range found {
 		if _, ok := h.nodes[addr]; !ok {
-			rn := &remoteNode{addr: addr, dial: dial, peer: h.e.peer(dial, nil), pending: map[string]struct{}{}}
+			rn := &remoteNode{addr: addr, dial: dial, peer: h.e.peer(dial, nil), pending: map[string]struct{}{}, elsewhere: !h.owns(addr)}
 			h.nodes[addr] = rn
 			added = append(added, rn)
 		}
@@ -191,13 +202,14 @@ func (h *pivotRole) reload() {
 
 // trigger queues paths for rn and starts sending unless a send is running (then that
 // send picks them up: coalesced, never dropped) or rn is backing off after a failure.
+// A node another pivot process owns is left to it (ownership.go).
 func (h *pivotRole) trigger(rn *remoteNode, paths []string) {
 	if h.streams.connected(rn.addr) {
 		return // it gets every change on its stream
 	}
 	rn.mu.Lock()
 	defer rn.mu.Unlock()
-	if rn.removed {
+	if rn.removed || rn.elsewhere {
 		return
 	}
 	rn.queueLocked(paths)
@@ -254,10 +266,12 @@ func (h *pivotRole) send(rn *remoteNode) {
 			sort.Strings(paths)
 		}
 		rn.pending = map[string]struct{}{}
+		forced := rn.forced
+		rn.forced = nil
 		rn.mu.Unlock()
 
 		if paths != nil {
-			paths = h.needed(rn, paths)
+			paths = h.needed(rn, paths, forced)
 			if len(paths) == 0 {
 				continue
 			}
@@ -296,6 +310,9 @@ func (h *pivotRole) send(rn *remoteNode) {
 				}
 				rn.nextTry = time.Now().Add(wait)
 				rn.queueLocked(paths)
+				for p := range forced {
+					rn.forceLocked(p)
+				}
 				switch rn.failures {
 				case 1:
 					h.e.log.Warn("pivot: node unreachable", "addr", rn.dial, "err", err)
@@ -317,12 +334,13 @@ func (h *pivotRole) send(rn *remoteNode) {
 }
 
 // needed returns the paths rn does not already hold every change of, counting the
-// others as skipped triggers.
-func (h *pivotRole) needed(rn *remoteNode, paths []string) []string {
+// others as skipped triggers. A forced path is kept without looking.
+func (h *pivotRole) needed(rn *remoteNode, paths []string, forced map[string]struct{}) []string {
 	kept := paths[:0]
 	skipped := 0
 	for _, p := range paths {
-		if sk := h.e.keyByPath(p); sk != nil && h.holdsAll(rn, sk) {
+		_, force := forced[p]
+		if sk := h.e.keyByPath(p); sk != nil && !force && h.holdsAll(rn, sk) {
 			skipped++
 			continue
 		}

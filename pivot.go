@@ -148,6 +148,9 @@ func Setup(server *ooo.Server, config Config) SetupResult {
 		client = &http.Client{Transport: server.Client.Transport}
 	}
 	e := newEngine(cfg, server.Pivot, keys, client)
+	if e.node != nil && cfg.Membership != nil {
+		panic(fmt.Errorf("%w: Membership: set on a node (server.Pivot or Pivots is set); it is for pivot processes", ErrInvalidConfig))
+	}
 	e.server = server
 	e.routes(server.Router)
 
@@ -333,7 +336,7 @@ func newEngine(cfg Config, pivotAddr string, keys []*syncKey, client *http.Clien
 	e.verify.keys, e.verify.since = e.secrets, now
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 	e.ready = make(chan struct{})
-	if pivotAddr == "" {
+	if pivotAddr == "" && len(cfg.Pivots) == 0 {
 		e.role = RolePivot
 		e.pivotRole = newPivotRole(e)
 	} else {
@@ -344,9 +347,16 @@ func newEngine(cfg Config, pivotAddr string, keys []*syncKey, client *http.Clien
 }
 
 // markReady tells the engine's goroutines that the server is started (its storage
-// too, and its Address known). Safe to call more than once.
+// too, and its Address known). A node first orders its pivot addresses, which needs
+// its name (the Address): so Status shows the address in use from the moment the
+// server's Start returns. Safe to call more than once.
 func (e *syncEngine) markReady() {
-	e.readyOnce.Do(func() { close(e.ready) })
+	e.readyOnce.Do(func() {
+		if e.node != nil {
+			e.node.orderPivots()
+		}
+		close(e.ready)
+	})
 }
 
 // waitReady waits until the server is started; false when the engine stops first.
@@ -398,6 +408,12 @@ func (e *syncEngine) close() {
 	e.mu.Unlock()
 	if e.node != nil {
 		e.node.drain(closeDrain)
+	}
+	if e.pivotRole != nil && e.cfg.Membership != nil {
+		// Leave first: the other processes take this one's nodes over at once.
+		if err := e.cfg.Membership.Close(); err != nil {
+			e.fail("pivot: leave the pivot processes", err)
+		}
 	}
 	e.cancel()
 	if e.pivotRole != nil {
@@ -461,7 +477,7 @@ func (e *syncEngine) onEvent(ev ooo.StorageEvent) {
 		return
 	}
 	if e.pivotRole != nil {
-		e.pivotRole.changed(sk)
+		e.pivotRole.changed(sk, ev)
 		return
 	}
 	e.node.request(sk, needPush)

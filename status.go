@@ -18,6 +18,7 @@ type counters struct {
 	refused   atomic.Int64 // entries refused for clock skew
 	checks    atomic.Int64 // anti-entropy comparisons made at rest (node)
 	repaired  atomic.Int64 // entries repaired by anti-entropy, in either direction (node)
+	failovers atomic.Int64 // moves to the next pivot address (node, Config.Pivots)
 }
 
 // Status is a snapshot of the engine's state, served by the status route and
@@ -27,8 +28,19 @@ type Status struct {
 	Role string `json:"role"`
 	// ClusterID is Config.ClusterID.
 	ClusterID string `json:"clusterId"`
-	// Pivot is, on a node, the pivot's address.
+	// Pivot is, on a node, the address of the pivot it syncs with now: one of Pivots
+	// when Config.Pivots is set.
 	Pivot string `json:"pivot,omitempty"`
+	// Pivots is, on a node with several pivot addresses (Config.Pivots), all of them
+	// in the order the node tries them, and Failovers how many times it moved to
+	// the next one because the one in use did not answer.
+	Pivots    []string `json:"pivots,omitempty"`
+	Failovers int64    `json:"failovers,omitempty"`
+	// Members is, on a pivot process with Config.Membership, the live pivot
+	// processes as it last read them, and MovedNodes how many nodes moved to this
+	// process when members came or went.
+	Members    []string `json:"members,omitempty"`
+	MovedNodes int64    `json:"movedNodes,omitempty"`
 	// PivotHealthy is, on a node, whether the last exchange with the pivot succeeded.
 	PivotHealthy bool `json:"pivotHealthy,omitempty"`
 	// LastContact is, on a node, when the pivot last answered.
@@ -102,7 +114,9 @@ type NodeStatus struct {
 	// Lag is how long the node may have been behind: when the pivot's latest change of
 	// a synced key came after the node's last pull to the head of the feed (or the
 	// last trigger skipped because the node held every change), the time since that
-	// change; 0 otherwise.
+	// change; 0 otherwise, and for a node another pivot process owns (Owned false):
+	// this process neither triggers it nor necessarily serves it, its owner reports
+	// its lag.
 	Lag time.Duration `json:"lag"`
 	// LagText is Lag as text ("1.5s"); "" for none.
 	LagText string `json:"lagText,omitempty"`
@@ -130,6 +144,10 @@ type NodeStatus struct {
 	StreamFrames   int64 `json:"streamFrames,omitempty"`
 	StreamPokes    int64 `json:"streamPokes,omitempty"`
 	StreamDegraded int64 `json:"streamDegraded,omitempty"`
+	// Owned tells that this pivot process triggers the node: always without
+	// Config.Membership, else when the node's owner among the live pivot processes
+	// is this one (Owner).
+	Owned bool `json:"owned"`
 }
 
 // KeyStatus is one synced path.
@@ -219,7 +237,11 @@ func (e *syncEngine) status() Status {
 		s.Keys = append(s.Keys, ks)
 	}
 	if n := e.node; n != nil {
-		s.Pivot = n.addr
+		s.Pivot = *n.using.Load()
+		if order := *n.order.Load(); len(order) > 1 {
+			s.Pivots = order
+		}
+		s.Failovers = e.counts.failovers.Load()
 		s.PulledEntries = e.counts.pulled.Load()
 		s.PivotHealthy = !n.down.Load() && n.lastContact.Load() != 0
 		if lc := n.lastContact.Load(); lc != 0 {
@@ -235,6 +257,10 @@ func (e *syncEngine) status() Status {
 	if h := e.pivotRole; h != nil {
 		s.PulledEntries = e.counts.served.Load()
 		s.Nodes = h.streams.status(h.nodeStatus())
+		if m := h.owners.members.Load(); m != nil {
+			s.Members = *m
+		}
+		s.MovedNodes = h.owners.moved.Load()
 	}
 	return s
 }
@@ -259,8 +285,9 @@ func (h *pivotRole) nodeStatus() []NodeStatus {
 			LastError:           rn.lastError,
 			Dormant:             rn.failures >= dormantAfter,
 			NextTrigger:         rn.nextTry,
+			Owned:               !rn.elsewhere,
 		}
-		if lastChange != 0 && rn.lastPull.UnixNano() < lastChange {
+		if lastChange != 0 && rn.lastPull.UnixNano() < lastChange && !rn.elsewhere {
 			ns.Lag = now.Sub(time.Unix(0, lastChange))
 			ns.LagText = readable(ns.Lag)
 		}

@@ -148,7 +148,7 @@ func (s *nodeStream) run() {
 // rotation), and checks the pivot's signed answer. It returns the connection and the
 // signers of both directions.
 func (s *nodeStream) dial() (*websocket.Conn, frameSigner, frameSigner, error) {
-	e, p := s.n.e, s.n.pivot
+	e, p := s.n.e, s.n.active.Load()
 	u, err := url.Parse(p.base + routeStream)
 	if err != nil {
 		return nil, frameSigner{}, frameSigner{}, fmt.Errorf("pivot: stream: %w", err)
@@ -231,10 +231,10 @@ func (s *nodeStream) session() (opened bool, err error) {
 	s.since.Store(time.Now().UnixNano())
 	s.up.Store(true)
 	s.n.contact()
-	e.log.Info("pivot: live stream open", "pivot", s.n.addr)
+	e.log.Info("pivot: live stream open", "pivot", *s.n.using.Load())
 	defer func() {
 		if e.ctx.Err() == nil {
-			e.log.Info("pivot: live stream ended, reconnecting", "pivot", s.n.addr, "err", transportError(err))
+			e.log.Info("pivot: live stream ended, reconnecting", "pivot", *s.n.using.Load(), "err", transportError(err))
 		}
 	}()
 	if !e.spawn(func() { s.write(conn, &out, done) }) {

@@ -28,10 +28,18 @@ const (
 // pivot, scheduled by local writes, pivot triggers, reads, a periodic timer and, while
 // the pivot is unreachable, a backoff timer.
 type nodeRole struct {
-	e     *syncEngine
-	pivot *peer
-	addr  string
-	kick  chan struct{} // capacity 1: a request during a round yields exactly one more
+	e *syncEngine
+	// pivot is the pivot address in use, one of pivots; the run goroutine alone
+	// reads it and moves it to the next one (failover).
+	pivot  *peer
+	pivots []*peer
+	at     int                    // index of pivot in pivots
+	using  atomic.Pointer[string] // the address of pivot, for Status
+	// active is pivot for other goroutines (the live stream dials it).
+	active atomic.Pointer[peer]
+	order  atomic.Pointer[[]string] // the addresses of pivots, in order, for Status
+	addr   string                   // server.Pivot as given: names the cluster without a ClusterID
+	kick   chan struct{}            // capacity 1: a request during a round yields exactly one more
 
 	mu      sync.Mutex
 	pending map[*syncKey]uint8       // work asked for and not yet taken by a round
@@ -63,11 +71,18 @@ type nodeRole struct {
 	stream *nodeStream // the live stream to the pivot (stream_node.go); nil when off
 }
 
-// newNodeRole makes the node side of e, syncing with the pivot at pivotAddr.
+// newNodeRole makes the node side of e, syncing with the pivot at pivotAddr and at
+// the addresses of Config.Pivots (failover.go).
 func newNodeRole(e *syncEngine, pivotAddr string) *nodeRole {
+	addrs := pivotAddresses(pivotAddr, e.cfg.Pivots)
+	pivots := make([]*peer, len(addrs))
+	for i, a := range addrs {
+		pivots[i] = e.peer(a, e.nodeID)
+	}
 	n := &nodeRole{
 		e:       e,
-		pivot:   e.peer(pivotAddr, e.nodeID),
+		pivot:   pivots[0],
+		pivots:  pivots,
 		addr:    pivotAddr,
 		kick:    make(chan struct{}, 1),
 		pending: map[*syncKey]uint8{},
@@ -80,6 +95,9 @@ func newNodeRole(e *syncEngine, pivotAddr string) *nodeRole {
 
 		lostPushes: map[*syncKey]map[string]storage.Entry{},
 	}
+	n.using.Store(&addrs[0])
+	n.order.Store(&addrs)
+	n.active.Store(n.pivot)
 	n.stream = newNodeStream(n)
 	return n
 }
@@ -264,6 +282,7 @@ func (n *nodeRole) run() {
 			}
 		case unreachable(err):
 			n.putBack(left)
+			n.failover(err)
 			n.wentDown(err)
 			n.down.Store(true)
 			n.writersConfirmed = false
@@ -273,6 +292,9 @@ func (n *nodeRole) run() {
 			// Refused by the pivot (token, cluster, skew...) or a local storage
 			// problem: retry later, without treating the pivot as down.
 			n.putBack(left)
+			if cannotServe(err) {
+				n.failover(err)
+			}
 			f := n.failures.Add(1)
 			n.failedRound(err)
 			timer.Reset(n.e.backoff(int(f), rand.Int64N))

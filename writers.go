@@ -176,6 +176,11 @@ func (e *syncEngine) handleWriter(w http.ResponseWriter, r *http.Request) {
 	h := e.pivotRole
 	h.writers.mu.Lock()
 	defer h.writers.mu.Unlock()
+	if e.cfg.Membership != nil {
+		// The registry lives in the shared data set, which the other pivot processes
+		// change too: read it again for each confirmation.
+		h.writers.loaded = false
+	}
 	if err := h.loadWriters(); err != nil {
 		writeError(w, http.StatusServiceUnavailable, codeUnavailable, err.Error())
 		return

@@ -122,3 +122,19 @@ func normalizeData(data []byte) ([]byte, error) {
 	}
 	return buf.Bytes(), nil
 }
+
+// MergePatch is the merge Patch applies, for storages built outside this package (such
+// as the natshub module's): it merges the JSON object patch into the JSON value doc and
+// returns the merged data, compact with object keys sorted, and whether anything
+// changed. A patch that is not a JSON object, or a doc that is not JSON, is
+// ErrInvalidData.
+func MergePatch(doc, patch []byte) (merged []byte, changed bool, err error) {
+	return mergePatch(doc, patch)
+}
+
+// NormalizeData is the check Set applies to data, for storages built outside this
+// package: one JSON value (ErrEmptyData when blank, ErrInvalidData otherwise), returned
+// compacted.
+func NormalizeData(data []byte) ([]byte, error) {
+	return normalizeData(data)
+}

@@ -110,6 +110,7 @@ func runCRUD(t *testing.T, newHarness func(t testing.TB) Harness) {
 	})
 	t.Run("BadData", func(t *testing.T) {
 		s := fresh(t, newHarness)
+		h := head(t, s) // a storage may keep records of its own in the feed's sequence
 		_, err := s.Set("a", nil)
 		wantErr(t, "nil data", err, storage.ErrEmptyData)
 		_, err = s.Set("a", json.RawMessage("  "))
@@ -120,8 +121,8 @@ func runCRUD(t *testing.T, newHarness func(t testing.TB) Harness) {
 		}
 		_, err = s.Get("a")
 		wantErr(t, "get after refused writes", err, storage.ErrNotFound)
-		if h := head(t, s); h != 0 {
-			t.Fatalf("refused writes moved the feed to %d", h)
+		if got := head(t, s); got != h {
+			t.Fatalf("refused writes moved the feed from %d to %d", h, got)
 		}
 	})
 	t.Run("SetGlobIsNoop", func(t *testing.T) {

@@ -84,6 +84,10 @@ func runChanges(t *testing.T, newHarness func(t testing.TB) Harness) {
 	mustSet(t, s, "other/x", `1`)
 	mustSet(t, s, "f/3", `2`) // f/3 moves to the end of the feed
 	mustDel(t, s, "f/5")      // and so does f/5, as a tombstone
+	// Sequences strictly increase but need not be contiguous (a storage may number
+	// records of its own, or skip the numbers of superseded writes): the feed's head is
+	// read, not computed.
+	feedHead := head(t, s)
 
 	t.Run("EachKeyOnceAtItsLatest", func(t *testing.T) {
 		changes := allChanges(t, s, "", 0)
@@ -98,7 +102,7 @@ func runChanges(t *testing.T, newHarness func(t testing.TB) Harness) {
 		if !equalStrings(got, want) {
 			t.Fatalf("feed %v, want %v", got, want)
 		}
-		if last := changes[len(changes)-1]; !last.Deleted || last.Seq != 13 {
+		if last := changes[len(changes)-1]; !last.Deleted || last.Seq != feedHead {
 			t.Fatalf("last change %+v", last)
 		}
 		if f3 := changes[len(changes)-2]; string(f3.Data) != `2` || f3.Updated == 0 {
@@ -123,8 +127,8 @@ func runChanges(t *testing.T, newHarness func(t testing.TB) Harness) {
 			}
 			since = next
 			if len(page) < 3 {
-				if next != 13 {
-					t.Fatalf("exhausted feed: next %d, want the head 13", next)
+				if next != feedHead {
+					t.Fatalf("exhausted feed: next %d, want the head %d", next, feedHead)
 				}
 				break
 			}
@@ -133,8 +137,8 @@ func runChanges(t *testing.T, newHarness func(t testing.TB) Harness) {
 		if !equalStrings(keys, want) {
 			t.Fatalf("paged %v, want %v", keys, want)
 		}
-		page, next, err := s.Changes("", 13, 5)
-		if err != nil || len(page) != 0 || next != 13 {
+		page, next, err := s.Changes("", feedHead, 5)
+		if err != nil || len(page) != 0 || next != feedHead {
 			t.Fatalf("at the head: %v %d %v", page, next, err)
 		}
 	})
@@ -164,7 +168,7 @@ func runChanges(t *testing.T, newHarness func(t testing.TB) Harness) {
 			if k == 3 {
 				wantData = ""
 			}
-			if c.Key != fmt.Sprintf("m/%d", k) || string(c.Data) != wantData || c.Seq != uint64((rounds-1)*keys+k+1) {
+			if c.Key != fmt.Sprintf("m/%d", k) || string(c.Data) != wantData || (k > 0 && c.Seq <= changes[k-1].Seq) {
 				t.Fatalf("change %d: %+v", k, c)
 			}
 		}
@@ -241,6 +245,7 @@ func runEpoch(t *testing.T, newHarness func(t testing.TB) Harness) {
 
 func runCursors(t *testing.T, newHarness func(t testing.TB) Harness) {
 	s := fresh(t, newHarness)
+	before := head(t, s)
 	if v, err := s.LoadCursor("push"); err != nil || v != nil {
 		t.Fatalf("missing cursor: %q %v", v, err)
 	}
@@ -256,8 +261,8 @@ func runCursors(t *testing.T, newHarness func(t testing.TB) Harness) {
 	if err := s.SaveCursor("", nil); !errors.Is(err, storage.ErrInvalidPath) {
 		t.Fatalf("empty cursor name: %v", err)
 	}
-	if h := head(t, s); h != 0 {
-		t.Fatalf("a cursor entered the feed: head %d", h)
+	if h := head(t, s); h != before {
+		t.Fatalf("a cursor entered the feed: head %d, was %d", h, before)
 	}
 	expectQuiet(t, s)
 }
@@ -308,7 +313,7 @@ func runRestart(t *testing.T, newHarness func(t testing.TB) Harness) {
 		t.Fatalf("a write after restart sorts before the last one: %d <= %d", after.Updated, before.Updated)
 	}
 	last := allChanges(t, s2, "keep/a", 0)
-	if len(last) != 1 || last[0].Seq != changes[len(changes)-1].Seq+1 {
+	if len(last) != 1 || last[0].Seq <= changes[len(changes)-1].Seq {
 		t.Fatalf("the sequence did not continue: %+v", last)
 	}
 	if n := s2.CollectTombstones(s2.Clock().Now() + int64(2*time.Hour)); n != 2 {
