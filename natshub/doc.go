@@ -42,9 +42,10 @@
 // glob Del or Patch, and an Apply batch, are not atomic as a whole (each key is its
 // own compare-and-set), unlike MemoryStorage and BoltStorage.
 //
-// Reads. Get reads from the stream leader (the storage switches direct gets off on
-// its buckets, since a direct get may be answered by a replica that lags), so a read
-// after an acknowledged write sees it, from any process.
+// Reads. Get of one key reads from the stream leader (the storage switches direct
+// gets off on its buckets, since a direct get may be answered by a replica that lags),
+// so a read after an acknowledged write sees it, from any process. Reads of many keys
+// (Keys, Get of a glob, GetN...) read a consumer, placed on any replica, as Changes.
 //
 // Changes. Changes(pattern, since, limit) reads a consumer over the pattern's
 // subjects from since+1: O(changes), not O(data). The servers place that consumer on
