@@ -104,11 +104,27 @@ func (b *bucket) publish(ctx context.Context, m *nats.Msg, rev uint64, id string
 
 // head returns the stream's last sequence.
 func (b *bucket) head(ctx context.Context) (uint64, error) {
+	seq, _, err := b.headAt(ctx)
+	return seq, err
+}
+
+// headAt returns the stream's last sequence and the server that answered (the stream
+// leader; "" when not clustered): that server's copy holds every message up to it.
+func (b *bucket) headAt(ctx context.Context) (uint64, string, error) {
 	info, err := b.stream.Info(ctx)
 	if err != nil {
-		return 0, err
+		return 0, "", err
 	}
-	return info.State.LastSeq, nil
+	return info.State.LastSeq, clusterLeader(info.Cluster), nil
+}
+
+// clusterLeader is the name of the server leading a stream or consumer ("" when not
+// clustered).
+func clusterLeader(c *jetstream.ClusterInfo) string {
+	if c == nil {
+		return ""
+	}
+	return c.Leader
 }
 
 // scan calls fn with every message whose subject matches the KV key filter and whose
@@ -119,7 +135,18 @@ func (b *bucket) head(ctx context.Context) (uint64, error) {
 // want, when above zero, is about how many more messages fn will take: the consumer
 // is asked for batches of about that size, since a batch cut short by fn is read to
 // its end (so the reused consumer has no request in flight when it is moved).
-func (b *bucket) scan(ctx context.Context, filter string, since uint64, headersOnly bool, want int, fn func(m jetstream.Msg) bool) error {
+//
+// It returns the server the consumer reads from ("" when not clustered). On a cluster
+// that server's copy of the stream may lag the leader's (an R1 consumer is placed on
+// any replica): the scan sees the messages of that copy only.
+func (b *bucket) scan(ctx context.Context, filter string, since uint64, headersOnly bool, want int, fn func(m jetstream.Msg) bool) (string, error) {
+	var server string
+	err := b.scanFrom(ctx, filter, since, headersOnly, want, &server, fn)
+	return server, err
+}
+
+// scanFrom is scan with the consumer's server stored in *server.
+func (b *bucket) scanFrom(ctx context.Context, filter string, since uint64, headersOnly bool, want int, server *string, fn func(m jetstream.Msg) bool) error {
 	cc := jetstream.ConsumerConfig{
 		AckPolicy:         jetstream.AckNonePolicy,
 		HeadersOnly:       headersOnly,
@@ -141,18 +168,18 @@ func (b *bucket) scan(ctx context.Context, filter string, since uint64, headersO
 		pending uint64
 	)
 	if filter == ">" && !headersOnly {
-		c, n, err := b.reuse(ctx, since)
+		c, n, at, err := b.reuse(ctx, since)
 		if err != nil {
 			return err
 		}
-		cons, pending = c, n
+		cons, pending, *server = c, n, at
 		defer b.release(ctx, c)
 	} else {
 		c, err := b.stream.CreateConsumer(ctx, cc)
 		if err != nil {
 			return fmt.Errorf("create consumer: %w", err)
 		}
-		cons, pending = c, c.CachedInfo().NumPending
+		cons, pending, *server = c, c.CachedInfo().NumPending, clusterLeader(c.CachedInfo().Cluster)
 		defer b.drop(ctx, c)
 	}
 	for pending > 0 {
@@ -243,9 +270,10 @@ func (b *bucket) publishBatch(ctx context.Context, msgs []*nats.Msg, revs []uint
 	return 0, nil
 }
 
-// reuse returns an unfiltered consumer of the whole stream positioned after since, and
-// the number of messages it has pending: an idle one moved there, or a new one.
-func (b *bucket) reuse(ctx context.Context, since uint64) (jetstream.Consumer, uint64, error) {
+// reuse returns an unfiltered consumer of the whole stream positioned after since, the
+// number of messages it has pending and the server it reads from: an idle one moved
+// there, or a new one.
+func (b *bucket) reuse(ctx context.Context, since uint64) (jetstream.Consumer, uint64, string, error) {
 	for {
 		var c jetstream.Consumer
 		select {
@@ -262,16 +290,20 @@ func (b *bucket) reuse(ctx context.Context, since uint64) (jetstream.Consumer, u
 				DeliverPolicy:     jetstream.DeliverAllPolicy,
 			})
 			if err != nil {
-				return nil, 0, fmt.Errorf("create consumer: %w", err)
+				return nil, 0, "", fmt.Errorf("create consumer: %w", err)
 			}
 		}
 		resp, err := b.stream.ResetConsumerToSequence(ctx, c.CachedInfo().Name, since+1)
 		if err == nil {
-			return c, resp.NumPending, nil
+			at := clusterLeader(c.CachedInfo().Cluster)
+			if resp.ConsumerInfo != nil {
+				at = clusterLeader(resp.Cluster)
+			}
+			return c, resp.NumPending, at, nil
 		}
 		b.drop(ctx, c) // expired while idle, or lost with a server: take another
 		if ctx.Err() != nil || !errors.Is(err, jetstream.ErrConsumerNotFound) {
-			return nil, 0, fmt.Errorf("reset consumer: %w", err)
+			return nil, 0, "", fmt.Errorf("reset consumer: %w", err)
 		}
 	}
 }

@@ -42,17 +42,22 @@
 // glob Del or Patch, and an Apply batch, are not atomic as a whole (each key is its
 // own compare-and-set), unlike MemoryStorage and BoltStorage.
 //
-// Reads. Get and the feed read from the stream leader (the storage switches direct
+// Reads. Get of one key reads from the stream leader (the storage switches direct
 // gets off on its buckets, since a direct get may be answered by a replica that lags),
-// so a read after an acknowledged write sees it, from any process. New also allows
-// atomic batch publishing on the buckets (Apply uses it); both settings are applied
-// to a bucket that exists without them.
+// so a read after an acknowledged write sees it, from any process. Reads of many keys
+// (Keys, Get of a glob, GetN...) read a consumer, placed on any replica, as Changes
+// does. New also allows atomic batch publishing on the buckets (Apply uses it); both
+// settings are applied to a bucket that exists without them.
 //
 // Changes. Changes(pattern, since, limit) reads a consumer over the pattern's
-// subjects from since+1: O(changes), not O(data). Sequences are the stream's:
-// strictly increasing, with gaps (superseded revisions, the storage's own keys), and
-// next is never below since. The horizon is read after the changes, so a tombstone
-// missing because it was collected meanwhile is covered by the horizon reported.
+// subjects from since+1: O(changes), not O(data). The servers place that consumer on
+// any replica, whose copy may not yet hold the latest acknowledged writes: a read may
+// miss them (even after their event), and its next then stays below them, so the next
+// read returns them; next never passes a change not returned. Sequences are the
+// stream's: strictly increasing, with gaps (superseded revisions, the storage's own
+// keys), and next is never below since. The horizon is read after the changes, so a
+// tombstone missing because it was collected meanwhile is covered by the horizon
+// reported.
 //
 // Events. Watch carries one event per change of the bucket, by any process, in the
 // bucket's order, with Event.Object filled for sets. Each write of this process yields

@@ -36,16 +36,27 @@ func (s *Storage) readRecord(k string) (r record, ok bool, err error) {
 // pattern ("" for every key) and whose revision is above since, in revision order,
 // until fn returns false. A scan that fails is retried from where it stopped.
 func (s *Storage) scanRecords(pattern string, since uint64, headersOnly bool, fn func(r record) bool) error {
-	return s.scanFiltered(pattern, filterKey(pattern), since, headersOnly, 0, fn)
+	_, err := s.scanFiltered(pattern, filterKey(pattern), since, headersOnly, 0, fn)
+	return err
+}
+
+// scanned is how far a scan is known to have read the stream: through last (the
+// highest sequence it was delivered, whatever the key), and through everything the copy
+// of the stream on server held when the scan began.
+type scanned struct {
+	last   uint64
+	server string // the server the (last) consumer read from
 }
 
 // scanFiltered is scanRecords with the servers selecting the subjects of filter (">"
-// for all: the records are matched with pattern here either way).
-func (s *Storage) scanFiltered(pattern, filter string, since uint64, headersOnly bool, want int, fn func(r record) bool) error {
+// for all: the records are matched with pattern here either way). It reports how far
+// it read.
+func (s *Storage) scanFiltered(pattern, filter string, since uint64, headersOnly bool, want int, fn func(r record) bool) (scanned, error) {
 	done := false
-	return s.try.do(func(ctx context.Context) error {
+	var sc scanned
+	err := s.try.do(func(ctx context.Context) error {
 		var failed error
-		err := s.data.scan(ctx, filter, since, headersOnly, want, func(m jetstream.Msg) bool {
+		server, err := s.data.scan(ctx, filter, since, headersOnly, want, func(m jetstream.Msg) bool {
 			r, ok, err := s.data.decodeMsg(m)
 			if err != nil {
 				failed = err
@@ -53,6 +64,7 @@ func (s *Storage) scanFiltered(pattern, filter string, since uint64, headersOnly
 			}
 			if md, err := m.Metadata(); err == nil {
 				since = md.Sequence.Stream // a retry resumes after it
+				sc.last = max(sc.last, since)
 			}
 			if !ok || (pattern != "" && !key.Match(pattern, r.Key)) {
 				return true
@@ -63,6 +75,7 @@ func (s *Storage) scanFiltered(pattern, filter string, since uint64, headersOnly
 			}
 			return true
 		})
+		sc.server = server
 		if done {
 			return nil
 		}
@@ -71,6 +84,7 @@ func (s *Storage) scanFiltered(pattern, filter string, since uint64, headersOnly
 		}
 		return err
 	})
+	return sc, err
 }
 
 // live returns the live records matching the glob pattern ("" for every key).

@@ -36,8 +36,10 @@ func (s *Storage) Horizon() uint64 {
 // Changes returns, in sequence order, the current state of every key matching pattern
 // that changed after sequence since (live objects and tombstones, each key once at its
 // latest revision), at most limit of them, and the cursor to pass next time: the
-// sequence of the last change returned when the limit was reached, else the stream's
-// head (never below since). Sequences are the stream's: strictly increasing, with gaps
+// sequence of the last change returned when the limit was reached, else the highest
+// sequence the read covered (the stream's head when the consumer read the stream
+// leader's copy, else the last message it was delivered; never below since, never past
+// a change not returned). Sequences are the stream's: strictly increasing, with gaps
 // (superseded revisions, the state key, glob markers). The cost is one consumer from
 // since+1 and the messages read: O(changes). When many messages were written since,
 // the consumer is filtered to the pattern's subjects, which costs the servers a walk
@@ -55,9 +57,14 @@ func (s *Storage) Changes(pattern string, since uint64, limit int) ([]storage.Ch
 		return nil, since, fmt.Errorf("natshub: changes: %w", err)
 	}
 	defer s.mu.RUnlock()
-	var head uint64
+	// The head is read before the consumer, so the copy of the stream on the server
+	// that answered holds every change up to it by the time the consumer reads.
+	var (
+		head       uint64
+		headServer string
+	)
 	if err := s.try.do(func(ctx context.Context) (err error) {
-		head, err = s.data.head(ctx)
+		head, headServer, err = s.data.headAt(ctx)
 		return err
 	}); err != nil {
 		return nil, since, fmt.Errorf("natshub: changes: head: %w", err)
@@ -70,7 +77,7 @@ func (s *Storage) Changes(pattern string, since uint64, limit int) ([]storage.Ch
 		filter = ">"
 	}
 	var out []storage.Change
-	err := s.scanFiltered(pattern, filter, since, false, limit, func(r record) bool {
+	sc, err := s.scanFiltered(pattern, filter, since, false, limit, func(r record) bool {
 		out = append(out, r.Change)
 		return len(out) < limit
 	})
@@ -99,11 +106,23 @@ func (s *Storage) Changes(pattern string, since uint64, limit int) ([]storage.Ch
 	if len(out) == limit {
 		return out, out[limit-1].Seq, nil
 	}
-	next := max(head, since)
-	if len(out) > 0 {
-		next = max(next, out[len(out)-1].Seq)
+	return out, feedNext(since, head, headServer, sc), nil
+}
+
+// feedNext is the cursor after a read of the feed from since that returned fewer
+// changes than its limit: the highest sequence the read covered, never below since.
+// The consumer reads the copy of the stream on its own server, an R1 consumer is placed
+// on any replica, and a replica may not yet hold a change the leader acknowledged (and
+// another process's watcher delivered): the head read from the leader is covered only
+// when the consumer read the leader's copy. Otherwise the read covered what it was
+// delivered; a cursor below the head costs a re-read of the messages in between, one
+// past it loses a change until anti-entropy.
+func feedNext(since, head uint64, headServer string, sc scanned) uint64 {
+	next := max(since, sc.last)
+	if sc.server == headServer {
+		next = max(next, head)
 	}
-	return out, next, nil
+	return next
 }
 
 // unfilteredChanges is the most messages after since for which Changes reads them all
