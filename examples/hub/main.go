@@ -90,9 +90,6 @@ func run(samples, writes int) int {
 		ClusterID:  "example-hub", // required with several pivot processes
 		BackoffMin: 10 * time.Millisecond,
 		BackoffMax: 200 * time.Millisecond,
-		// Anti-entropy every 2 s instead of every minute: whatever a sync missed is
-		// repaired within seconds (it would show as a latency outlier in the table).
-		RepairInterval: 2 * time.Second,
 	}
 
 	start := time.Now()
