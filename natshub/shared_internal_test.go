@@ -380,3 +380,6 @@ func TestStorage_ServersGone(t *testing.T) {
 		t.Fatalf("Close took %s with the servers gone", took)
 	}
 }
+
+// Membership must stay a pivot.Membership: pivot's Config takes it as one.
+var _ pivot.Membership = (*Membership)(nil)
