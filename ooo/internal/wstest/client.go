@@ -11,6 +11,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"sync"
@@ -26,8 +27,10 @@ import (
 const (
 	// DialTimeout bounds the opening handshake.
 	DialTimeout = 5 * time.Second
-	// WaitTimeout bounds every Wait; frames normally arrive in milliseconds.
-	WaitTimeout = 10 * time.Second
+	// WaitTimeout bounds every Wait; frames normally arrive in milliseconds. It is a
+	// deadline for failure, generous because a frame of megabytes under the race
+	// detector, on a machine shared with other test runs, has taken over 10 s.
+	WaitTimeout = 30 * time.Second
 )
 
 // ErrNotBinary is the close error of a client that received a frame that is not binary:
@@ -152,9 +155,18 @@ func (c *Client) waitFor(what string, cond func() bool) {
 		case <-deadline.C:
 			c.mu.Lock()
 			defer c.mu.Unlock()
-			c.tb.Fatalf("timed out waiting for %s; state %s after %d frames, err %v", what, c.state, len(c.frames), c.closeErr)
+			c.tb.Fatalf("timed out waiting for %s; state %s after %d frames, err %v", what, clip(c.state), len(c.frames), c.closeErr)
 		}
 	}
+}
+
+// clip cuts a state of megabytes to what a failure message can show.
+func clip(state []byte) string {
+	const show = 512
+	if len(state) <= show {
+		return string(state)
+	}
+	return fmt.Sprintf("%s… (%d bytes)", state[:show], len(state))
 }
 
 // WaitState waits until the client's state means the same JSON as want.
