@@ -118,7 +118,7 @@ func (o options) wsCount(mode string) (int, time.Duration) {
 }
 
 // Scenario names for -only.
-var scenarios = []string{"convergence", "throughput", "catchup", "fanout", "websocket", "stream"}
+var scenarios = []string{"convergence", "throughput", "catchup", "fanout", "websocket", "stream", "hub"}
 
 func run(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("pivot-bench", flag.ContinueOnError)
@@ -134,6 +134,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	o := defaults(*quick)
 	o.naive = *naive
 	o.logger = slog.New(slog.DiscardHandler)
+	verboseMiss = *verbose
 	if *verbose {
 		o.logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
@@ -245,6 +246,30 @@ func run(args []string, stdout, stderr io.Writer) error {
 			if err := step(fmt.Sprintf("stream, fan-out, %s", nodesLabel(n)), func() error {
 				return runStreamFanOut(r, o, n)
 			}); err != nil {
+				return err
+			}
+		}
+	}
+
+	if selected["hub"] {
+		var e *hubEnv
+		if err := step("hub, start 3+1 in-process JetStream servers", func() error {
+			var err error
+			e, err = newHubEnv(o.logger)
+			return err
+		}); err != nil {
+			return err
+		}
+		defer e.close()
+		for _, s := range []struct {
+			what string
+			fn   func(*results, options, *hubEnv) error
+		}{
+			{"hub, applies/s: memory, bolt, natshub R1, R3", runHubApplies},
+			{"hub, node A → node B and A's writes: 1 pivot, 2 on R3", runHubConvergence},
+			{"hub, failover: A's pivot process dies", runHubFailover},
+		} {
+			if err := step(s.what, func() error { return s.fn(r, o, e) }); err != nil {
 				return err
 			}
 		}
