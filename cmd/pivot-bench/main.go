@@ -5,10 +5,14 @@
 // sync (naive.go, part of this command only), the way the old library synced, so the
 // table shows what delta sync buys.
 //
+// The hub scenario (hub.go) adds several pivot processes over NATS JetStream (natshub,
+// on in-process servers) beside the single-process pivot; it is why this command is a
+// module of its own: the root module must not require NATS.
+//
 // Usage:
 //
 //	go run ./cmd/pivot-bench          # the full run, several minutes
-//	go run ./cmd/pivot-bench -quick   # a shorter run, under a minute
+//	go run ./cmd/pivot-bench -quick   # a shorter run, about a minute and a half
 //
 // Figures are medians and 99th percentiles (nearest rank) over n samples. They depend
 // on the machine and on whatever else runs on it: compare them as ratios within one run.
@@ -123,7 +127,7 @@ var scenarios = []string{"convergence", "throughput", "catchup", "fanout", "webs
 func run(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("pivot-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	quick := fs.Bool("quick", false, "a shorter run (under a minute): fewer samples, no 100k convergence")
+	quick := fs.Bool("quick", false, "a shorter run (about a minute and a half): fewer samples, no 100k convergence")
 	only := fs.String("only", strings.Join(scenarios, ","), "comma-separated scenarios to run: "+strings.Join(scenarios, ", "))
 	naive := fs.Bool("naive", true, "also measure the naive full-collection baseline")
 	verbose := fs.Bool("v", false, "log pivot's warnings to stderr")
