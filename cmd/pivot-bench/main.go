@@ -5,10 +5,14 @@
 // sync (naive.go, part of this command only), the way the old library synced, so the
 // table shows what delta sync buys.
 //
+// The hub scenario (hub.go) adds several pivot processes over NATS JetStream (natshub,
+// on in-process servers) beside the single-process pivot; it is why this command is a
+// module of its own: the root module must not require NATS.
+//
 // Usage:
 //
 //	go run ./cmd/pivot-bench          # the full run, several minutes
-//	go run ./cmd/pivot-bench -quick   # a shorter run, under a minute
+//	go run ./cmd/pivot-bench -quick   # a shorter run, about a minute and a half
 //
 // Figures are medians and 99th percentiles (nearest rank) over n samples. They depend
 // on the machine and on whatever else runs on it: compare them as ratios within one run.
@@ -118,12 +122,12 @@ func (o options) wsCount(mode string) (int, time.Duration) {
 }
 
 // Scenario names for -only.
-var scenarios = []string{"convergence", "throughput", "catchup", "fanout", "websocket", "stream"}
+var scenarios = []string{"convergence", "throughput", "catchup", "fanout", "websocket", "stream", "hub"}
 
 func run(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("pivot-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	quick := fs.Bool("quick", false, "a shorter run (under a minute): fewer samples, no 100k convergence")
+	quick := fs.Bool("quick", false, "a shorter run (about a minute and a half): fewer samples, no 100k convergence")
 	only := fs.String("only", strings.Join(scenarios, ","), "comma-separated scenarios to run: "+strings.Join(scenarios, ", "))
 	naive := fs.Bool("naive", true, "also measure the naive full-collection baseline")
 	verbose := fs.Bool("v", false, "log pivot's warnings to stderr")
@@ -134,6 +138,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	o := defaults(*quick)
 	o.naive = *naive
 	o.logger = slog.New(slog.DiscardHandler)
+	verboseMiss = *verbose
 	if *verbose {
 		o.logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
@@ -245,6 +250,30 @@ func run(args []string, stdout, stderr io.Writer) error {
 			if err := step(fmt.Sprintf("stream, fan-out, %s", nodesLabel(n)), func() error {
 				return runStreamFanOut(r, o, n)
 			}); err != nil {
+				return err
+			}
+		}
+	}
+
+	if selected["hub"] {
+		var e *hubEnv
+		if err := step("hub, start 3+1 in-process JetStream servers", func() error {
+			var err error
+			e, err = newHubEnv(o.logger)
+			return err
+		}); err != nil {
+			return err
+		}
+		defer e.close()
+		for _, s := range []struct {
+			what string
+			fn   func(*results, options, *hubEnv) error
+		}{
+			{"hub, applies/s: memory, bolt, natshub R1, R3", runHubApplies},
+			{"hub, node A → node B and A's writes: 1 pivot, 2 on R3", runHubConvergence},
+			{"hub, failover: A's pivot process dies", runHubFailover},
+		} {
+			if err := step(s.what, func() error { return s.fn(r, o, e) }); err != nil {
 				return err
 			}
 		}

@@ -15,6 +15,7 @@ const (
 	unitMs    = "ms"
 	unitBytes = "bytes"
 	unitRate  = "writes/s"
+	unitApply = "applies/s"
 )
 
 // figure is one measured quantity of one scenario, in one sync mode: every sample, or a
@@ -29,7 +30,7 @@ type figure struct {
 }
 
 // higherIsBetter reports whether a larger value of the figure is the better one.
-func (f *figure) higherIsBetter() bool { return f.unit == unitRate }
+func (f *figure) higherIsBetter() bool { return f.unit == unitRate || f.unit == unitApply }
 
 // median of the samples; NaN when there are none.
 func (f *figure) median() float64 { return percentile(f.samples, 0.50) }
@@ -139,7 +140,7 @@ func format(v float64, unit string) string {
 			return trim(v/1e3) + " kB"
 		}
 		return trim(v) + " B"
-	case unitRate:
+	case unitRate, unitApply:
 		return fmt.Sprintf("%.0f/s", v)
 	}
 	return trim(v)
