@@ -1,0 +1,677 @@
+package natshub_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/benitogf/pivot"
+	"github.com/benitogf/pivot/internal/testcluster"
+	"github.com/benitogf/pivot/natshub"
+	"github.com/benitogf/pivot/ooo"
+	"github.com/benitogf/pivot/ooo/storage"
+)
+
+// The chaos variant over NATS: 3 nats-server child processes (R3 buckets, sync
+// always), 2 pivot processes (natshub storage and Membership) and 3 nodes, a seeded
+// workload on nodes and pivots, seeded faults (pivot stop and kill, SIGKILL of a
+// nats-server, link cuts between nodes and pivots); after healing, the four
+// invariants of chaos/README.md.
+var (
+	chaosSeeds = flag.Int("natschaos.seeds", 2, "seeds of TestChaosOverNATS to run, from -natschaos.first")
+	chaosFirst = flag.Int("natschaos.first", 1, "first seed of TestChaosOverNATS")
+	chaosSeed  = flag.Int("natschaos.seed", 0, "run this seed of TestChaosOverNATS only (replay)")
+	chaosOps   = flag.Int("natschaos.ops", 40, "workload operations per seed of TestChaosOverNATS")
+)
+
+// chaosPaths are the synced paths the checker compares.
+var chaosPaths = []string{"items/*", "settings", "things/*"}
+
+// chaosWait bounds every wait of the chaos variant (a deadline for failure).
+const chaosWait = 45 * time.Second
+
+// chaosConfig is the pivot config of every instance of the chaos variant.
+func chaosConfig(client *http.Client) pivot.Config {
+	return pivot.Config{
+		Keys:           []pivot.Key{{Path: "items/*"}, {Path: "settings"}},
+		NodesKey:       "things/*",
+		Token:          "natshub-chaos-token-0123456789",
+		ClusterID:      "natshub-chaos",
+		SyncInterval:   200 * time.Millisecond,
+		BackoffMin:     5 * time.Millisecond,
+		BackoffMax:     100 * time.Millisecond,
+		RequestTimeout: 2 * time.Second,
+		Client:         client,
+	}
+}
+
+var (
+	natsBinOnce sync.Once
+	natsBin     string
+	natsBinErr  error
+)
+
+// natsServerBinary builds nats-server from the module this one requires (the version
+// go.mod pins), once per test binary, into a temporary folder.
+func natsServerBinary(t testing.TB) string {
+	t.Helper()
+	natsBinOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "natshub-chaos-bin")
+		if err != nil {
+			natsBinErr = err
+			return
+		}
+		natsBin = filepath.Join(dir, "nats-server")
+		cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", natsBin, "github.com/nats-io/nats-server/v2")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			natsBinErr = fmt.Errorf("build nats-server: %w: %s", err, out)
+		}
+	})
+	if natsBinErr != nil {
+		t.Fatal(natsBinErr)
+	}
+	return natsBin
+}
+
+// natsProc is one nats-server child process: its config file, store dir and ports
+// stay across kills, so a restart comes back on the same data and addresses.
+type natsProc struct {
+	name, conf string
+	port, http int
+	cmd        *exec.Cmd
+	done       chan struct{}
+}
+
+// natsCluster is three nats-server child processes routed to each other.
+type natsCluster struct {
+	bin   string
+	procs []*natsProc
+}
+
+func freePort(t testing.TB) int {
+	t.Helper()
+	addr, err := testcluster.FreeAddr()
+	must(t, err)
+	var port int
+	_, err = fmt.Sscanf(addr[strings.LastIndex(addr, ":")+1:], "%d", &port)
+	must(t, err)
+	return port
+}
+
+// startNATS writes the configs of n servers under dir and starts them.
+func startNATS(t testing.TB, dir string, n int) *natsCluster {
+	t.Helper()
+	c := &natsCluster{bin: natsServerBinary(t)}
+	cluster := make([]int, n)
+	for i := range cluster {
+		cluster[i] = freePort(t)
+	}
+	var routes []string
+	for _, p := range cluster {
+		routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", p))
+	}
+	for i := range n {
+		p := &natsProc{name: fmt.Sprintf("n%d", i+1), port: freePort(t), http: freePort(t)}
+		store := filepath.Join(dir, p.name)
+		p.conf = filepath.Join(dir, p.name+".conf")
+		conf := fmt.Sprintf("server_name: %s\nlisten: 127.0.0.1:%d\nhttp: 127.0.0.1:%d\n"+
+			"jetstream { store_dir: %q, sync_interval: always }\n"+
+			"cluster { name: chaos, listen: 127.0.0.1:%d, routes: [%s] }\n",
+			p.name, p.port, p.http, store, cluster[i], strings.Join(routes, ", "))
+		must(t, os.WriteFile(p.conf, []byte(conf), 0o600))
+		c.procs = append(c.procs, p)
+	}
+	for i := range c.procs {
+		c.start(t, i)
+	}
+	t.Cleanup(c.close)
+	c.waitHealthy(t)
+	return c
+}
+
+// start starts server i (again, after a kill).
+func (c *natsCluster) start(t testing.TB, i int) {
+	t.Helper()
+	p := c.procs[i]
+	cmd := exec.Command(c.bin, "-c", p.conf)
+	cmd.SysProcAttr = childAttr()
+	must(t, cmd.Start(), "start %s", p.name)
+	p.cmd, p.done = cmd, make(chan struct{})
+	go func(done chan struct{}) { _ = cmd.Wait(); close(done) }(p.done)
+}
+
+// kill sends SIGKILL to server i and waits until it is reaped.
+func (c *natsCluster) kill(i int) {
+	p := c.procs[i]
+	if p.cmd == nil {
+		return
+	}
+	_ = p.cmd.Process.Kill()
+	<-p.done
+	p.cmd = nil
+}
+
+func (c *natsCluster) running(i int) bool { return c.procs[i].cmd != nil }
+
+func (c *natsCluster) close() {
+	for i := range c.procs {
+		c.kill(i)
+	}
+}
+
+// urls is every server's client URL, as nats.Connect takes them.
+func (c *natsCluster) urls() string {
+	var out []string
+	for _, p := range c.procs {
+		out = append(out, fmt.Sprintf("nats://127.0.0.1:%d", p.port))
+	}
+	return strings.Join(out, ",")
+}
+
+// waitHealthy polls every running server's /healthz (JetStream current) until all
+// answer 200.
+func (c *natsCluster) waitHealthy(t testing.TB) {
+	t.Helper()
+	client := &http.Client{Timeout: time.Second}
+	eventuallyWithin(t, chaosWait, func() bool {
+		for _, p := range c.procs {
+			if p.cmd == nil {
+				continue
+			}
+			resp, err := client.Get(fmt.Sprintf("http://127.0.0.1:%d/healthz", p.http))
+			if err != nil {
+				return false
+			}
+			_ = resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				return false
+			}
+		}
+		return true
+	}, "nats-servers healthy")
+}
+
+// eventuallyWithin polls cond every 10 ms until it holds, failing t after d.
+func eventuallyWithin(t testing.TB, d time.Duration, cond func() bool, what string) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not reached within %s: %s", d, what)
+		}
+		<-tick.C
+	}
+}
+
+// chaosPivot is one pivot process: its NATS connection, storage, membership and server.
+type chaosPivot struct {
+	name, addr string
+	nc         *nats.Conn
+	in         *testcluster.Instance
+}
+
+// chaosRun is one seed's cluster, workload history and figures.
+type chaosRun struct {
+	t      *testing.T
+	rng    *rand.Rand
+	net    *testcluster.Network
+	nats   *natsCluster
+	pivots []*chaosPivot
+	nodes  []*testcluster.Instance
+	ops    []chaosOp
+	faults map[string]int
+	cut    map[[2]string]bool
+	steps  []string // faults, with the operation they came before, for a failure message
+}
+
+// chaosOp is one workload operation and what it was observed to write.
+type chaosOp struct {
+	i        int
+	on, key  string
+	del      bool
+	data     []byte
+	acked    bool
+	noop     bool
+	err      error
+	entry    storage.Entry // the entry it left on its instance, when acked
+	pivotsUp int
+	took     time.Duration
+}
+
+func (r *chaosRun) startPivot(p *chaosPivot) error {
+	nc, err := nats.Connect(r.nats.urls(), nats.MaxReconnects(-1), nats.ReconnectWait(20*time.Millisecond))
+	if err != nil {
+		return fmt.Errorf("connect %s: %w", p.name, err)
+	}
+	fail := func(what string, err error) error {
+		nc.Close()
+		return fmt.Errorf("%s %s: %w", what, p.name, err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fail("jetstream", err)
+	}
+	// The storage and the membership keep ctx for their life: no deadline here (their
+	// requests have timeouts of their own).
+	ctx := context.Background()
+	st, err := natshub.New(ctx, js, natshub.Config{Bucket: "hub", Replicas: 3, Process: p.name})
+	if err != nil {
+		return fail("storage", err)
+	}
+	members, err := natshub.NewMembership(ctx, js, natshub.MembershipConfig{Bucket: "hub_members", Replicas: 3, Memory: true, Lease: time.Second})
+	if err != nil {
+		st.Close()
+		return fail("membership", err)
+	}
+	cfg := chaosConfig(r.net.Transport(p.name).Client())
+	cfg.Membership = members
+	in, err := testcluster.Start(testcluster.Spec{Name: p.name, Addr: p.addr, Storage: st, Config: cfg})
+	if err != nil {
+		return fail("server", err)
+	}
+	p.nc, p.in, p.addr = nc, in, in.Addr
+	r.net.Name(in.Addr, p.name)
+	return nil
+}
+
+// stopPivot stops p; kill cuts its NATS connection first, as a crash would look to
+// the others (it can neither leave the membership nor write again).
+func (r *chaosRun) stopPivot(p *chaosPivot, kill bool) {
+	if p.in == nil {
+		return
+	}
+	if kill {
+		p.nc.Close()
+	}
+	p.in.Close()
+	p.nc.Close()
+	p.in, p.nc = nil, nil
+}
+
+// restartPivot starts p again on its address, retrying while the NATS cluster elects
+// leaders, within a deadline.
+func (r *chaosRun) restartPivot(p *chaosPivot) {
+	deadline := time.Now().Add(chaosWait)
+	for {
+		err := r.startPivot(p)
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			r.t.Fatalf("restart %s: %v", p.name, err)
+		}
+		r.t.Logf("restart %s: %v (retrying)", p.name, err)
+	}
+}
+
+func (r *chaosRun) pivotsUp() int {
+	n := 0
+	for _, p := range r.pivots {
+		if p.in != nil {
+			n++
+		}
+	}
+	return n
+}
+
+// chaosValue is a seeded value: JSON with HTML, non-ASCII text and a few sizes.
+func chaosValue(rng *rand.Rand, op int, on string) []byte {
+	pieces := []string{`<b>Tom & Jerry</b>`, `<script>alert(1)</script>`, `<<&>>`, "café ünïcödé", "日本語のテキスト", "Ελληνικά", "🦊🚀", "\u2028\u2029"}
+	size := []int{1, 40, 600, 8000}[rng.IntN(4)]
+	var b strings.Builder
+	for b.Len() < size {
+		b.WriteString(pieces[rng.IntN(len(pieces))])
+	}
+	if rng.IntN(20) == 0 {
+		return []byte(`"<&>"`)
+	}
+	v, _ := json.Marshal(map[string]any{"op": op, "by": on, "payload": b.String()})
+	// Keep the encoder's escapes off: the bytes must round-trip verbatim.
+	v = bytes.ReplaceAll(v, []byte(`\u003c`), []byte(`<`))
+	v = bytes.ReplaceAll(v, []byte(`\u003e`), []byte(`>`))
+	v = bytes.ReplaceAll(v, []byte(`\u0026`), []byte(`&`))
+	return v
+}
+
+// entryOf reads key's entry (live or tombstone) from db's change feed.
+func entryOf(db ooo.Database, key string) (storage.Entry, bool, error) {
+	pattern := key
+	if i := strings.LastIndex(key, "/"); i >= 0 {
+		pattern = key[:i+1] + "*"
+	}
+	changes, _, err := db.(storage.Replica).Changes(pattern, 0, 1<<20)
+	if err != nil {
+		return storage.Entry{}, false, err
+	}
+	for _, c := range changes {
+		if c.Key == key {
+			return c.Entry, true, nil
+		}
+	}
+	return storage.Entry{}, false, nil
+}
+
+// do runs one workload operation on instance name's storage and records it.
+func (r *chaosRun) do(i int) {
+	type target struct {
+		name string
+		db   ooo.Database
+	}
+	var targets []target
+	for _, n := range r.nodes {
+		targets = append(targets, target{n.Spec.Name, n.DB})
+	}
+	for _, p := range r.pivots {
+		if p.in != nil && r.rng.IntN(3) == 0 {
+			targets = append(targets, target{p.name, p.in.DB})
+		}
+	}
+	tg := targets[r.rng.IntN(len(targets))]
+	key := fmt.Sprintf("items/k%d", r.rng.IntN(8))
+	if r.rng.IntN(8) == 0 {
+		key = "settings"
+	}
+	op := chaosOp{i: i, on: tg.name, key: key, del: r.rng.IntN(4) == 0, pivotsUp: r.pivotsUp()}
+	start := time.Now()
+	if op.del {
+		op.err = tg.db.Del(key)
+		if errors.Is(op.err, storage.ErrNotFound) {
+			op.noop, op.err = true, nil
+		}
+	} else {
+		op.data = chaosValue(r.rng, i, tg.name)
+		_, op.err = tg.db.Set(key, op.data)
+	}
+	op.took = time.Since(start)
+	if op.err == nil && !op.noop {
+		e, ok, err := entryOf(tg.db, key)
+		switch {
+		case err != nil:
+			r.t.Fatalf("op %d: read back %s on %s: %v", i, key, tg.name, err)
+		case !ok:
+			r.t.Fatalf("op %d: %s on %s acknowledged but not in its feed", i, key, tg.name)
+		}
+		op.acked, op.entry = true, e
+	}
+	r.ops = append(r.ops, op)
+}
+
+// fault applies one seeded fault, or heals one; pending are the repairs still due.
+func (r *chaosRun) fault() {
+	before := fmt.Sprint(r.faults)
+	defer func() { r.steps = append(r.steps, fmt.Sprintf("before op %d: %s -> %v", len(r.ops), before, r.faults)) }()
+	switch k := r.rng.IntN(6); k {
+	case 0, 1: // stop or kill a pivot process, or start a stopped one again
+		p := r.pivots[r.rng.IntN(len(r.pivots))]
+		if p.in == nil {
+			r.restartPivot(p)
+			r.faults["pivot start"]++
+			return
+		}
+		kill := k == 1
+		r.stopPivot(p, kill)
+		if kill {
+			r.faults["pivot kill"]++
+		} else {
+			r.faults["pivot stop"]++
+		}
+	case 2: // SIGKILL a nats-server (at most one down: the buckets keep a quorum), or restart it
+		for i := range r.nats.procs {
+			if !r.nats.running(i) {
+				r.nats.start(r.t, i)
+				r.faults["nats restart"]++
+				return
+			}
+		}
+		r.nats.kill(r.rng.IntN(len(r.nats.procs)))
+		r.faults["nats kill -9"]++
+	default: // cut or heal a link between a node and a pivot process
+		n := r.nodes[r.rng.IntN(len(r.nodes))].Spec.Name
+		p := r.pivots[r.rng.IntN(len(r.pivots))].name
+		links := [][2]string{{n, p}, {p, n}}
+		switch r.rng.IntN(3) {
+		case 0:
+			links = links[:1]
+		case 1:
+			links = links[1:]
+		}
+		mode := testcluster.LinkRefused
+		if r.rng.IntN(2) == 0 {
+			mode = testcluster.LinkBlackhole
+		}
+		for _, l := range links {
+			if r.cut[l] {
+				r.net.SetMode(l[0], l[1], testcluster.LinkUp)
+				delete(r.cut, l)
+				r.faults["link heal"]++
+				continue
+			}
+			r.net.SetMode(l[0], l[1], mode)
+			r.cut[l] = true
+			r.faults["link cut"]++
+		}
+	}
+}
+
+// heal puts every link up, starts every nats-server and pivot process.
+func (r *chaosRun) heal() {
+	r.net.HealAll()
+	r.cut = map[[2]string]bool{}
+	for i := range r.nats.procs {
+		if !r.nats.running(i) {
+			r.nats.start(r.t, i)
+		}
+	}
+	r.nats.waitHealthy(r.t)
+	for _, p := range r.pivots {
+		if p.in == nil {
+			r.restartPivot(p)
+		}
+	}
+}
+
+func (r *chaosRun) feeds() []testcluster.Feed {
+	var out []testcluster.Feed
+	for _, n := range r.nodes {
+		out = append(out, n)
+	}
+	for _, p := range r.pivots {
+		out = append(out, p.in)
+	}
+	return out
+}
+
+// check verifies the four invariants on the converged state.
+func (r *chaosRun) check(final map[string]storage.Change) []string {
+	var bad []string
+	byKey := map[string][]chaosOp{}
+	for _, op := range r.ops {
+		byKey[op.key] = append(byKey[op.key], op)
+		// D: a node answers every write, whatever the pivots and NATS do.
+		if strings.HasPrefix(op.on, "node") && op.err != nil {
+			bad = append(bad, fmt.Sprintf("D: op %d on %s (%s, %d pivots up) failed: %v", op.i, op.on, op.key, op.pivotsUp, op.err))
+		}
+		if strings.HasPrefix(op.on, "node") && op.took > 3*time.Second {
+			bad = append(bad, fmt.Sprintf("D: op %d on %s took %s", op.i, op.on, op.took))
+		}
+	}
+	for key, ops := range byKey {
+		f, ok := final[key]
+		var best *chaosOp
+		for i := range ops {
+			if ops[i].acked && (best == nil || pivot.Wins(ops[i].entry, best.entry)) {
+				best = &ops[i]
+			}
+		}
+		if best == nil {
+			continue
+		}
+		if !ok {
+			bad = append(bad, fmt.Sprintf("B: %s: no entry at all, want op %d's", key, best.i))
+			continue
+		}
+		// B: the final entry is the acknowledged op that wins under LWW, or wins over it.
+		if f.Version() < best.entry.Version() || (!pivot.Wins(f.Entry, best.entry) && !sameEntry(f.Entry, best.entry)) {
+			bad = append(bad, fmt.Sprintf("B: %s: final v=%d deleted=%v, but op %d (on %s) acknowledged v=%d deleted=%v", key, f.Version(), f.Deleted, best.i, best.on, best.entry.Version(), best.entry.Deleted))
+			continue
+		}
+		// Nothing invented: a live final entry holds bytes some operation wrote.
+		if !f.Deleted {
+			found := false
+			for _, op := range ops {
+				if !op.del && bytes.Equal(op.data, f.Data) {
+					found = true
+					// C: a key whose winning acknowledged op is a delete stays deleted
+					// unless a write that failed (outcome unknown) came after it.
+					if best.del && op.acked {
+						bad = append(bad, fmt.Sprintf("C: %s: deleted by op %d (v=%d) but holds op %d's value (v=%d)", key, best.i, best.entry.Version(), op.i, f.Version()))
+					}
+				}
+			}
+			if !found {
+				bad = append(bad, fmt.Sprintf("B: %s: final value written by no operation: %.80s", key, f.Data))
+			}
+		}
+	}
+	return bad
+}
+
+func sameEntry(a, b storage.Entry) bool {
+	return a.Version() == b.Version() && a.Deleted == b.Deleted && bytes.Equal(a.Data, b.Data)
+}
+
+func TestChaosOverNATS(t *testing.T) {
+	if testing.Short() {
+		t.Skip("chaos over NATS child processes: not in -short")
+	}
+	natsServerBinary(t)
+	seeds := make([]int, 0, *chaosSeeds)
+	if *chaosSeed != 0 {
+		seeds = append(seeds, *chaosSeed)
+	} else {
+		for s := *chaosFirst; s < *chaosFirst+*chaosSeeds; s++ {
+			seeds = append(seeds, s)
+		}
+	}
+	for _, seed := range seeds {
+		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) { chaosSeedRun(t, uint64(seed)) })
+	}
+}
+
+func chaosSeedRun(t *testing.T, seed uint64) {
+	began := time.Now()
+	dir := t.TempDir()
+	r := &chaosRun{
+		t:      t,
+		rng:    rand.New(rand.NewPCG(seed, 0xc4a05)),
+		net:    testcluster.NewNetwork(seed),
+		faults: map[string]int{},
+		cut:    map[[2]string]bool{},
+	}
+	r.nats = startNATS(t, dir, 3)
+	for i := range 2 {
+		p := &chaosPivot{name: fmt.Sprintf("p%d", i+1)}
+		r.restartPivot(p)
+		r.pivots = append(r.pivots, p)
+		t.Cleanup(func() { r.stopPivot(p, false) })
+	}
+	addrs := []string{r.pivots[0].addr, r.pivots[1].addr}
+	for i := range 3 {
+		name := fmt.Sprintf("node%d", i+1)
+		var db ooo.Database = &ooo.MemoryStorage{}
+		if r.rng.IntN(2) == 0 {
+			db = &storage.BoltStorage{Path: filepath.Join(dir, name)}
+		}
+		cfg := chaosConfig(r.net.Transport(name).Client())
+		cfg.Pivots = addrs
+		in, err := testcluster.Start(testcluster.Spec{Name: name, Storage: db, Config: cfg})
+		must(t, err, "start %s", name)
+		t.Cleanup(in.Close)
+		r.net.Name(in.Addr, name)
+		must(t, r.pivots[0].in.Register(in), "register %s", name)
+		r.nodes = append(r.nodes, in)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), chaosWait)
+	defer cancel()
+	must(t, testcluster.WaitConverged(ctx, r.feeds(), chaosPaths, false), "converged at start")
+
+	// The workload, paced so faults have time to act; faults at seeded operations.
+	pace := time.NewTicker(15 * time.Millisecond)
+	defer pace.Stop()
+	for i := range *chaosOps {
+		if r.rng.IntN(6) == 0 {
+			r.fault()
+		}
+		r.do(i)
+		<-pace.C
+	}
+	healed := time.Now()
+	r.heal()
+	ctx, cancel = context.WithTimeout(context.Background(), chaosWait)
+	defer cancel()
+	if err := testcluster.WaitConverged(ctx, r.feeds(), chaosPaths, false); err != nil {
+		t.Fatalf("seed %d: A (convergence): %v\n%s", seed, err, r.trace())
+	}
+	converged := time.Since(healed)
+	final := map[string]storage.Change{}
+	for _, p := range chaosPaths {
+		changes, _, err := r.pivots[0].in.Changes(p, 0, 1<<20)
+		must(t, err)
+		for _, c := range changes {
+			final[c.Key] = c
+		}
+	}
+	bad := r.check(final)
+	acked, failed := 0, 0
+	for _, op := range r.ops {
+		if op.acked {
+			acked++
+		}
+		if op.err != nil {
+			failed++
+		}
+	}
+	t.Logf("seed %d: %d ops (%d acknowledged, %d failed on a pivot), faults %v, requests %d passed %d refused %d blackholed, converged %s after healing, %s in all",
+		seed, len(r.ops), acked, failed, r.faults, r.net.Count.Passed.Load(), r.net.Count.Refused.Load(), r.net.Count.Blackholed.Load(),
+		converged.Round(time.Millisecond), time.Since(began).Round(time.Millisecond))
+	if len(bad) > 0 {
+		t.Fatalf("seed %d: %d violations:\n%s\n%s\nreplay: go test ./natshub -run 'TestChaosOverNATS/seed=%d$' -natschaos.seed=%d -natschaos.ops=%d -v",
+			seed, len(bad), strings.Join(bad, "\n"), r.trace(), seed, seed, *chaosOps)
+	}
+}
+
+// trace lists the operations of the run, for a failure message.
+func (r *chaosRun) trace() string {
+	var b strings.Builder
+	for _, s := range r.steps {
+		fmt.Fprintf(&b, "  fault %s\n", s)
+	}
+	for _, op := range r.ops {
+		kind := "set"
+		if op.del {
+			kind = "del"
+		}
+		fmt.Fprintf(&b, "  op %d %s %s on %s acked=%v noop=%v v=%d err=%v pivots up=%d took=%s\n",
+			op.i, kind, op.key, op.on, op.acked, op.noop, op.entry.Version(), op.err, op.pivotsUp, op.took.Round(time.Millisecond))
+	}
+	return b.String()
+}
