@@ -442,7 +442,18 @@ func (r *chaosRun) fault() {
 				return
 			}
 		}
-		r.nats.kill(r.rng.IntN(len(r.nats.procs)))
+		// Half the kills go to the leader of the bucket's stream (writes on the hub
+		// pause until a new one is elected), the others to any server.
+		victim := r.rng.IntN(len(r.nats.procs))
+		if r.rng.IntN(2) == 0 {
+			if l := r.streamLeader(); l >= 0 {
+				victim = l
+				r.faults["nats kill -9 stream leader"]++
+				r.nats.kill(victim)
+				return
+			}
+		}
+		r.nats.kill(victim)
 		r.faults["nats kill -9"]++
 	default: // cut or heal a link between a node and a pivot process
 		n := r.nodes[r.rng.IntN(len(r.nodes))].Spec.Name
@@ -470,6 +481,33 @@ func (r *chaosRun) fault() {
 			r.faults["link cut"]++
 		}
 	}
+}
+
+// streamLeader is the index of the nats-server leading the bucket's stream, as a
+// running pivot process sees it, or -1.
+func (r *chaosRun) streamLeader() int {
+	for _, p := range r.pivots {
+		if p.nc == nil {
+			continue
+		}
+		js, err := jetstream.New(p.nc)
+		if err != nil {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		info, err := js.Stream(ctx, "KV_hub")
+		var name string
+		if err == nil && info.CachedInfo().Cluster != nil {
+			name = info.CachedInfo().Cluster.Leader
+		}
+		cancel()
+		for i, proc := range r.nats.procs {
+			if name != "" && proc.name == name {
+				return i
+			}
+		}
+	}
+	return -1
 }
 
 // heal puts every link up, starts every nats-server and pivot process.
@@ -536,19 +574,21 @@ func (r *chaosRun) check(final map[string]storage.Change) []string {
 		}
 		// Nothing invented: a live final entry holds bytes some operation wrote.
 		if !f.Deleted {
-			found := false
+			// C: a key whose winning acknowledged op is a delete stays deleted, unless
+			// a write with these bytes failed (its outcome is unknown: it may have
+			// taken effect after the delete).
+			written, unknown := false, false
 			for _, op := range ops {
 				if !op.del && bytes.Equal(op.data, f.Data) {
-					found = true
-					// C: a key whose winning acknowledged op is a delete stays deleted
-					// unless a write that failed (outcome unknown) came after it.
-					if best.del && op.acked {
-						bad = append(bad, fmt.Sprintf("C: %s: deleted by op %d (v=%d) but holds op %d's value (v=%d)", key, best.i, best.entry.Version(), op.i, f.Version()))
-					}
+					written = true
+					unknown = unknown || !op.acked
 				}
 			}
-			if !found {
+			switch {
+			case !written:
 				bad = append(bad, fmt.Sprintf("B: %s: final value written by no operation: %.80s", key, f.Data))
+			case best.del && !unknown:
+				bad = append(bad, fmt.Sprintf("C: %s: deleted by op %d (on %s, v=%d) but live again at v=%d", key, best.i, best.on, best.entry.Version(), f.Version()))
 			}
 		}
 	}
@@ -626,12 +666,13 @@ func chaosSeedRun(t *testing.T, seed uint64) {
 	}
 	healed := time.Now()
 	r.heal()
+	upAt := time.Now()
 	ctx, cancel = context.WithTimeout(context.Background(), chaosWait)
 	defer cancel()
 	if err := testcluster.WaitConverged(ctx, r.feeds(), chaosPaths, false); err != nil {
 		t.Fatalf("seed %d: A (convergence): %v\n%s", seed, err, r.trace())
 	}
-	converged := time.Since(healed)
+	converged := time.Since(upAt)
 	final := map[string]storage.Change{}
 	for _, p := range chaosPaths {
 		changes, _, err := r.pivots[0].in.Changes(p, 0, 1<<20)
@@ -641,7 +682,7 @@ func chaosSeedRun(t *testing.T, seed uint64) {
 		}
 	}
 	bad := r.check(final)
-	acked, failed := 0, 0
+	acked, failed, alone := 0, 0, 0
 	for _, op := range r.ops {
 		if op.acked {
 			acked++
@@ -649,10 +690,13 @@ func chaosSeedRun(t *testing.T, seed uint64) {
 		if op.err != nil {
 			failed++
 		}
+		if op.pivotsUp == 0 && strings.HasPrefix(op.on, "node") {
+			alone++
+		}
 	}
-	t.Logf("seed %d: %d ops (%d acknowledged, %d failed on a pivot), faults %v, requests %d passed %d refused %d blackholed, converged %s after healing, %s in all",
-		seed, len(r.ops), acked, failed, r.faults, r.net.Count.Passed.Load(), r.net.Count.Refused.Load(), r.net.Count.Blackholed.Load(),
-		converged.Round(time.Millisecond), time.Since(began).Round(time.Millisecond))
+	t.Logf("seed %d: %d ops (%d acknowledged, %d failed on a pivot, %d on nodes with no pivot process up), faults %v, requests %d passed %d refused %d blackholed, healing (servers and processes up) %s, then converged in %s, %s in all",
+		seed, len(r.ops), acked, failed, alone, r.faults, r.net.Count.Passed.Load(), r.net.Count.Refused.Load(), r.net.Count.Blackholed.Load(),
+		upAt.Sub(healed).Round(time.Millisecond), converged.Round(time.Millisecond), time.Since(began).Round(time.Millisecond))
 	if len(bad) > 0 {
 		t.Fatalf("seed %d: %d violations:\n%s\n%s\nreplay: go test ./natshub -run 'TestChaosOverNATS/seed=%d$' -natschaos.seed=%d -natschaos.ops=%d -v",
 			seed, len(bad), strings.Join(bad, "\n"), r.trace(), seed, seed, *chaosOps)
@@ -674,4 +718,53 @@ func (r *chaosRun) trace() string {
 			op.i, kind, op.key, op.on, op.acked, op.noop, op.entry.Version(), op.err, op.pivotsUp, op.took.Round(time.Millisecond))
 	}
 	return b.String()
+}
+
+// The chaos checker fails on histories that break each invariant it checks: an
+// acknowledged write lost, a value nobody wrote, a deleted key back, a failed write
+// on a node; and passes a history whose final state is the LWW winner.
+func TestChaosChecker_CatchesEachViolation(t *testing.T) {
+	set := func(i int, on string, v int64, data string) chaosOp {
+		return chaosOp{i: i, on: on, key: "items/a", data: []byte(data), acked: true,
+			entry: storage.Entry{Key: "items/a", Created: v, Updated: v, Data: json.RawMessage(data)}}
+	}
+	del := func(i int, on string, v int64) chaosOp {
+		return chaosOp{i: i, on: on, key: "items/a", del: true, acked: true,
+			entry: storage.Entry{Key: "items/a", Created: 1, Updated: v, Deleted: true}}
+	}
+	final := func(e storage.Entry) map[string]storage.Change {
+		return map[string]storage.Change{e.Key: {Entry: e}}
+	}
+	cases := []struct {
+		name  string
+		ops   []chaosOp
+		final map[string]storage.Change
+		want  string // "" for no violation, else the invariant's letter
+	}{
+		{"the winner stays", []chaosOp{set(0, "node1", 10, `1`), set(1, "node2", 20, `2`)}, final(set(1, "node2", 20, `2`).entry), ""},
+		{"an earlier stamp loses though later in time", []chaosOp{set(0, "node1", 30, `1`), set(1, "node2", 20, `2`)}, final(set(0, "node1", 30, `1`).entry), ""},
+		{"lost write", []chaosOp{set(0, "node1", 10, `1`), set(1, "node2", 20, `2`)}, final(set(0, "node1", 10, `1`).entry), "B"},
+		{"missing key", []chaosOp{set(0, "node1", 10, `1`)}, map[string]storage.Change{}, "B"},
+		{"invented value", []chaosOp{set(0, "node1", 10, `1`)}, final(storage.Entry{Key: "items/a", Created: 40, Data: json.RawMessage(`9`)}), "B"},
+		{"resurrected", []chaosOp{set(0, "node1", 10, `1`), del(1, "node2", 20)}, final(storage.Entry{Key: "items/a", Created: 10, Updated: 25, Data: json.RawMessage(`1`)}), "C"},
+		{"failed node write", []chaosOp{{i: 0, on: "node1", key: "items/a", data: []byte(`1`), err: errors.New("refused")}}, map[string]storage.Change{}, "D"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := &chaosRun{t: t, ops: tc.ops}
+			bad := r.check(tc.final)
+			if tc.want == "" {
+				if len(bad) > 0 {
+					t.Fatalf("violations on a sound history: %v", bad)
+				}
+				return
+			}
+			for _, b := range bad {
+				if strings.HasPrefix(b, tc.want+":") {
+					return
+				}
+			}
+			t.Fatalf("want a violation of %s, got %v", tc.want, bad)
+		})
+	}
 }
