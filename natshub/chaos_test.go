@@ -105,30 +105,40 @@ type natsCluster struct {
 	procs []*natsProc
 }
 
-func freePort(t testing.TB) int {
+// freePorts returns n distinct loopback TCP ports nothing listens on right now.
+func freePorts(t testing.TB, n int) []int {
 	t.Helper()
-	addr, err := testcluster.FreeAddr()
-	must(t, err)
-	var port int
-	_, err = fmt.Sscanf(addr[strings.LastIndex(addr, ":")+1:], "%d", &port)
-	must(t, err)
-	return port
+	seen := map[int]bool{}
+	var out []int
+	for tries := 0; len(out) < n; tries++ {
+		if tries > 10*n {
+			t.Fatalf("no %d distinct free ports", n)
+		}
+		addr, err := testcluster.FreeAddr()
+		must(t, err)
+		var port int
+		_, err = fmt.Sscanf(addr[strings.LastIndex(addr, ":")+1:], "%d", &port)
+		must(t, err)
+		if !seen[port] {
+			seen[port] = true
+			out = append(out, port)
+		}
+	}
+	return out
 }
 
 // startNATS writes the configs of n servers under dir and starts them.
 func startNATS(t testing.TB, dir string, n int) *natsCluster {
 	t.Helper()
 	c := &natsCluster{bin: natsServerBinary(t)}
-	cluster := make([]int, n)
-	for i := range cluster {
-		cluster[i] = freePort(t)
-	}
+	ports := freePorts(t, 3*n)
+	cluster := ports[:n]
 	var routes []string
 	for _, p := range cluster {
 		routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", p))
 	}
 	for i := range n {
-		p := &natsProc{name: fmt.Sprintf("n%d", i+1), port: freePort(t), http: freePort(t)}
+		p := &natsProc{name: fmt.Sprintf("n%d", i+1), port: ports[n+i], http: ports[2*n+i]}
 		store := filepath.Join(dir, p.name)
 		p.conf = filepath.Join(dir, p.name+".conf")
 		conf := fmt.Sprintf("server_name: %s\nlisten: 127.0.0.1:%d\nhttp: 127.0.0.1:%d\n"+
@@ -152,6 +162,10 @@ func (c *natsCluster) start(t testing.TB, i int) {
 	p := c.procs[i]
 	cmd := exec.Command(c.bin, "-c", p.conf)
 	cmd.SysProcAttr = childAttr()
+	logf, err := os.OpenFile(p.conf+".log", os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	must(t, err)
+	defer logf.Close() // the child keeps its own descriptor
+	cmd.Stdout, cmd.Stderr = logf, logf
 	must(t, cmd.Start(), "start %s", p.name)
 	p.cmd, p.done = cmd, make(chan struct{})
 	go func(done chan struct{}) { _ = cmd.Wait(); close(done) }(p.done)
@@ -190,33 +204,47 @@ func (c *natsCluster) urls() string {
 func (c *natsCluster) waitHealthy(t testing.TB) {
 	t.Helper()
 	client := &http.Client{Timeout: time.Second}
-	eventuallyWithin(t, chaosWait, func() bool {
+	var last string
+	healthy := func() bool {
 		for _, p := range c.procs {
 			if p.cmd == nil {
 				continue
 			}
+			select {
+			case <-p.done:
+				last = p.name + " exited"
+				return false
+			default:
+			}
 			resp, err := client.Get(fmt.Sprintf("http://127.0.0.1:%d/healthz", p.http))
 			if err != nil {
+				last = fmt.Sprintf("%s: %v", p.name, err)
 				return false
 			}
+			body := make([]byte, 512)
+			n, _ := resp.Body.Read(body)
 			_ = resp.Body.Close()
 			if resp.StatusCode != http.StatusOK {
+				last = fmt.Sprintf("%s: %d %s", p.name, resp.StatusCode, body[:n])
 				return false
 			}
 		}
 		return true
-	}, "nats-servers healthy")
-}
-
-// eventuallyWithin polls cond every 10 ms until it holds, failing t after d.
-func eventuallyWithin(t testing.TB, d time.Duration, cond func() bool, what string) {
-	t.Helper()
-	deadline := time.Now().Add(d)
+	}
+	deadline := time.Now().Add(chaosWait)
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
-	for !cond() {
+	for !healthy() {
 		if time.Now().After(deadline) {
-			t.Fatalf("not reached within %s: %s", d, what)
+			var logs strings.Builder
+			for _, p := range c.procs {
+				raw, _ := os.ReadFile(p.conf + ".log")
+				if len(raw) > 2000 {
+					raw = raw[len(raw)-2000:]
+				}
+				fmt.Fprintf(&logs, "--- %s (port %d, http %d):\n%s\n", p.name, p.port, p.http, raw)
+			}
+			t.Fatalf("nats-servers not healthy within %s: %s\n%s", chaosWait, last, logs.String())
 		}
 		<-tick.C
 	}
