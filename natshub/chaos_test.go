@@ -38,6 +38,9 @@ var (
 	chaosFirst = flag.Int("natschaos.first", 1, "first seed of TestChaosOverNATS")
 	chaosSeed  = flag.Int("natschaos.seed", 0, "run this seed of TestChaosOverNATS only (replay)")
 	chaosOps   = flag.Int("natschaos.ops", 40, "workload operations per seed of TestChaosOverNATS")
+	// The nodes' anti-entropy repairs what the change feed failed to deliver; off (-1),
+	// convergence rests on the feed alone, which shows its gaps as divergence.
+	chaosRepair = flag.Duration("natschaos.repair", time.Second, "RepairInterval of the nodes of TestChaosOverNATS (-1ns: off)")
 )
 
 // chaosPaths are the synced paths the checker compares.
@@ -57,6 +60,7 @@ func chaosConfig(client *http.Client) pivot.Config {
 		BackoffMin:     5 * time.Millisecond,
 		BackoffMax:     100 * time.Millisecond,
 		RequestTimeout: 2 * time.Second,
+		RepairInterval: *chaosRepair,
 		Client:         client,
 	}
 }
@@ -269,6 +273,9 @@ type chaosRun struct {
 	faults map[string]int
 	cut    map[[2]string]bool
 	steps  []string // faults, with the operation they came before, for a failure message
+	// readBackLags are the acknowledged writes that showed in their own instance's
+	// feed only after a wait; violations are found during the workload.
+	readBackLags, violations []string
 }
 
 // chaosOp is one workload operation and what it was observed to write.
@@ -431,16 +438,46 @@ func (r *chaosRun) do(i int) {
 	}
 	op.took = time.Since(start)
 	if op.err == nil && !op.noop {
-		e, ok, err := entryOf(tg.db, key)
-		switch {
-		case err != nil:
-			r.t.Fatalf("op %d: read back %s on %s: %v", i, key, tg.name, err)
-		case !ok:
-			r.t.Fatalf("op %d: %s on %s acknowledged but not in its feed", i, key, tg.name)
-		}
-		op.acked, op.entry = true, e
+		op.acked, op.entry = true, r.readBack(op, tg.db)
 	}
 	r.ops = append(r.ops, op)
+}
+
+// readBackWait bounds how long an acknowledged write may take to show in its own
+// instance's change feed.
+const readBackWait = 10 * time.Second
+
+// readBack reads the entry op left on db from db's change feed. A node's feed shows
+// it at once; a pivot's (natshub) may not: its reads can be served by a replica that
+// has not applied the write yet. So it polls, with a deadline, until the feed holds
+// op's write (its bytes, or a tombstone), and counts the waits; a write that never
+// shows is recorded as a violation (R) and its entry as last seen.
+func (r *chaosRun) readBack(op chaosOp, db ooo.Database) storage.Entry {
+	start := time.Now()
+	deadline := start.Add(readBackWait)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	var last storage.Entry
+	var lastErr error
+	for {
+		e, ok, err := entryOf(db, op.key)
+		lastErr = err
+		if ok {
+			last = e
+			if (op.del && e.Deleted) || (!op.del && !e.Deleted && bytes.Equal(e.Data, op.data)) {
+				if waited := time.Since(start); waited > 5*time.Millisecond {
+					r.readBackLags = append(r.readBackLags, fmt.Sprintf("op %d on %s: %s", op.i, op.on, waited.Round(time.Millisecond)))
+				}
+				return e
+			}
+		}
+		if time.Now().After(deadline) {
+			r.violations = append(r.violations, fmt.Sprintf("R: op %d (%s on %s) acknowledged but not in its own feed after %s (last seen: found=%v v=%d deleted=%v, err %v)",
+				op.i, op.key, op.on, readBackWait, ok, last.Version(), last.Deleted, lastErr))
+			return last
+		}
+		<-tick.C
+	}
 }
 
 // fault applies one seeded fault, or heals one; pending are the repairs still due.
@@ -698,7 +735,8 @@ func chaosSeedRun(t *testing.T, seed uint64) {
 	ctx, cancel = context.WithTimeout(context.Background(), chaosWait)
 	defer cancel()
 	if err := testcluster.WaitConverged(ctx, r.feeds(), chaosPaths, false); err != nil {
-		t.Fatalf("seed %d: A (convergence): %v\n%s", seed, err, r.trace())
+		t.Fatalf("seed %d: A (convergence): %v\n%s\nreplay: go test ./natshub -run 'TestChaosOverNATS/seed=%d$' -natschaos.seed=%d -natschaos.ops=%d -natschaos.repair=%s -v",
+			seed, err, r.trace(), seed, seed, *chaosOps, *chaosRepair)
 	}
 	converged := time.Since(upAt)
 	final := map[string]storage.Change{}
@@ -709,7 +747,11 @@ func chaosSeedRun(t *testing.T, seed uint64) {
 			final[c.Key] = c
 		}
 	}
-	bad := r.check(final)
+	bad := append(r.violations, r.check(final)...)
+	var repairs int64
+	for _, n := range r.nodes {
+		repairs += n.Result.Metrics().Repairs
+	}
 	acked, failed, alone := 0, 0, 0
 	for _, op := range r.ops {
 		if op.acked {
@@ -722,12 +764,12 @@ func chaosSeedRun(t *testing.T, seed uint64) {
 			alone++
 		}
 	}
-	t.Logf("seed %d: %d ops (%d acknowledged, %d failed on a pivot, %d on nodes with no pivot process up), faults %v, requests %d passed %d refused %d blackholed, healing (servers and processes up) %s, then converged in %s, %s in all",
-		seed, len(r.ops), acked, failed, alone, r.faults, r.net.Count.Passed.Load(), r.net.Count.Refused.Load(), r.net.Count.Blackholed.Load(),
+	t.Logf("seed %d: %d ops (%d acknowledged, %d failed on a pivot, %d on nodes with no pivot process up), faults %v, requests %d passed %d refused %d blackholed, read-back waits %v, entries repaired by anti-entropy %d, healing (servers and processes up) %s, then converged in %s, %s in all",
+		seed, len(r.ops), acked, failed, alone, r.faults, r.net.Count.Passed.Load(), r.net.Count.Refused.Load(), r.net.Count.Blackholed.Load(), r.readBackLags, repairs,
 		upAt.Sub(healed).Round(time.Millisecond), converged.Round(time.Millisecond), time.Since(began).Round(time.Millisecond))
 	if len(bad) > 0 {
-		t.Fatalf("seed %d: %d violations:\n%s\n%s\nreplay: go test ./natshub -run 'TestChaosOverNATS/seed=%d$' -natschaos.seed=%d -natschaos.ops=%d -v",
-			seed, len(bad), strings.Join(bad, "\n"), r.trace(), seed, seed, *chaosOps)
+		t.Fatalf("seed %d: %d violations:\n%s\n%s\nreplay: go test ./natshub -run 'TestChaosOverNATS/seed=%d$' -natschaos.seed=%d -natschaos.ops=%d -natschaos.repair=%s -v",
+			seed, len(bad), strings.Join(bad, "\n"), r.trace(), seed, seed, *chaosOps, *chaosRepair)
 	}
 }
 
