@@ -472,14 +472,14 @@ func (r *chaosRun) readBack(op chaosOp, db ooo.Database) storage.Entry {
 	defer tick.Stop()
 	var last storage.Entry
 	var lastErr error
-	for {
+	for attempt := 1; ; attempt++ {
 		e, ok, err := entryOf(db, op.key)
 		lastErr = err
 		if ok {
 			last = e
 			if (op.del && e.Deleted) || (!op.del && !e.Deleted && bytes.Equal(e.Data, op.data)) {
-				if waited := time.Since(start); waited > 5*time.Millisecond {
-					r.readBackLags = append(r.readBackLags, fmt.Sprintf("op %d on %s: %s", op.i, op.on, waited.Round(time.Millisecond)))
+				if attempt > 1 {
+					r.readBackLags = append(r.readBackLags, fmt.Sprintf("op %d on %s: %s, %d reads", op.i, op.on, time.Since(start).Round(time.Millisecond), attempt))
 				}
 				return e
 			}
