@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -77,12 +78,18 @@ func (s *Storage) Changes(pattern string, since uint64, limit int) ([]storage.Ch
 		filter = ">"
 	}
 	var out []storage.Change
-	sc, err := s.scanFiltered(pattern, filter, since, false, limit, func(r record) bool {
+	collect := func(r record) bool {
 		out = append(out, r.Change)
 		return len(out) < limit
-	})
+	}
+	sc, err := s.scanFiltered(pattern, filter, since, false, limit, collect)
 	if err != nil {
 		return nil, since, fmt.Errorf("natshub: changes: %w", err)
+	}
+	if filter == ">" {
+		if sc, err = s.catchUp(pattern, since, head, headServer, limit, sc, &out, collect); err != nil {
+			return nil, since, fmt.Errorf("natshub: changes: %w", err)
+		}
 	}
 	if err := s.try.do(func(ctx context.Context) error {
 		st, rev, err := s.readState(ctx)
@@ -124,6 +131,33 @@ func feedNext(since, head uint64, headServer string, sc scanned) uint64 {
 	}
 	return next
 }
+
+// catchUp reads on while the consumer of an unfiltered scan, placed on a replica that
+// does not hold the leader's head yet, has delivered less than it: a read that starts
+// after a write was acknowledged (or after its event reached this process) then
+// returns it, instead of a next below it that sends the caller back later — a pivot
+// process triggered by the event would otherwise spend its trigger on a read that
+// finds nothing. Bounded by catchUpFor: a head that was purged (a collected
+// tombstone at the tail) is never delivered, and then next stays below it, which is
+// safe.
+func (s *Storage) catchUp(pattern string, since, head uint64, headServer string, limit int, sc scanned, out *[]storage.Change, collect func(record) bool) (scanned, error) {
+	deadline := time.Now().Add(catchUpFor)
+	pause := time.Millisecond
+	for len(*out) < limit && sc.server != headServer && max(since, sc.last) < head && time.Now().Before(deadline) {
+		time.Sleep(pause) // the replica's copy advances on its own; nothing to wait on
+		pause = min(2*pause, 20*time.Millisecond)
+		more, err := s.scanFiltered(pattern, ">", max(since, sc.last), false, limit-len(*out), collect)
+		if err != nil {
+			return sc, err
+		}
+		sc.last, sc.server = max(sc.last, more.last), more.server
+	}
+	return sc, nil
+}
+
+// catchUpFor bounds how long Changes waits for a lagging replica to deliver up to the
+// leader's head (catchUp). Replicas on one network catch up in milliseconds.
+const catchUpFor = time.Second
 
 // unfilteredChanges is the most messages after since for which Changes reads them all
 // and matches the pattern itself rather than have the servers filter.
