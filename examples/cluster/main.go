@@ -27,7 +27,6 @@ import (
 	"sort"
 	"strings"
 	"syscall"
-	"text/tabwriter"
 	"time"
 
 	"github.com/benitogf/pivot"
@@ -84,11 +83,11 @@ func run(keep bool, samples int) int {
 	}}
 	var table [][3]string
 	step := func(what string, d time.Duration, result string) {
-		table = append(table, [3]string{what, formatDuration(d), result})
+		table = append(table, [3]string{what, testcluster.FormatDuration(d), result})
 	}
 	fail := func(err error) int {
 		fmt.Fprintln(os.Stderr, "error:", err)
-		printTable(table)
+		testcluster.PrintSteps(os.Stdout, table)
 		return 1
 	}
 	defer c.stop()
@@ -129,7 +128,7 @@ func run(keep bool, samples int) int {
 		return fail(err)
 	}
 	step(fmt.Sprintf("write on node1 → visible on node2 (%d samples)", samples), lat[len(lat)/2],
-		fmt.Sprintf("median; p99 %s, max %s", formatDuration(lat[len(lat)*99/100]), formatDuration(lat[len(lat)-1])))
+		fmt.Sprintf("median; p99 %s, max %s", testcluster.FormatDuration(lat[len(lat)*99/100]), testcluster.FormatDuration(lat[len(lat)-1])))
 
 	pivotAddr := c.pivot.server.Address
 	c.pivot.close()
@@ -168,7 +167,7 @@ func run(keep bool, samples int) int {
 	step("conflict on settings, resolved by last-write-wins", 0, "kept "+compactData(winner))
 	entries := len(state(c.pivot.db, true))
 	step("entries on every instance", 0, fmt.Sprintf("%d, byte-identical (tombstones included)", entries))
-	printTable(table)
+	testcluster.PrintSteps(os.Stdout, table)
 
 	if keep {
 		c.printURLs()
@@ -352,28 +351,6 @@ func (c *cluster) printURLs() {
 	fmt.Printf("  curl -X POST -d '{\"hello\":\"from curl\"}' 'http://%s/users/*'   # then read it on node2\n", n1)
 	fmt.Printf("  curl 'http://%s/users/*'\n", c.nodes[1].server.Address)
 	fmt.Printf("  subscribe: ws://%s/users/*  (any ooo client, e.g. npm ooo-client)\n", c.nodes[1].server.Address)
-}
-
-func printTable(rows [][3]string) {
-	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(w, "STEP\tTIME\tRESULT")
-	for _, r := range rows {
-		fmt.Fprintf(w, "%s\t%s\t%s\n", r[0], r[1], r[2])
-	}
-	w.Flush()
-}
-
-func formatDuration(d time.Duration) string {
-	if d == 0 {
-		return "-"
-	}
-	switch {
-	case d < time.Millisecond:
-		return fmt.Sprintf("%.0fµs", float64(d)/float64(time.Microsecond))
-	case d < time.Second:
-		return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond))
-	}
-	return d.Round(time.Millisecond).String()
 }
 
 // compactData returns the data of a stored object, compacted.

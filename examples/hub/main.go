@@ -21,15 +21,14 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 	"sync"
-	"text/tabwriter"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/benitogf/pivot"
+	"github.com/benitogf/pivot/internal/testcluster"
 	"github.com/benitogf/pivot/natshub"
 	"github.com/benitogf/pivot/natshub/localcluster"
 	"github.com/benitogf/pivot/ooo"
@@ -67,7 +66,7 @@ func run(samples, writes int) int {
 
 	var table [][3]string
 	step := func(what string, d time.Duration, result string) {
-		table = append(table, [3]string{what, formatDuration(d), result})
+		table = append(table, [3]string{what, testcluster.FormatDuration(d), result})
 	}
 	var all []*instance
 	defer func() {
@@ -77,7 +76,7 @@ func run(samples, writes int) int {
 	}()
 	fail := func(err error) int {
 		fmt.Fprintln(os.Stderr, "error:", err)
-		printTable(table)
+		testcluster.PrintSteps(os.Stdout, table)
 		return 1
 	}
 
@@ -140,8 +139,8 @@ func run(samples, writes int) int {
 			return fail(err)
 		}
 	}
-	if !waitConverged(all, 20*time.Second) {
-		return fail(fmt.Errorf("the first writes did not converge:\n%s", describe(all)))
+	if err := waitConverged(all, 20*time.Second); err != nil {
+		return fail(fmt.Errorf("the first writes did not converge: %w", err))
 	}
 	step("write on every instance, wait until all hold the same data", time.Since(start), "converged")
 
@@ -155,7 +154,7 @@ func run(samples, writes int) int {
 		via = "node1 and node2 on different pivot processes"
 	}
 	step(fmt.Sprintf("write on node1 → visible on node2 (%d samples)", samples), lat[len(lat)/2],
-		fmt.Sprintf("median; p99 %s; %s", formatDuration(lat[len(lat)*99/100]), via))
+		fmt.Sprintf("median; p99 %s; %s", testcluster.FormatDuration(lat[len(lat)*99/100]), via))
 
 	// Stop the JetStream server leading the bucket's stream while both nodes write:
 	// the hub's writes pause until a new leader is elected, the nodes keep serving.
@@ -172,8 +171,8 @@ func run(samples, writes int) int {
 	step(fmt.Sprintf("stop the stream leader (NATS server n%d) while both nodes write %d entries each", leader+1, writes),
 		time.Since(start), "every local write succeeded")
 	start = time.Now()
-	if !waitConverged(all, 60*time.Second) {
-		return fail(fmt.Errorf("no convergence after the stream leader stopped:\n%s", describe(all)))
+	if err := waitConverged(all, 60*time.Second); err != nil {
+		return fail(fmt.Errorf("no convergence after the stream leader stopped: %w", err))
 	}
 	step("wait until every instance holds the same data", time.Since(start),
 		fmt.Sprintf("converged; new stream leader n%d", js.StreamLeader("KV_example")+1))
@@ -198,8 +197,8 @@ func run(samples, writes int) int {
 
 	start = time.Now()
 	rest := []*instance{survivor, nodes[0], nodes[1]}
-	if !waitConverged(rest, 30*time.Second) {
-		return fail(fmt.Errorf("no convergence after %s stopped:\n%s", victim.name, describe(rest)))
+	if err := waitConverged(rest, 30*time.Second); err != nil {
+		return fail(fmt.Errorf("no convergence after %s stopped: %w", victim.name, err))
 	}
 	st := nodes[0].result.Status()
 	step("wait until the rest hold the same data", time.Since(start),
@@ -216,7 +215,7 @@ func run(samples, writes int) int {
 	}
 	step("entries on every instance", 0, fmt.Sprintf("%d, byte-identical; %d of %d writes lost",
 		len(state(survivor.db)), lost, len(written)))
-	printTable(table)
+	testcluster.PrintSteps(os.Stdout, table)
 	if lost > 0 {
 		return 1
 	}
@@ -358,26 +357,27 @@ func state(db ooo.Database) map[string]string {
 	return out
 }
 
-// waitConverged polls until every instance holds the same entries and tombstones.
-func waitConverged(insts []*instance, timeout time.Duration) bool {
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for ; time.Now().Before(deadline); <-tick.C {
-		first := fmt.Sprint(state(insts[0].db))
-		same := true
-		for _, in := range insts[1:] {
-			if fmt.Sprint(state(in.db)) != first {
-				same = false
-				break
-			}
-		}
-		if same {
-			return true
-		}
+// waitConverged waits until every instance holds the same entries and tombstones; the
+// error describes every instance's state and status when they do not.
+func waitConverged(insts []*instance, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	feeds := make([]testcluster.Feed, len(insts))
+	for i, in := range insts {
+		feeds[i] = feed{in}
 	}
-	return false
+	return testcluster.WaitConverged(ctx, feeds, paths, false)
 }
+
+// feed is an instance as the harness reads it: its storage's change feed, its name
+// and its status.
+type feed struct{ in *instance }
+
+func (f feed) Changes(pattern string, since uint64, limit int) ([]storage.Change, uint64, error) {
+	return f.in.db.(storage.Replica).Changes(pattern, since, limit)
+}
+func (f feed) String() string       { return f.in.name }
+func (f feed) Status() pivot.Status { return f.in.result.Status() }
 
 // latency writes on a and times until b's storage reports the write.
 func latency(a, b *instance, samples int) ([]time.Duration, error) {
@@ -418,46 +418,4 @@ func drain(ch chan string) {
 			return
 		}
 	}
-}
-
-// describe lists every instance's state and status, for a failure report.
-func describe(insts []*instance) string {
-	var b strings.Builder
-	for _, in := range insts {
-		s := state(in.db)
-		keys := make([]string, 0, len(s))
-		for k := range s {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		fmt.Fprintf(&b, "%s:\n", in.name)
-		for _, k := range keys {
-			fmt.Fprintf(&b, "  %-28s %s\n", k, s[k])
-		}
-		st, _ := json.Marshal(in.result.Status())
-		fmt.Fprintf(&b, "  status: %s\n", st)
-	}
-	return b.String()
-}
-
-func printTable(rows [][3]string) {
-	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(w, "STEP\tTIME\tRESULT")
-	for _, r := range rows {
-		fmt.Fprintf(w, "%s\t%s\t%s\n", r[0], r[1], r[2])
-	}
-	w.Flush()
-}
-
-func formatDuration(d time.Duration) string {
-	if d == 0 {
-		return "-"
-	}
-	switch {
-	case d < time.Millisecond:
-		return fmt.Sprintf("%.0fµs", float64(d)/float64(time.Microsecond))
-	case d < time.Second:
-		return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond))
-	}
-	return d.Round(time.Millisecond).String()
 }
