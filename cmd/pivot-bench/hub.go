@@ -229,6 +229,29 @@ type hubCluster struct {
 // them, until anti-entropy repairs them (RepairInterval, a minute by default).
 const missAfter = 5 * time.Second
 
+// holding counts, on every instance, the entries under prefix its feed holds: where a
+// round's missing writes are.
+func (c *hubCluster) holding(prefix string) string {
+	var out []string
+	for _, in := range append([]*hubInstance{c.a, c.b}, c.pivots...) {
+		n := 0
+		if rep, ok := in.db.(storage.Replica); ok {
+			changes, _, err := rep.Changes(syncedPath, 0, 1<<20)
+			if err != nil {
+				out = append(out, fmt.Sprintf("%s: %v", in.name, err))
+				continue
+			}
+			for _, ch := range changes {
+				if strings.HasPrefix(ch.Key, prefix) {
+					n++
+				}
+			}
+		}
+		out = append(out, fmt.Sprintf("%s holds %d", in.name, n))
+	}
+	return strings.Join(out, ", ")
+}
+
 // describe is the sync status of nodes A and B, for a failure report.
 func (c *hubCluster) describe(k string) string {
 	var b strings.Builder
@@ -485,7 +508,7 @@ func runHubFlow(r *results, o options, one, two *hubCluster) error {
 			f := []*figure{f1, f2}[j]
 			at, err := wait(onB.expect(written), o.convergeFor, fmt.Sprintf("%d writes on node B", written))
 			if err != nil {
-				f.note = strings.TrimSpace(fmt.Sprintf("%s; round %d: %d of %d on B after %s", f.note, round, onB.count(), written, o.convergeFor))
+				f.note = strings.TrimSpace(fmt.Sprintf("%s; round %d: %d of %d on B after %s (%s)", f.note, round, onB.count(), written, o.convergeFor, c.holding(prefix)))
 				continue
 			}
 			f.samples = append(f.samples, float64(written)/at.Sub(began).Seconds())
