@@ -240,6 +240,18 @@ func TestStream_CutMidBurstLosesNothing(t *testing.T) {
 		return true
 	}, "every entry of the burst on the node")
 	waitConverged(t, []*instance{p, a}, false)
+	// The storage's events reach OnStorageEvent after the write they tell of: wait until
+	// every entry's event was counted before counting them.
+	eventually(t, waitTimeout, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for i := range burst {
+			if stored[fmt.Sprintf("users/k%03d", i)] == 0 {
+				return false
+			}
+		}
+		return true
+	}, "the node's storage events of every entry")
 	mu.Lock()
 	defer mu.Unlock()
 	for i := range burst {
