@@ -1,6 +1,7 @@
 package pivot_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -281,4 +282,64 @@ func TestStream_OverMutualTLS(t *testing.T) {
 	set(t, p, "users/over-wss", `{"from":"pivot"}`)
 	eventually(t, waitTimeout, func() bool { return streamHolds(t, node.db, "users/over-wss", `{"from":"pivot"}`) }, "the write on the node, by its stream")
 	require.True(t, node.result.Status().Stream)
+}
+
+// TestStream_RealValuesReachANodeThePivotCannotDial: values from a few bytes to near
+// the largest body the server accepts, HTML characters, U+2028, non-ASCII text and
+// huge numbers, written on the pivot and on another node, reach a node the pivot
+// cannot dial byte for byte, by its stream alone (small ones inline, large ones as
+// pokes it pulls).
+func TestStream_RealValuesReachANodeThePivotCannotDial(t *testing.T) {
+	cfg := streamConfig()
+	cfg.RequestTimeout = 10 * time.Second // a body of megabytes under the race detector
+	p := startInstance(t, "pivot", &ooo.MemoryStorage{}, "", "", cfg)
+	a := startInstance(t, "nodeA", &ooo.MemoryStorage{}, "", p.addr, cfg)
+	hidden := startInstance(t, "hidden", &ooo.MemoryStorage{}, "", p.addr, cfg)
+	waitStreams(t, p, 2)
+
+	values := append([]string{}, realValues...)
+	for _, n := range []int{100, 64 << 10, 1 << 20, ooo.DefaultMaxBodyBytes - 4096} {
+		values = append(values, `{"v":`+bigValue(n, "é<&>\u2028東")+`}`)
+	}
+	for i, v := range values {
+		var compact bytes.Buffer
+		require.NoError(t, json.Compact(&compact, []byte(v)))
+		for _, writer := range []*instance{p, a} {
+			k := fmt.Sprintf("users/%s-%d", writer.name, i)
+			set(t, writer, k, v)
+			eventually(t, waitTimeout, func() bool { return streamHolds(t, hidden.db, k, compact.String()) },
+				"%s (%d bytes) on the node the pivot cannot dial", k, compact.Len())
+		}
+	}
+	waitConverged(t, []*instance{p, a, hidden}, false)
+	for _, ns := range p.result.Status().Nodes {
+		require.True(t, ns.LastTrigger.IsZero(), "no trigger reached a node: %+v", ns)
+	}
+}
+
+// TestStream_ASpoofedNameOnlyDelaysTheNode: a peer holding the secret opens a stream
+// under the name of a registered node that has no stream (it lies about who it is).
+// Without mutual TLS the pivot cannot tell, takes the name as streaming and stops
+// triggering the real node (README, Security: the limit); the real node still gets
+// every change, on its periodic sync: the lie delays it, it loses nothing.
+func TestStream_ASpoofedNameOnlyDelaysTheNode(t *testing.T) {
+	cfg := streamConfig()
+	p := startInstance(t, "pivot", &ooo.MemoryStorage{}, "", "", cfg)
+	dialled := cfg
+	dialled.DisableStream = true
+	dialled.SyncInterval = 100 * time.Millisecond
+	honest := startInstance(t, "honest", &ooo.MemoryStorage{}, "", p.addr, dialled)
+	p.register(honest)
+
+	liar := cfg
+	liar.Advertise = honest.addr // the name it sends in HeaderNode: the honest node's
+	spoof := startInstance(t, "liar", &ooo.MemoryStorage{}, "", p.addr, liar)
+	eventually(t, waitTimeout, func() bool { return spoof.result.Status().Stream }, "the liar's stream opens")
+
+	for i := range 10 {
+		k, v := fmt.Sprintf("users/s%d", i), fmt.Sprintf(`{"t":"<é>","n":%d}`, i)
+		set(t, p, k, v)
+		eventually(t, waitTimeout, func() bool { return streamHolds(t, honest.db, k, v) }, "%s on the honest node", k)
+	}
+	waitConverged(t, []*instance{p, honest}, false)
 }
