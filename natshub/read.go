@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"sort"
 	"strings"
 
@@ -87,20 +88,87 @@ func (s *Storage) scanFiltered(pattern, filter string, since uint64, headersOnly
 	return sc, err
 }
 
-// live returns the live records matching the glob pattern ("" for every key).
+// live returns the live records matching the glob pattern ("" for every key), as the
+// stream leader held them when the read began: what the consumer's copy of the stream
+// had not delivered yet is read from the leader (readLeader), so a list read after a
+// write was acknowledged, or after its event, holds it.
 func (s *Storage) live(pattern string, headersOnly bool) ([]record, error) {
 	if err := s.enter(); err != nil {
 		return nil, err
 	}
 	defer s.mu.RUnlock()
-	var out []record
-	err := s.scanRecords(pattern, 0, headersOnly, func(r record) bool {
+	var (
+		head       uint64
+		headServer string
+	)
+	if err := s.try.do(func(ctx context.Context) (err error) {
+		head, headServer, err = s.data.headAt(ctx)
+		return err
+	}); err != nil {
+		return nil, fmt.Errorf("head: %w", err)
+	}
+	var all []record // tombstones too: one read from the leader may delete a listed key
+	at := map[string]int{}
+	take := func(r record) bool {
+		if i, ok := at[r.Key]; ok {
+			all[i].Deleted, all[i].Key = true, "" // superseded by the newer revision
+		}
+		at[r.Key] = len(all)
+		all = append(all, r)
+		return true
+	}
+	filter := filterKey(pattern)
+	sc, err := s.scanFiltered(pattern, filter, 0, headersOnly, 0, take)
+	if err != nil {
+		return nil, err
+	}
+	if sc.server != headServer && sc.last < head {
+		if _, err := s.readLeader(pattern, filter, sc.last, head, take); err != nil {
+			return nil, fmt.Errorf("from the stream leader: %w", err)
+		}
+	}
+	out := all[:0]
+	for _, r := range all {
 		if !r.Deleted {
 			out = append(out, r)
 		}
-		return true
+	}
+	return out, nil
+}
+
+// readLeader calls fn with every record matching pattern (tombstones included) whose
+// revision is above since and at most head, in revision order, read from the stream
+// leader one message at a time (bucket.fromLeader), until fn returns false. It is for
+// the tail a scan's consumer did not deliver: a consumer reads the copy of the stream
+// on its own server (an R1 consumer is placed on any replica), which may not hold yet a
+// write the leader acknowledged and whose event another process's watcher delivered.
+// It returns the sequence through which it read: head, or the last record fn refused.
+// The cost is one round trip per matching message (per message for filter ">").
+func (s *Storage) readLeader(pattern, filter string, since, head uint64, fn func(r record) bool) (uint64, error) {
+	err := s.try.do(func(ctx context.Context) error {
+		var failed error
+		read, err := s.data.fromLeader(ctx, filter, since, head, math.MaxInt, func(m *jetstream.RawStreamMsg) bool {
+			k, ok := s.data.keyOf(m.Subject)
+			if !ok {
+				return true
+			}
+			r, ok, err := decodeRaw(k, m)
+			if err != nil {
+				failed = err
+				return false
+			}
+			if !ok || (pattern != "" && !key.Match(pattern, r.Key)) {
+				return true
+			}
+			return fn(r)
+		})
+		since = read // a retry resumes after what was taken
+		if failed != nil {
+			return failed
+		}
+		return err
 	})
-	return out, err
+	return since, err
 }
 
 // Keys returns {"keys":[...]}: every live key, sorted case-insensitively (then

@@ -85,14 +85,19 @@ func decodeRaw(k string, m *jetstream.RawStreamMsg) (record, bool, error) {
 	return decode(k, m.Sequence, m.Header, m.Data)
 }
 
+// keyOf is the ooo key whose message has the subject sub; ok is false for a subject
+// outside the bucket or not the image of a valid ooo key.
+func (b *bucket) keyOf(sub string) (string, bool) {
+	if len(sub) <= len(b.prefix) {
+		return "", false
+	}
+	return ooKey(sub[len(b.prefix):])
+}
+
 // decodeMsg decodes a message read by scan or the watcher; ok is false for a subject
 // that is not the image of a valid ooo key, or a KV marker.
 func (b *bucket) decodeMsg(m jetstream.Msg) (record, bool, error) {
-	sub := m.Subject()
-	if len(sub) <= len(b.prefix) {
-		return record{}, false, nil
-	}
-	k, ok := ooKey(sub[len(b.prefix):])
+	k, ok := b.keyOf(m.Subject())
 	if !ok {
 		return record{}, false, nil
 	}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -37,14 +36,16 @@ func (s *Storage) Horizon() uint64 {
 // Changes returns, in sequence order, the current state of every key matching pattern
 // that changed after sequence since (live objects and tombstones, each key once at its
 // latest revision), at most limit of them, and the cursor to pass next time: the
-// sequence of the last change returned when the limit was reached, else the highest
-// sequence the read covered (the stream's head when the consumer read the stream
-// leader's copy, else the last message it was delivered; never below since, never past
-// a change not returned). Sequences are the stream's: strictly increasing, with gaps
-// (superseded revisions, the state key, glob markers). The cost is one consumer from
-// since+1 and the messages read: O(changes). When many messages were written since,
-// the consumer is filtered to the pattern's subjects, which costs the servers a walk
-// of the keys it matches when it is made. The state
+// sequence of the last change returned when the limit was reached, else the stream's
+// head as the stream leader reported it before the read (never below since, never past
+// a change not returned). Every change acknowledged before the call is in the result or
+// behind since: the consumer reads its server's copy of the stream, and what a lagging
+// copy had not delivered up to the head is read from the leader (leaderTail).
+// Sequences are the stream's: strictly increasing, with gaps (superseded revisions, the
+// state key, glob markers). The cost is one consumer from since+1 and the messages
+// read: O(changes). When many messages were written since, the consumer is filtered to
+// the pattern's subjects, which costs the servers a walk of the keys it matches when it
+// is made. The state
 // (epoch, horizon) is read after the changes, so a tombstone missing from them because
 // it was collected is covered by the horizon reported next.
 func (s *Storage) Changes(pattern string, since uint64, limit int) ([]storage.Change, uint64, error) {
@@ -86,10 +87,12 @@ func (s *Storage) Changes(pattern string, since uint64, limit int) ([]storage.Ch
 	if err != nil {
 		return nil, since, fmt.Errorf("natshub: changes: %w", err)
 	}
-	if filter == ">" {
-		if sc, err = s.catchUp(pattern, since, head, headServer, limit, sc, &out, collect); err != nil {
-			return nil, since, fmt.Errorf("natshub: changes: %w", err)
+	if len(out) < limit && sc.server != headServer && max(since, sc.last) < head {
+		read, err := s.leaderTail(pattern, filter, max(since, sc.last), head, limit, &out)
+		if err != nil {
+			return nil, since, fmt.Errorf("natshub: changes: from the stream leader: %w", err)
 		}
+		sc.last = max(sc.last, read)
 	}
 	if err := s.try.do(func(ctx context.Context) error {
 		st, rev, err := s.readState(ctx)
@@ -132,34 +135,41 @@ func feedNext(since, head uint64, headServer string, sc scanned) uint64 {
 	return next
 }
 
-// catchUp reads on while the consumer of an unfiltered scan, placed on a replica that
-// does not hold the leader's head yet, has delivered less than it, so that a read that
-// starts after a write was acknowledged (or after its event reached this process)
-// usually returns it, instead of a next below it that sends the caller back later — a
-// pivot process triggered by the event would otherwise spend its trigger on a read
-// that finds nothing. It narrows that window and does not close it: a read right after
-// an acknowledged write still missed it about once in 150 reads on a loaded 3-server
-// cluster (without catchUp, 2–3 in 150), and then next stays below the write, which is
-// safe. Bounded by catchUpFor: a head that was purged (a collected tombstone at the
-// tail) is never delivered.
-func (s *Storage) catchUp(pattern string, since, head uint64, headServer string, limit int, sc scanned, out *[]storage.Change, collect func(record) bool) (scanned, error) {
-	deadline := time.Now().Add(catchUpFor)
-	pause := time.Millisecond
-	for len(*out) < limit && sc.server != headServer && max(since, sc.last) < head && time.Now().Before(deadline) {
-		time.Sleep(pause) // the replica's copy advances on its own; nothing to wait on
-		pause = min(2*pause, 20*time.Millisecond)
-		more, err := s.scanFiltered(pattern, ">", max(since, sc.last), false, limit-len(*out), collect)
-		if err != nil {
-			return sc, err
-		}
-		sc.last, sc.server = max(sc.last, more.last), more.server
+// leaderTail appends to out the changes after since up to head that the consumer of a
+// scan did not deliver, read from the stream leader (readLeader), until out holds limit
+// changes. A key the scan delivered at an older revision and the leader holds at a
+// newer one is listed once, at the newer. It returns the sequence through which the
+// feed was read: head, or the last change taken when the limit was reached.
+//
+// Without it a pivot process triggered by a write's event could read nothing new from a
+// lagging copy, answer a next below the write as the feed's end, and the node that
+// pulled would wait for its next sync.
+func (s *Storage) leaderTail(pattern, filter string, since, head uint64, limit int, out *[]storage.Change) (uint64, error) {
+	seen := make(map[string]int, len(*out))
+	for i, c := range *out {
+		seen[c.Key] = i
 	}
-	return sc, nil
+	superseded := 0
+	read, err := s.readLeader(pattern, filter, since, head, func(r record) bool {
+		if i, ok := seen[r.Key]; ok {
+			(*out)[i].Seq = 0 // listed again below at its newer revision
+			superseded++
+		}
+		seen[r.Key] = len(*out)
+		*out = append(*out, r.Change)
+		return len(*out)-superseded < limit
+	})
+	if superseded > 0 {
+		kept := (*out)[:0]
+		for _, c := range *out {
+			if c.Seq != 0 {
+				kept = append(kept, c)
+			}
+		}
+		*out = kept
+	}
+	return read, err
 }
-
-// catchUpFor bounds how long Changes waits for a lagging replica to deliver up to the
-// leader's head (catchUp). Replicas on one network catch up in milliseconds.
-const catchUpFor = time.Second
 
 // unfilteredChanges is the most messages after since for which Changes reads them all
 // and matches the pattern itself rather than have the servers filter.
