@@ -306,7 +306,13 @@ func (b *bucket) publishBatch(ctx context.Context, msgs []*nats.Msg, revs []uint
 
 // reuse returns an unfiltered consumer of the whole stream positioned after since, the
 // number of messages it has pending and the server it reads from: an idle one moved
-// there, or a new one.
+// there, or a new one moved there (a consumer made at a start sequence cannot be moved
+// below it later).
+//
+// A move is one request to the consumer's server, which has been seen not to answer
+// right after a cluster's start (the client waited out its whole request timeout, and
+// the node's pull with it): a move gets resetWait, and a consumer that does not answer
+// in time is dropped for a new one.
 func (b *bucket) reuse(ctx context.Context, since uint64) (jetstream.Consumer, uint64, string, error) {
 	for {
 		var c jetstream.Consumer
@@ -327,7 +333,9 @@ func (b *bucket) reuse(ctx context.Context, since uint64) (jetstream.Consumer, u
 				return nil, 0, "", fmt.Errorf("create consumer: %w", err)
 			}
 		}
-		resp, err := b.stream.ResetConsumerToSequence(ctx, c.CachedInfo().Name, since+1)
+		rctx, cancel := context.WithTimeout(ctx, resetWait)
+		resp, err := b.stream.ResetConsumerToSequence(rctx, c.CachedInfo().Name, since+1)
+		cancel()
 		if err == nil {
 			at := clusterLeader(c.CachedInfo().Cluster)
 			if resp.ConsumerInfo != nil {
@@ -335,12 +343,19 @@ func (b *bucket) reuse(ctx context.Context, since uint64) (jetstream.Consumer, u
 			}
 			return c, resp.NumPending, at, nil
 		}
-		b.drop(ctx, c) // expired while idle, or lost with a server: take another
-		if ctx.Err() != nil || !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		b.drop(ctx, c) // expired while idle, lost with a server, or not answering: take another
+		if ctx.Err() != nil {
+			return nil, 0, "", fmt.Errorf("reset consumer: %w", err)
+		}
+		if !errors.Is(err, jetstream.ErrConsumerNotFound) && !errors.Is(err, context.DeadlineExceeded) && !isTransient(err) {
 			return nil, 0, "", fmt.Errorf("reset consumer: %w", err)
 		}
 	}
 }
+
+// resetWait bounds the move of a consumer (reuse). A consumer's server answers it
+// in about a millisecond on one network.
+const resetWait = time.Second
 
 // release puts a consumer back among the idle ones, or drops it when they are enough.
 func (b *bucket) release(ctx context.Context, c jetstream.Consumer) {

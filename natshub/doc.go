@@ -46,14 +46,20 @@
 // gets off on its buckets, since a direct get may be answered by a replica that lags),
 // so a read after an acknowledged write sees it, from any process. Reads of many keys
 // (Keys, Get of a glob, GetN...) read a consumer, placed on any replica, as Changes
-// does. New also allows atomic batch publishing on the buckets (Apply uses it); both
+// does, and hold every write acknowledged before them the same way. New also allows atomic batch publishing on the buckets (Apply uses it); both
 // settings are applied to a bucket that exists without them.
 //
 // Changes. Changes(pattern, since, limit) reads a consumer over the pattern's
-// subjects from since+1: O(changes), not O(data). The servers place that consumer on
-// any replica, whose copy may not yet hold the latest acknowledged writes: a read may
-// miss them (even after their event), and its next then stays below them, so the next
-// read returns them; next never passes a change not returned. Sequences are the
+// subjects from since+1: O(changes), not O(data). It first reads the stream's head
+// from the stream leader; the servers place the consumer on any replica, whose copy
+// may not yet hold the latest acknowledged writes, and what it did not deliver up to
+// that head is then read from the leader, one message get per message. A follower
+// can apply a write a moment before the leader does, and the watcher (reading any
+// replica) deliver its event first: the head is read again until it reaches what this
+// process's watcher delivered (at most 2 s). So a read that starts after a write was
+// acknowledged, or after this process delivered its event, returns it (or a later
+// revision of its key), and next is that head when the limit
+// was not reached; next never passes a change not returned. Sequences are the
 // stream's: strictly increasing, with gaps (superseded revisions, the storage's own
 // keys), and next is never below since. The horizon is read after the changes, so a
 // tombstone missing because it was collected meanwhile is covered by the horizon

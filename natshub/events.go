@@ -4,6 +4,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -47,6 +48,7 @@ func (s *Storage) onMessage(q *eventQueue, m jetstream.Msg) {
 		return
 	}
 	seq, own := md.Sequence.Stream, m.Headers().Get(hdrWriter) == s.writer
+	raise(&s.watched, seq)
 	switch sub[len(s.data.prefix):] {
 	case stateKey:
 		// Another process cleared the data set or raised the horizon.
@@ -249,4 +251,14 @@ func (q *eventQueue) close() {
 	q.mu.Unlock()
 	close(q.done)
 	<-q.exited
+}
+
+// raise sets v to n when n is higher.
+func raise(v *atomic.Uint64, n uint64) {
+	for {
+		cur := v.Load()
+		if n <= cur || v.CompareAndSwap(cur, n) {
+			return
+		}
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"math"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -91,20 +92,14 @@ func (s *Storage) scanFiltered(pattern, filter string, since uint64, headersOnly
 // live returns the live records matching the glob pattern ("" for every key), as the
 // stream leader held them when the read began: what the consumer's copy of the stream
 // had not delivered yet is read from the leader (readLeader), so a list read after a
-// write was acknowledged, or after its event, holds it.
+// write was acknowledged, or after this process delivered its event, holds it.
 func (s *Storage) live(pattern string, headersOnly bool) ([]record, error) {
 	if err := s.enter(); err != nil {
 		return nil, err
 	}
 	defer s.mu.RUnlock()
-	var (
-		head       uint64
-		headServer string
-	)
-	if err := s.try.do(func(ctx context.Context) (err error) {
-		head, headServer, err = s.data.headAt(ctx)
-		return err
-	}); err != nil {
+	head, headServer, err := s.leaderHead()
+	if err != nil {
 		return nil, fmt.Errorf("head: %w", err)
 	}
 	var all []record // tombstones too: one read from the leader may delete a listed key
@@ -355,3 +350,44 @@ func checkGlob(path string) error {
 	}
 	return nil
 }
+
+// leaderHead returns the stream's head as the stream leader holds it, and the leader's
+// name, once that head reaches every message the watcher of this process delivered. A
+// committed write is applied by each server on its own, the leader included, so a
+// follower can apply it, and the watcher (an ordered consumer on any replica) deliver
+// it, a moment before the leader's head moves past it: a read made for that event must
+// cover it. The leader's head is read again, polling with a deadline (its apply has no
+// event here to wait on), for at most headWait; a head that stays below (a bucket
+// re-created under the process, its sequences restarted) lowers the mark, so later
+// reads do not wait again.
+func (s *Storage) leaderHead() (uint64, string, error) {
+	floor := s.watched.Load()
+	deadline := time.Now().Add(headWait)
+	pause := time.Millisecond
+	for {
+		var (
+			head   uint64
+			server string
+		)
+		if err := s.try.do(func(ctx context.Context) (err error) {
+			head, server, err = s.data.headAt(ctx)
+			return err
+		}); err != nil {
+			return 0, "", err
+		}
+		if head >= floor {
+			return head, server, nil
+		}
+		if time.Now().After(deadline) {
+			s.watched.CompareAndSwap(floor, head)
+			return head, server, nil
+		}
+		time.Sleep(pause)
+		pause = min(2*pause, 20*time.Millisecond)
+	}
+}
+
+// headWait bounds how long leaderHead waits for the leader's head to reach what the
+// watcher delivered. Servers on one network apply a committed write within milliseconds
+// of each other.
+const headWait = 2 * time.Second

@@ -61,14 +61,8 @@ func (s *Storage) Changes(pattern string, since uint64, limit int) ([]storage.Ch
 	defer s.mu.RUnlock()
 	// The head is read before the consumer, so the copy of the stream on the server
 	// that answered holds every change up to it by the time the consumer reads.
-	var (
-		head       uint64
-		headServer string
-	)
-	if err := s.try.do(func(ctx context.Context) (err error) {
-		head, headServer, err = s.data.headAt(ctx)
-		return err
-	}); err != nil {
+	head, headServer, err := s.leaderHead()
+	if err != nil {
 		return nil, since, fmt.Errorf("natshub: changes: head: %w", err)
 	}
 	// A filtered consumer costs the servers a walk of every key the filter matches when

@@ -38,6 +38,7 @@ type Storage struct {
 
 	epochID   atomic.Value  // string; readable after Close
 	horizon   atomic.Uint64 // the last horizon read from the state key
+	watched   atomic.Uint64 // the highest sequence the watcher delivered (leaderHead)
 	dataLimit atomic.Int64
 
 	identMu sync.Mutex // serialises SetIdentity; taken after mu
