@@ -469,3 +469,13 @@ func TestStream_Hostile(t *testing.T) {
 	streamEventually(t, func() bool { return good.count() == 1 }, "the good stream still gets writes")
 	require.Nil(t, good.err.Load())
 }
+
+// feedHead returns the head of sk's feed, reading one change at most (the storages
+// the tests use give their head for a since past it).
+func feedHead(sk *syncKey) (uint64, bool) {
+	if !sk.db.Active() {
+		return 0, false
+	}
+	_, next, err := sk.rep.Changes(sk.path, ^uint64(0)-1, 1)
+	return next, err == nil
+}

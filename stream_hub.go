@@ -523,18 +523,11 @@ func (s *streamSession) ack(sk *syncKey, at streamPos) {
 	s.mu.Unlock()
 	// A change may have reached the feed after the node read it and before this ack:
 	// look again, so it is sent now rather than at the next change.
-	if head, ok := feedHead(sk); ok && head > at.seq {
-		s.hub.recheck(sk)
+	if sk.db.Active() {
+		if changes, _, err := sk.rep.Changes(sk.path, at.seq, 1); err == nil && len(changes) > 0 {
+			s.hub.recheck(sk)
+		}
 	}
-}
-
-// feedHead returns the head of sk's feed, reading one change at most.
-func feedHead(sk *syncKey) (uint64, bool) {
-	if !sk.db.Active() {
-		return 0, false
-	}
-	_, next, err := sk.rep.Changes(sk.path, ^uint64(0)-1, 1)
-	return next, err == nil
 }
 
 // upToDate reports whether every change of every synced key in the pivot's feed was
