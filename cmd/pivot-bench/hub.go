@@ -257,7 +257,13 @@ func (c *hubCluster) describe(k string) string {
 	var b strings.Builder
 	for _, in := range append([]*hubInstance{c.a, c.b}, c.pivots...) {
 		st, _ := json.Marshal(in.sync.Status())
-		_, err := in.db.Get(k)
+		// A plain Get on a node would sync on read and fetch the missing write.
+		var err error
+		if q, ok := in.db.(storage.QuietReader); ok {
+			_, err = q.GetQuiet(k)
+		} else {
+			_, err = in.db.Get(k)
+		}
 		fmt.Fprintf(&b, "%s (%s) holds %s: %v; status %s\n", in.name, in.server.Address, k, err == nil, st)
 		if rep, ok := in.db.(storage.Replica); ok {
 			changes, next, err := rep.Changes(syncedPath, 0, 1<<20)
@@ -395,6 +401,9 @@ func newHubCluster(e *hubEnv, shared bool, deadline time.Duration) (*hubCluster,
 	}
 	if _, err := wait(onB, missAfter, k+" on node B"); err != nil {
 		c.missed++
+		if verboseMiss {
+			fmt.Fprintf(os.Stderr, "\n%v (the cluster's first write)\n%s", err, c.describe(k))
+		}
 	}
 	return c, nil
 }
@@ -557,6 +566,9 @@ func runHubFailover(r *results, o options, e *hubEnv) error {
 		}
 		at, err := wait(onB, missAfter, k+" on node B after the failover")
 		missed += c.missed
+		if err != nil && verboseMiss {
+			fmt.Fprintf(os.Stderr, "\n%v (failover sample %d, %s stopped)\n%s", err, i, victim.name, c.describe(k))
+		}
 		c.close()
 		if err != nil {
 			missed++
