@@ -102,29 +102,14 @@ func (b *bucket) publish(ctx context.Context, m *nats.Msg, rev uint64, id string
 	return ack.Sequence, nil
 }
 
-// head returns the stream's last sequence.
+// head returns the stream's last sequence, as the stream leader answers it (stream
+// info is answered by the leader only).
 func (b *bucket) head(ctx context.Context) (uint64, error) {
-	seq, _, err := b.headAt(ctx)
-	return seq, err
-}
-
-// headAt returns the stream's last sequence and the server that answered (the stream
-// leader; "" when not clustered): that server's copy holds every message up to it.
-func (b *bucket) headAt(ctx context.Context) (uint64, string, error) {
 	info, err := b.stream.Info(ctx)
 	if err != nil {
-		return 0, "", err
+		return 0, err
 	}
-	return info.State.LastSeq, clusterLeader(info.Cluster), nil
-}
-
-// clusterLeader is the name of the server leading a stream or consumer ("" when not
-// clustered).
-func clusterLeader(c *jetstream.ClusterInfo) string {
-	if c == nil {
-		return ""
-	}
-	return c.Leader
+	return info.State.LastSeq, nil
 }
 
 // scan calls fn with every message whose subject matches the KV key filter and whose
@@ -136,17 +121,10 @@ func clusterLeader(c *jetstream.ClusterInfo) string {
 // is asked for batches of about that size, since a batch cut short by fn is read to
 // its end (so the reused consumer has no request in flight when it is moved).
 //
-// It returns the server the consumer reads from ("" when not clustered). On a cluster
-// that server's copy of the stream may lag the leader's (an R1 consumer is placed on
-// any replica): the scan sees the messages of that copy only.
-func (b *bucket) scan(ctx context.Context, filter string, since uint64, headersOnly bool, want int, fn func(m jetstream.Msg) bool) (string, error) {
-	var server string
-	err := b.scanFrom(ctx, filter, since, headersOnly, want, &server, fn)
-	return server, err
-}
-
-// scanFrom is scan with the consumer's server stored in *server.
-func (b *bucket) scanFrom(ctx context.Context, filter string, since uint64, headersOnly bool, want int, server *string, fn func(m jetstream.Msg) bool) error {
+// On a cluster the consumer reads its own server's copy of the stream, which may lag
+// the leader's (an R1 consumer is placed on any replica), or deliver less than it has
+// pending: the scan sees what it was delivered only (Storage.readLeader reads the rest).
+func (b *bucket) scan(ctx context.Context, filter string, since uint64, headersOnly bool, want int, fn func(m jetstream.Msg) bool) error {
 	cc := jetstream.ConsumerConfig{
 		AckPolicy:         jetstream.AckNonePolicy,
 		HeadersOnly:       headersOnly,
@@ -168,18 +146,18 @@ func (b *bucket) scanFrom(ctx context.Context, filter string, since uint64, head
 		pending uint64
 	)
 	if filter == ">" && !headersOnly {
-		c, n, at, err := b.reuse(ctx, since)
+		c, n, err := b.reuse(ctx, since)
 		if err != nil {
 			return err
 		}
-		cons, pending, *server = c, n, at
+		cons, pending = c, n
 		defer b.release(ctx, c)
 	} else {
 		c, err := b.stream.CreateConsumer(ctx, cc)
 		if err != nil {
 			return fmt.Errorf("create consumer: %w", err)
 		}
-		cons, pending, *server = c, c.CachedInfo().NumPending, clusterLeader(c.CachedInfo().Cluster)
+		cons, pending = c, c.CachedInfo().NumPending
 		defer b.drop(ctx, c)
 	}
 	for pending > 0 {
@@ -305,7 +283,7 @@ func (b *bucket) publishBatch(ctx context.Context, msgs []*nats.Msg, revs []uint
 }
 
 // reuse returns an unfiltered consumer of the whole stream positioned after since, the
-// number of messages it has pending and the server it reads from: an idle one moved
+// number of messages it has pending: an idle one moved
 // there, or a new one moved there (a consumer made at a start sequence cannot be moved
 // below it later).
 //
@@ -313,7 +291,7 @@ func (b *bucket) publishBatch(ctx context.Context, msgs []*nats.Msg, revs []uint
 // right after a cluster's start (the client waited out its whole request timeout, and
 // the node's pull with it): a move gets resetWait, and a consumer that does not answer
 // in time is dropped for a new one.
-func (b *bucket) reuse(ctx context.Context, since uint64) (jetstream.Consumer, uint64, string, error) {
+func (b *bucket) reuse(ctx context.Context, since uint64) (jetstream.Consumer, uint64, error) {
 	for {
 		var c jetstream.Consumer
 		select {
@@ -330,25 +308,21 @@ func (b *bucket) reuse(ctx context.Context, since uint64) (jetstream.Consumer, u
 				DeliverPolicy:     jetstream.DeliverAllPolicy,
 			})
 			if err != nil {
-				return nil, 0, "", fmt.Errorf("create consumer: %w", err)
+				return nil, 0, fmt.Errorf("create consumer: %w", err)
 			}
 		}
 		rctx, cancel := context.WithTimeout(ctx, resetWait)
 		resp, err := b.stream.ResetConsumerToSequence(rctx, c.CachedInfo().Name, since+1)
 		cancel()
 		if err == nil {
-			at := clusterLeader(c.CachedInfo().Cluster)
-			if resp.ConsumerInfo != nil {
-				at = clusterLeader(resp.Cluster)
-			}
-			return c, resp.NumPending, at, nil
+			return c, resp.NumPending, nil
 		}
 		b.drop(ctx, c) // expired while idle, lost with a server, or not answering: take another
 		if ctx.Err() != nil {
-			return nil, 0, "", fmt.Errorf("reset consumer: %w", err)
+			return nil, 0, fmt.Errorf("reset consumer: %w", err)
 		}
 		if !errors.Is(err, jetstream.ErrConsumerNotFound) && !errors.Is(err, context.DeadlineExceeded) && !isTransient(err) {
-			return nil, 0, "", fmt.Errorf("reset consumer: %w", err)
+			return nil, 0, fmt.Errorf("reset consumer: %w", err)
 		}
 	}
 }

@@ -42,12 +42,10 @@ func (s *Storage) scanRecords(pattern string, since uint64, headersOnly bool, fn
 	return err
 }
 
-// scanned is how far a scan is known to have read the stream: through last (the
-// highest sequence it was delivered, whatever the key), and through everything the copy
-// of the stream on server held when the scan began.
+// scanned is how far a scan is known to have read the stream: through last, the
+// highest sequence it was delivered, whatever the key.
 type scanned struct {
-	last   uint64
-	server string // the server the (last) consumer read from
+	last uint64
 }
 
 // scanFiltered is scanRecords with the servers selecting the subjects of filter (">"
@@ -58,7 +56,7 @@ func (s *Storage) scanFiltered(pattern, filter string, since uint64, headersOnly
 	var sc scanned
 	err := s.try.do(func(ctx context.Context) error {
 		var failed error
-		server, err := s.data.scan(ctx, filter, since, headersOnly, want, func(m jetstream.Msg) bool {
+		err := s.data.scan(ctx, filter, since, headersOnly, want, func(m jetstream.Msg) bool {
 			r, ok, err := s.data.decodeMsg(m)
 			if err != nil {
 				failed = err
@@ -77,7 +75,6 @@ func (s *Storage) scanFiltered(pattern, filter string, since uint64, headersOnly
 			}
 			return true
 		})
-		sc.server = server
 		if done {
 			return nil
 		}
@@ -98,7 +95,7 @@ func (s *Storage) live(pattern string, headersOnly bool) ([]record, error) {
 		return nil, err
 	}
 	defer s.mu.RUnlock()
-	head, headServer, err := s.leaderHead()
+	head, err := s.leaderHead()
 	if err != nil {
 		return nil, fmt.Errorf("head: %w", err)
 	}
@@ -117,7 +114,7 @@ func (s *Storage) live(pattern string, headersOnly bool) ([]record, error) {
 	if err != nil {
 		return nil, err
 	}
-	if sc.server != headServer && sc.last < head {
+	if sc.last < head {
 		if _, err := s.readLeader(pattern, filter, sc.last, head, take); err != nil {
 			return nil, fmt.Errorf("from the stream leader: %w", err)
 		}
@@ -351,8 +348,7 @@ func checkGlob(path string) error {
 	return nil
 }
 
-// leaderHead returns the stream's head as the stream leader holds it, and the leader's
-// name, once that head reaches every message the watcher of this process delivered. A
+// leaderHead returns the stream's head as the stream leader holds it, once that head reaches every message the watcher of this process delivered. A
 // committed write is applied by each server on its own, the leader included, so a
 // follower can apply it, and the watcher (an ordered consumer on any replica) deliver
 // it, a moment before the leader's head moves past it: a read made for that event must
@@ -360,27 +356,24 @@ func checkGlob(path string) error {
 // event here to wait on), for at most headWait; a head that stays below (a bucket
 // re-created under the process, its sequences restarted) lowers the mark, so later
 // reads do not wait again.
-func (s *Storage) leaderHead() (uint64, string, error) {
+func (s *Storage) leaderHead() (uint64, error) {
 	floor := s.watched.Load()
 	deadline := time.Now().Add(headWait)
 	pause := time.Millisecond
 	for {
-		var (
-			head   uint64
-			server string
-		)
+		var head uint64
 		if err := s.try.do(func(ctx context.Context) (err error) {
-			head, server, err = s.data.headAt(ctx)
+			head, err = s.data.head(ctx)
 			return err
 		}); err != nil {
-			return 0, "", err
+			return 0, err
 		}
 		if head >= floor {
-			return head, server, nil
+			return head, nil
 		}
 		if time.Now().After(deadline) {
 			s.watched.CompareAndSwap(floor, head)
-			return head, server, nil
+			return head, nil
 		}
 		time.Sleep(pause)
 		pause = min(2*pause, 20*time.Millisecond)

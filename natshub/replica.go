@@ -61,7 +61,7 @@ func (s *Storage) Changes(pattern string, since uint64, limit int) ([]storage.Ch
 	defer s.mu.RUnlock()
 	// The head is read before the consumer, so the copy of the stream on the server
 	// that answered holds every change up to it by the time the consumer reads.
-	head, headServer, err := s.leaderHead()
+	head, err := s.leaderHead()
 	if err != nil {
 		return nil, since, fmt.Errorf("natshub: changes: head: %w", err)
 	}
@@ -81,7 +81,7 @@ func (s *Storage) Changes(pattern string, since uint64, limit int) ([]storage.Ch
 	if err != nil {
 		return nil, since, fmt.Errorf("natshub: changes: %w", err)
 	}
-	if len(out) < limit && sc.server != headServer && max(since, sc.last) < head {
+	if len(out) < limit && max(since, sc.last) < head {
 		read, err := s.leaderTail(pattern, filter, max(since, sc.last), head, limit, &out)
 		if err != nil {
 			return nil, since, fmt.Errorf("natshub: changes: from the stream leader: %w", err)
@@ -110,23 +110,7 @@ func (s *Storage) Changes(pattern string, since uint64, limit int) ([]storage.Ch
 	if len(out) == limit {
 		return out, out[limit-1].Seq, nil
 	}
-	return out, feedNext(since, head, headServer, sc), nil
-}
-
-// feedNext is the cursor after a read of the feed from since that returned fewer
-// changes than its limit: the highest sequence the read covered, never below since.
-// The consumer reads the copy of the stream on its own server, an R1 consumer is placed
-// on any replica, and a replica may not yet hold a change the leader acknowledged (and
-// another process's watcher delivered): the head read from the leader is covered only
-// when the consumer read the leader's copy. Otherwise the read covered what it was
-// delivered; a cursor below the head costs a re-read of the messages in between, one
-// past it loses a change until anti-entropy.
-func feedNext(since, head uint64, headServer string, sc scanned) uint64 {
-	next := max(since, sc.last)
-	if sc.server == headServer {
-		next = max(next, head)
-	}
-	return next
+	return out, max(since, sc.last), nil
 }
 
 // leaderTail appends to out the changes after since up to head that the consumer of a
