@@ -118,12 +118,12 @@ func (h *pivotRole) rebalance() {
 }
 
 // triggerShared triggers the owned nodes for an event of sk when the data set is
-// shared by several pivot processes. Such a storage's feed, as this process reads it,
-// may lag behind the events it delivers (a replica that does not hold the change yet
-// answers the read), so the feed cannot tell that a node already holds the change: the
-// check that skips a node's trigger (holdsAll) runs only for an event of an entry the
-// node itself pushed, as it pushed it (the same hashEntry); the trigger for any other
-// change is sent without reading the feed.
+// shared by several pivot processes. Such a storage is remote: a feed read costs
+// several round trips to its servers per node checked, about what the trigger costs,
+// and the node's pull reads the feed anyway. So the check that skips a node's trigger
+// (holdsAll) runs only for an event of an entry the node itself pushed, as it pushed it
+// (the same hashEntry), which needs no read; the trigger for any other change is sent
+// without reading the feed.
 func (h *pivotRole) triggerShared(sk *syncKey, ev ooo.StorageEvent) {
 	var hash *entryHash
 	if ev.Operation == storage.OpSet && ev.Object != nil && !key.IsGlob(ev.Key) {
