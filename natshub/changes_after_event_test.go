@@ -27,20 +27,7 @@ import (
 // more; placement is the servers' choice, so not in every run). A read right after the
 // event returns the write.
 func TestChanges_NeverSkipsAChangeReadRightAfterItsEvent(t *testing.T) {
-	cluster, err := localcluster.Start(t.TempDir(), 3)
-	must(t, err)
-	t.Cleanup(cluster.Close)
-	open := func(name string) *natshub.Storage {
-		nc, err := nats.Connect(cluster.URLs())
-		must(t, err)
-		t.Cleanup(nc.Close)
-		js, _ := jetstream.New(nc)
-		st, err := natshub.New(context.Background(), js, natshub.Config{Bucket: "lag", Replicas: 3, Process: name})
-		must(t, err)
-		must(t, st.Start(ooo.StorageOpt{}))
-		t.Cleanup(st.Close)
-		return st
-	}
+	open := processesOnThreeServers(t, "lag")
 	type read struct {
 		next uint64
 		seen int // how many keys the reader had been returned, this read included
@@ -150,20 +137,7 @@ func TestChanges_NeverSkipsAChangeReadRightAfterItsEvent(t *testing.T) {
 // the tail a lagging replica had not delivered from the stream leader, about 1 read in
 // 150 missed the write on a 3-server cluster (2–3 with no wait at all).
 func TestReads_HoldEveryWriteAcknowledgedBeforeThem(t *testing.T) {
-	cluster, err := localcluster.Start(t.TempDir(), 3)
-	must(t, err)
-	t.Cleanup(cluster.Close)
-	open := func(name string) *natshub.Storage {
-		nc, err := nats.Connect(cluster.URLs())
-		must(t, err)
-		t.Cleanup(nc.Close)
-		js, _ := jetstream.New(nc)
-		st, err := natshub.New(context.Background(), js, natshub.Config{Bucket: "ryw", Replicas: 3, Process: name})
-		must(t, err)
-		must(t, st.Start(ooo.StorageOpt{}))
-		t.Cleanup(st.Close)
-		return st
-	}
+	open := processesOnThreeServers(t, "ryw")
 	a := open("a")
 	readers := []*natshub.Storage{open("b"), open("c"), open("d")}
 	since := make([]uint64, len(readers))
@@ -210,4 +184,24 @@ func holdsChange(changes []storage.Change, k string) bool {
 		}
 	}
 	return false
+}
+
+// processesOnThreeServers starts a 3-server JetStream cluster and returns a function
+// that opens, as one more process (its own connection), a started Storage on the R3
+// bucket named bucket.
+func processesOnThreeServers(t *testing.T, bucket string) func(process string) *natshub.Storage {
+	cluster, err := localcluster.Start(t.TempDir(), 3)
+	must(t, err)
+	t.Cleanup(cluster.Close)
+	return func(process string) *natshub.Storage {
+		nc, err := nats.Connect(cluster.URLs())
+		must(t, err)
+		t.Cleanup(nc.Close)
+		js, _ := jetstream.New(nc)
+		st, err := natshub.New(context.Background(), js, natshub.Config{Bucket: bucket, Replicas: 3, Process: process})
+		must(t, err)
+		must(t, st.Start(ooo.StorageOpt{}))
+		t.Cleanup(st.Close)
+		return st
+	}
 }
