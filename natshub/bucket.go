@@ -198,16 +198,15 @@ func (b *bucket) scan(ctx context.Context, filter string, since uint64, headersO
 // fromLeader calls fn with each message whose subject matches the KV key filter and
 // whose sequence is above since and at most head, in sequence order, read one at a time
 // from the stream leader (a message get with a subject is answered by the leader alone,
-// with the next message at or after a sequence), until fn returns false or reads run
-// out. It returns the sequence through which the leader's copy was read: head when it
-// holds no further match up to head, else the last message read. At most reads
-// messages are read; a caller reading on from the result loses nothing.
+// with the next message at or after a sequence), until fn returns false. It returns the sequence through which the leader's copy was read: head when it
+// holds no further match up to head, else the last message read; a caller reading on
+// from the result loses nothing.
 //
 // A consumer reads the copy of the stream on its own server, which may lag the leader;
 // this reads what the leader acknowledged, at one round trip a message, so it is for
 // the few messages a lagging copy has not delivered yet.
-func (b *bucket) fromLeader(ctx context.Context, filter string, since, head uint64, reads int, fn func(m *jetstream.RawStreamMsg) bool) (uint64, error) {
-	for range reads {
+func (b *bucket) fromLeader(ctx context.Context, filter string, since, head uint64, fn func(m *jetstream.RawStreamMsg) bool) (uint64, error) {
+	for {
 		if since >= head {
 			return head, nil
 		}
@@ -226,7 +225,6 @@ func (b *bucket) fromLeader(ctx context.Context, filter string, since, head uint
 			return since, nil
 		}
 	}
-	return since, nil
 }
 
 // Headers of an atomic batch (JetStream 2.12 and later).

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math"
 	"sort"
 	"strings"
 	"time"
@@ -139,7 +138,7 @@ func (s *Storage) live(pattern string, headersOnly bool) ([]record, error) {
 func (s *Storage) readLeader(pattern, filter string, since, head uint64, fn func(r record) bool) (uint64, error) {
 	err := s.try.do(func(ctx context.Context) error {
 		var failed error
-		read, err := s.data.fromLeader(ctx, filter, since, head, math.MaxInt, func(m *jetstream.RawStreamMsg) bool {
+		read, err := s.data.fromLeader(ctx, filter, since, head, func(m *jetstream.RawStreamMsg) bool {
 			k, ok := s.data.keyOf(m.Subject)
 			if !ok {
 				return true
@@ -348,8 +347,8 @@ func checkGlob(path string) error {
 	return nil
 }
 
-// leaderHead returns the stream's head as the stream leader holds it, once that head reaches every message the watcher of this process delivered. A
-// committed write is applied by each server on its own, the leader included, so a
+// leaderHead returns the stream's head as the stream leader holds it, once that head
+// reaches every message the watcher of this process delivered. A committed write is applied by each server on its own, the leader included, so a
 // follower can apply it, and the watcher (an ordered consumer on any replica) deliver
 // it, a moment before the leader's head moves past it: a read made for that event must
 // cover it. The leader's head is read again, polling with a deadline (its apply has no

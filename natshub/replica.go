@@ -59,8 +59,8 @@ func (s *Storage) Changes(pattern string, since uint64, limit int) ([]storage.Ch
 		return nil, since, fmt.Errorf("natshub: changes: %w", err)
 	}
 	defer s.mu.RUnlock()
-	// The head is read before the consumer, so the copy of the stream on the server
-	// that answered holds every change up to it by the time the consumer reads.
+	// The head is read from the leader before the consumer: what the consumer does not
+	// deliver up to it is then read from the leader (leaderTail).
 	head, err := s.leaderHead()
 	if err != nil {
 		return nil, since, fmt.Errorf("natshub: changes: head: %w", err)
