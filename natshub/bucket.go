@@ -198,9 +198,10 @@ func (b *bucket) scan(ctx context.Context, filter string, since uint64, headersO
 // fromLeader calls fn with each message whose subject matches the KV key filter and
 // whose sequence is above since and at most head, in sequence order, read one at a time
 // from the stream leader (a message get with a subject is answered by the leader alone,
-// with the next message at or after a sequence), until fn returns false. It returns the sequence through which the leader's copy was read: head when it
-// holds no further match up to head, else the last message read; a caller reading on
-// from the result loses nothing.
+// with the next message at or after a sequence), until fn returns false. It returns
+// the sequence through which the leader's copy was read: head when it holds no further
+// match up to head, else the last message read; a caller reading on from the result
+// loses nothing.
 //
 // A consumer reads the copy of the stream on its own server, which may lag the leader;
 // this reads what the leader acknowledged, at one round trip a message, so it is for
