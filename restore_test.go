@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/benitogf/pivot/ooo"
 	"github.com/benitogf/pivot/ooo/storage"
@@ -47,6 +48,12 @@ func TestSync_APivotRestoredFromAnOldBackupLosesNothing(t *testing.T) {
 		set(t, p, fmt.Sprintf("users/hub-%d", i), fmt.Sprintf(`{"i":%d}`, i))
 	}
 	waitConverged(t, []*instance{p, node}, false)
+	// Equal data is not yet a cursor at the head: the node may hold the pivot's
+	// writes through its stream or its own pushes before its pull cursor records them.
+	_, pivotHead, err := p.db.(storage.Replica).Changes("users/*", 0, 1<<20)
+	require.NoError(t, err)
+	eventually(t, 10*time.Second, func() bool { return pullCursor(node, "users/*") >= pivotHead },
+		"the node's pull cursor reaches the pivot's head %d", pivotHead)
 	cursor := pullCursor(node, "users/*")
 	merges := node.result.Metrics().Reconciliations["merge"]
 
